@@ -1,0 +1,46 @@
+# The newcomer's two commands: `make run` and `make test`. Both create .venv when it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PG_VERSION := $(shell ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+
+.PHONY: install run test lint postgres bench mypy-tree
+
+install: $(STAMP)
+
+# Editable install: server/, rooms/, storage/, … are importable only as quizroom.server, quizroom.rooms, …
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/quizroom serve
+
+# PostgreSQL must be up for the suite (storage tests run on both backends). Start the local cluster if it is not.
+postgres:
+	@if ! pg_isready -q -h 127.0.0.1 -p 5432; then \
+		echo "starting PostgreSQL $(PG_VERSION)"; \
+		pg_ctlcluster --skip-systemctl-redirect $(PG_VERSION) main start; \
+	fi
+	@for i in $$(seq 1 60); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 0.5; done; \
+		echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1
+
+test: install postgres
+	$(BIN)/pytest
+
+# mypy resolves `quizroom.*` through a tree of links, since the packages live at the top of the repository.
+mypy-tree:
+	@mkdir -p .mypy-src/quizroom
+	@for d in server rooms storage clients bench tests migrations; do ln -sfn ../../$$d .mypy-src/quizroom/$$d; done
+
+lint: install mypy-tree
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	MYPYPATH=.mypy-src $(BIN)/mypy --strict -p quizroom.rooms -p quizroom.storage -p quizroom.server
+
+bench: install
+	$(BIN)/quizroom-bench standard

@@ -1,0 +1,808 @@
+"""The room actor: one asyncio task that owns a live room.
+
+Everything that touches a room — HTTP commands, socket messages, timers, commit completions — is posted into the
+actor's inbox as a closure and run one at a time by the actor's task (the *input gate*): no locks, no interleaving
+inside a rule. Nothing that depends on a write leaves the room before that write has committed (the *output gate*):
+an `answer_ack` is sent only from the commit's completion, and phase changes are broadcast after the room's new
+state is stored, so a crash can never show players something the restarted room does not know.
+
+The rules live in `RoomState` (pure); this module only moves bytes, arms timers and talks to the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import secrets
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import orjson
+import structlog
+
+from quizroom.rooms import wire
+from quizroom.rooms.clock import Clock
+from quizroom.rooms.errors import (
+    BadMessage,
+    BadPhase,
+    NotFound,
+    QuizroomError,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+    UnknownType,
+)
+from quizroom.rooms.ratelimit import TokenBucket
+from quizroom.rooms.state import Answer, Phase, Player, RoomLimits, RoomState, Standing
+from quizroom.storage.records import AnswerRow, KickRow, PlayerRow, RoomStateRow, ScoreRow
+from quizroom.storage.writer import GroupCommitWriter
+
+T = TypeVar("T")
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_BAD_TOKEN = 4401
+CLOSE_KICKED = 4403
+CLOSE_ROOM_GONE = 4404
+CLOSE_REPLACED = 4409
+CLOSE_FINISHED = 4410
+CLOSE_RATE_ABUSE = 4429
+
+
+class Connection(Protocol):
+    """What the actor needs of a socket. Both calls return at once: frames queue, slow consumers are the socket's."""
+
+    def send(self, frame: str) -> None: ...
+
+    def close(self, code: int, reason: str = "") -> None: ...
+
+
+class Kicked(QuizroomError):
+    """A revoked player token said hello again."""
+
+    code = "kicked"
+    status = 403
+
+
+@dataclass(frozen=True, slots=True)
+class ActorLimits:
+    room: RoomLimits = field(default_factory=RoomLimits)
+    rate_per_s: float = 20.0
+    rate_burst: float = 40.0
+    abuse_strikes: int = 40  # consecutive rate-limited messages before the socket is closed with 4429
+    host_coalesce_s: float = 0.1  # host `players`/`answers` updates: at most 10 a second
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    """One open socket of a player (player_id set) or of the host (player_id None)."""
+
+    conn: Connection
+    bucket: TokenBucket
+    player_id: str | None = None
+    strikes: int = 0
+    open: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    player_id: str
+    token: str
+    nickname: str
+
+
+def hash_token(token: str) -> str:
+    """Tokens are stored and compared only as SHA-256 digests (they carry 256 random bits, so no slow hash)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def encode(message: dict[str, Any]) -> str:
+    return orjson.dumps(message).decode()
+
+
+class RoomActor:
+    def __init__(
+        self,
+        state: RoomState,
+        writer: GroupCommitWriter,
+        clock: Clock,
+        limits: ActorLimits,
+        *,
+        revoked_tokens: set[str] | None = None,
+    ) -> None:
+        self.state = state
+        self.writer = writer
+        self.clock = clock
+        self.limits = limits
+        self.log = structlog.get_logger("quizroom.room").bind(pin=state.pin, room_id=state.room_id)
+        self.sessions: dict[str, Session] = {}
+        self.hosts: set[Session] = set()
+        self.finished_at: float | None = None
+        self._revoked = revoked_tokens or set()
+        self._inbox: deque[Callable[[], None]] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._in_transition = False
+        self._deferred: deque[Callable[[], None]] = deque()
+        self._awaiting: dict[asyncio.Future[None], list[Answer]] = {}
+        self._waiters: dict[tuple[int, str], list[Session]] = {}
+        self._after_pending: list[Callable[[], None]] = []
+        self._host_dirty_players = False
+        self._host_dirty_answers = False
+        self._host_flush: asyncio.TimerHandle | None = None
+        self._last_host_flush = 0.0
+        self._joined: list[dict[str, str]] = []
+        self._left: list[dict[str, str]] = []
+
+    # --- lifecycle ----------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"room-{self.state.pin}")
+        if self.state.phase is Phase.QUESTION:
+            self._post(self._arm_deadline)
+        if self.state.phase is Phase.FINISHED:
+            self.finished_at = self.clock.monotonic()
+
+    async def stop(self, close_code: int = CLOSE_GOING_AWAY) -> None:
+        """Close every socket with `close_code` (1001 on shutdown: clients reconnect) and end the task."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def shutdown() -> None:
+            for session in [*self.sessions.values(), *self.hosts]:
+                self._close_session(session, close_code)
+            self._cancel_timer()
+            done.set_result(None)
+
+        self._post(shutdown)
+        await done
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        inbox = self._inbox
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while inbox:
+                job = inbox.popleft()
+                try:
+                    job()
+                except Exception:
+                    self.log.exception("room_job_failed")
+
+    def _post(self, job: Callable[[], None]) -> None:
+        self._inbox.append(job)
+        self._wake.set()
+
+    async def _ask(self, job: Callable[[asyncio.Future[T]], None]) -> T:
+        """Run `job` in the actor; it settles the future now or later (after a commit)."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+        def run() -> None:
+            try:
+                job(future)
+            except QuizroomError as exc:
+                if not future.done():
+                    future.set_exception(exc)
+
+        self._post(run)
+        return await future
+
+    def _gated(self, job: Callable[[], None]) -> None:
+        """Run a command now, or after the transition in flight (a close waiting on commits, a broadcast)."""
+        if self._in_transition:
+            self._deferred.append(job)
+        else:
+            job()
+
+    def _end_transition(self) -> None:
+        self._in_transition = False
+        while self._deferred and not self._in_transition:
+            self._deferred.popleft()()
+
+    # --- HTTP-facing calls ------------------------------------------------------------------------------------------
+
+    def is_host(self, token: str) -> bool:
+        return secrets.compare_digest(hash_token(token), self.state.host_token_hash)
+
+    async def join(self, raw_nickname: object) -> JoinResult:
+        def job(future: asyncio.Future[JoinResult]) -> None:
+            nickname, key = self.state.check_join(raw_nickname)
+            token = secrets.token_urlsafe(32)
+            player = Player(
+                player_id=secrets.token_hex(8),
+                nickname=nickname,
+                nickname_key=key,
+                token_hash=hash_token(token),
+                joined_at_ms=self.clock.wall_ms(),
+            )
+            self.state.reserve_nickname(key)
+            row = PlayerRow(self.state.room_id, player.player_id, nickname, key, player.token_hash, player.joined_at_ms)
+            committed = self.writer.add_player(row)
+
+            def on_commit(_: asyncio.Future[None]) -> None:
+                if committed.exception() is not None:
+                    self.state.release_nickname(key)
+                    future.set_exception(Unavailable("could not store the player; try again"))
+                    return
+                self.state.add_player(player)
+                self._joined.append({"player_id": player.player_id, "nickname": nickname})
+                self._mark_host_dirty(players=True)
+                future.set_result(JoinResult(player.player_id, token, nickname))
+
+            committed.add_done_callback(lambda f: self._post(lambda: on_commit(f)))
+
+        return await self._ask(job)
+
+    async def command(self, name: str) -> dict[str, Any]:
+        """Host commands: start, close, next, end, lock, unlock. Replies with the room's state once it took effect."""
+        handlers: dict[str, Callable[[asyncio.Future[dict[str, Any]]], None]] = {
+            "start": self._start,
+            "close": self._close_command,
+            "next": self._next,
+            "end": self._end,
+            "lock": lambda f: self._set_locked(f, True),
+            "unlock": lambda f: self._set_locked(f, False),
+        }
+        handler = handlers.get(name)
+        if handler is None:
+            raise UnknownType(f"unknown command {name!r}")
+        return await self._ask(lambda future: self._gated(lambda: self._guard(handler, future)))
+
+    @staticmethod
+    def _guard(handler: Callable[[asyncio.Future[T]], None], future: asyncio.Future[T]) -> None:
+        try:
+            handler(future)
+        except QuizroomError as exc:
+            if not future.done():
+                future.set_exception(exc)
+
+    async def kick(self, player_id: str) -> None:
+        def handler(future: asyncio.Future[None]) -> None:
+            if player_id not in self.state.players:
+                raise NotFound("no such player in this room")
+            player = self.state.remove_player(player_id)
+            self._revoked.add(player.token_hash)
+            for key in [k for k in self._waiters if k[1] == player_id]:
+                del self._waiters[key]
+            self._left.append({"player_id": player_id, "nickname": player.nickname})
+            committed = self.writer.add_kick(KickRow(self.state.room_id, player_id))
+
+            def after() -> None:
+                session = self.sessions.pop(player_id, None)
+                if session is not None:
+                    self._close_session(session, CLOSE_KICKED)
+                self._mark_host_dirty(players=True, answers=True)
+                self._maybe_everyone_answered()
+                self._settle(future, committed, None)
+
+            committed.add_done_callback(lambda _: self._post(after))
+
+        await self._ask(lambda future: self._gated(lambda: self._guard(handler, future)))
+
+    async def snapshot(self) -> dict[str, Any]:
+        return await self._ask(lambda f: f.set_result(self.state.snapshot()))
+
+    async def leaderboard(self, limit: int) -> list[dict[str, Any]]:
+        return await self._ask(lambda f: f.set_result([wire.entry(s) for s in self.state.standings()[:limit]]))
+
+    async def results(self) -> dict[str, Any]:
+        return await self._ask(lambda f: f.set_result(wire.results_document(self.state)))
+
+    # --- phases -------------------------------------------------------------------------------------------------
+
+    def _start(self, future: asyncio.Future[dict[str, Any]]) -> None:
+        self.state.start(self.clock.monotonic(), self.clock.wall_ms())
+        self._open_question(future)
+
+    def _next(self, future: asyncio.Future[dict[str, Any]]) -> None:
+        question = self.state.advance(self.clock.monotonic(), self.clock.wall_ms())
+        if question is None:
+            self._broadcast_finished(future)
+        else:
+            self._open_question(future)
+
+    def _open_question(self, future: asyncio.Future[dict[str, Any]]) -> None:
+        state = self.state
+        question = state.current_question
+        assert question is not None
+        seq = state.next_seq()
+        self._in_transition = True
+
+        def broadcast() -> None:
+            now_ms = self.clock.wall_ms()
+            frame = encode(wire.question_message(state, question, seq, now_ms, with_correct=False))
+            for session in self.sessions.values():
+                session.conn.send(frame)
+            self._to_hosts(wire.question_message(state, question, seq, now_ms, with_correct=True))
+            self._arm_deadline()
+            self._mark_host_dirty(answers=True)
+            self._reply_state(future)
+            self._end_transition()
+
+        self._persist(broadcast)
+
+    def _arm_deadline(self) -> None:
+        self._cancel_timer()
+        index = self.state.question_index
+        delay = max(0.0, self.state.seconds_left(self.clock.monotonic()) + self.limits.room.grace_ms / 1000)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(delay, lambda: self._post(lambda: self._on_deadline(index)))
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_deadline(self, index: int | None) -> None:
+        if self.state.phase is Phase.QUESTION and self.state.question_index == index:
+            self._gated(lambda: self._close_question(None) if self.state.question_index == index else None)
+
+    def _close_command(self, future: asyncio.Future[dict[str, Any]]) -> None:
+        if self.state.phase is not Phase.QUESTION:
+            raise BadPhase(f"cannot close in phase {self.state.phase}")
+        self._close_question(future)
+
+    def _close_question(self, future: asyncio.Future[dict[str, Any]] | None, *, then_finish: bool = False) -> None:
+        """question → reveal: stop taking answers now, reveal once every answer already taken is durable."""
+        if self.state.phase is not Phase.QUESTION:
+            return
+        self._cancel_timer()
+        self.state.close()
+        self._in_transition = True
+        index = self.state.question_index
+        assert index is not None
+
+        def reveal() -> None:
+            self._reveal(index, future, then_finish=then_finish)
+
+        if self.state.pending_for(index):
+            self._after_pending.append(reveal)
+        else:
+            reveal()
+
+    def _reveal(self, index: int, future: asyncio.Future[dict[str, Any]] | None, *, then_finish: bool) -> None:
+        state = self.state
+        result_seq = state.next_seq()
+        board_seq = state.next_seq()
+        standings = state.standings()
+        ranks = {s.player.player_id: s.rank for s in standings}
+        scores = [ScoreRow(state.room_id, p.player_id, p.score, p.streak) for p in state.players.values()]
+        self.writer.save_scores(scores)
+
+        def broadcast() -> None:
+            for player_id, session in self.sessions.items():
+                player = state.players.get(player_id)
+                if player is not None:
+                    session.conn.send(encode(wire.result_message(state, player, ranks[player_id], result_seq, index)))
+            board = wire.leaderboard_message(state, standings, board_seq, index)
+            frame = encode(board)
+            for session in self.sessions.values():
+                session.conn.send(frame)
+            self._to_hosts(wire.host_result_message(state, result_seq, index))
+            self._to_hosts(board)
+            if then_finish:
+                state.finish()
+                self._broadcast_finished(future)
+                return
+            if future is not None:
+                self._reply_state(future)
+            self._end_transition()
+
+        self._persist(broadcast)
+
+    def _end(self, future: asyncio.Future[dict[str, Any]]) -> None:
+        if self.state.phase is Phase.FINISHED:
+            raise BadPhase("the game has already finished")
+        if self.state.phase is Phase.QUESTION:
+            self._close_question(future, then_finish=True)
+            return
+        self.state.finish()
+        self._broadcast_finished(future)
+
+    def _broadcast_finished(self, future: asyncio.Future[dict[str, Any]] | None) -> None:
+        state = self.state
+        self._cancel_timer()
+        self._in_transition = True
+        seq = state.next_seq()
+        standings = state.standings()
+        ranks = {s.player.player_id: s for s in standings}
+        podium = wire.podium(standings)
+        self.writer.save_scores(
+            [ScoreRow(state.room_id, p.player_id, p.score, p.streak) for p in state.players.values()]
+        )
+
+        def broadcast() -> None:
+            self.finished_at = self.clock.monotonic()
+            for player_id, session in list(self.sessions.items()):
+                standing = ranks.get(player_id)
+                if standing is not None:
+                    session.conn.send(encode(_finished(seq, podium, standing)))
+                self._close_session(session, CLOSE_FINISHED)
+            self.sessions.clear()
+            self._to_hosts({"type": "finished", "seq": seq, "podium": podium})
+            if future is not None:
+                self._reply_state(future)
+            self._end_transition()
+
+        self._persist(broadcast)
+
+    def _set_locked(self, future: asyncio.Future[dict[str, Any]], locked: bool) -> None:
+        self.state.set_locked(locked)
+        self._in_transition = True
+
+        def reply() -> None:
+            self._reply_state(future)
+            self._end_transition()
+
+        self._persist(reply)
+
+    def _persist(self, then: Callable[[], None]) -> None:
+        """Store the room's phase, then run `then` in the actor (the output gate for phase events).
+
+        If storage stays down past the writer's patience the event goes out anyway: the game must not hang, and
+        what a crash could lose then is the phase, which the host can redo — never an acknowledged answer.
+        """
+        state = self.state
+        row = RoomStateRow(
+            state.room_id, str(state.phase), state.question_index, state.opened_at_ms, state.locked, state.seq
+        )
+        committed = self.writer.save_room(row)
+
+        def done(f: asyncio.Future[None]) -> None:
+            if f.exception() is not None:
+                self.log.error("room_state_not_stored", phase=str(state.phase))
+            self._post(then)
+
+        committed.add_done_callback(done)
+
+    def _reply_state(self, future: asyncio.Future[dict[str, Any]]) -> None:
+        snapshot = self.state.snapshot()
+        if not future.done():
+            future.set_result(snapshot)
+        self._to_hosts({"type": "state", **snapshot})
+
+    @staticmethod
+    def _settle(future: asyncio.Future[None], committed: asyncio.Future[None], value: None) -> None:
+        if future.done():
+            return
+        if committed.exception() is not None:
+            future.set_exception(Unavailable("storage is unavailable; try again"))
+        else:
+            future.set_result(value)
+
+    # --- sockets ------------------------------------------------------------------------------------------------
+
+    async def attach_player(self, conn: Connection, token: str) -> Session:
+        token_hash = hash_token(token)
+
+        def job(future: asyncio.Future[Session]) -> None:
+            player = self.state.player_by_token(token_hash)
+            if player is None:
+                raise Kicked("you were removed from this game") if token_hash in self._revoked else Unauthorized()
+            old = self.sessions.get(player.player_id)
+            if old is not None:
+                self._close_session(old, CLOSE_REPLACED)
+            now = self.clock.monotonic()
+            session = Session(conn, TokenBucket(self.limits.rate_per_s, self.limits.rate_burst, now), player.player_id)
+            conn.send(encode(self._welcome(player)))
+            if self.state.phase is Phase.FINISHED:
+                standing = next(s for s in self.state.standings() if s.player is player)
+                conn.send(encode(_finished(self.state.seq, wire.podium(self.state.standings()), standing)))
+                session.open = False
+                conn.close(CLOSE_FINISHED)
+                future.set_result(session)
+                return
+            self.sessions[player.player_id] = session
+            player.connected = 1
+            self._mark_host_dirty(players=True)
+            future.set_result(session)
+
+        return await self._ask(job)
+
+    async def attach_host(self, conn: Connection, token: str) -> Session:
+        if not self.is_host(token):
+            raise Unauthorized()
+
+        def job(future: asyncio.Future[Session]) -> None:
+            session = Session(conn, TokenBucket(self.limits.rate_per_s, self.limits.rate_burst, self.clock.monotonic()))
+            self.hosts.add(session)
+            conn.send(encode(self._host_welcome()))
+            future.set_result(session)
+
+        return await self._ask(job)
+
+    def detach(self, session: Session) -> None:
+        def job() -> None:
+            session.open = False
+            if session.player_id is None:
+                self.hosts.discard(session)
+                return
+            if self.sessions.get(session.player_id) is session:
+                del self.sessions[session.player_id]
+                player = self.state.players.get(session.player_id)
+                if player is not None:
+                    player.connected = 0
+                self._mark_host_dirty(players=True)
+                self._maybe_everyone_answered()
+
+        self._post(job)
+
+    def _close_session(self, session: Session, code: int) -> None:
+        if session.open:
+            session.open = False
+            session.conn.close(code)
+        if session.player_id is not None:
+            if self.sessions.get(session.player_id) is session:
+                del self.sessions[session.player_id]
+            player = self.state.players.get(session.player_id)
+            if player is not None and session.player_id not in self.sessions:
+                player.connected = 0
+
+    def deliver(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
+        """A message from a socket (or the transport's refusal of it) enters the room."""
+        self._post(lambda: self._on_message(session, message))
+
+    def _admit(self, session: Session) -> bool:
+        """The per-socket token bucket; persistent abuse closes the socket with 4429."""
+        if session.bucket.allow(self.clock.monotonic()):
+            session.strikes = 0
+            return True
+        session.strikes += 1
+        if session.strikes > self.limits.abuse_strikes:
+            self._close_session(session, CLOSE_RATE_ABUSE)
+        else:
+            self._error(session, RateLimited("slow down: too many messages"))
+        return False
+
+    def _on_message(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
+        if not session.open or not self._admit(session):
+            return
+        if isinstance(message, QuizroomError):
+            self._error(session, message)
+            return
+        kind = message.get("type")
+        try:
+            if kind == "ping":
+                session.conn.send(encode({"type": "pong", "t": message.get("t"), "now_ms": self.clock.wall_ms()}))
+            elif session.player_id is None:
+                self._on_host_message(session, kind, message)
+            elif kind == "answer":
+                self._on_answer(session, message)
+            elif kind == "hello":
+                raise BadMessage("already said hello")
+            elif not isinstance(kind, str):
+                raise BadMessage("a message needs a string `type`")
+            else:
+                raise UnknownType(f"unknown message type {kind!r}")
+        except QuizroomError as exc:
+            self._error(session, exc)
+
+    def _on_host_message(self, session: Session, kind: object, message: dict[str, Any]) -> None:
+        if kind == "kick":
+            player_id = message.get("player_id")
+            if not isinstance(player_id, str):
+                raise BadMessage("kick needs a `player_id`")
+            kicked = asyncio.ensure_future(self.kick(player_id))
+            kicked.add_done_callback(lambda t: self._host_reply(session, t))
+            return
+        if kind in ("start", "close", "next", "end", "lock", "unlock"):
+            commanded = asyncio.ensure_future(self.command(str(kind)))
+            commanded.add_done_callback(lambda t: self._host_reply(session, t))
+            return
+        if kind == "hello":
+            raise BadMessage("already said hello")
+        if not isinstance(kind, str):
+            raise BadMessage("a message needs a string `type`")
+        raise UnknownType(f"unknown message type {kind!r}")
+
+    def _host_reply(self, session: Session, task: asyncio.Future[Any]) -> None:
+        exc = task.exception()
+        if isinstance(exc, QuizroomError):
+            self._post(lambda: self._error(session, exc))
+        elif exc is None and isinstance(task.result(), dict):
+            pass  # every command's state already went to all host sockets
+        elif exc is None:
+            self._post(lambda: session.conn.send(encode({"type": "state", **self.state.snapshot()})))
+
+    def _error(self, session: Session, exc: QuizroomError) -> None:
+        if session.open:
+            session.conn.send(encode({"type": "error", "code": exc.code, "message": exc.message}))
+
+    # --- answers ------------------------------------------------------------------------------------------------
+
+    def _on_answer(self, session: Session, message: dict[str, Any]) -> None:
+        assert session.player_id is not None
+        player = self.state.players.get(session.player_id)
+        if player is None:
+            return
+        choices = _choices(message)
+        submission = self.state.submit(
+            player, message.get("question"), choices, self.clock.monotonic(), self.clock.wall_ms()
+        )
+        answer = submission.answer
+        key = (answer.question, answer.player_id)
+        if submission.duplicate:
+            if answer.durable:
+                self._ack(session, answer, duplicate=True, same=frozenset(choices) == frozenset(answer.choices))
+            else:
+                self._waiters.setdefault(key, []).append(session)
+            return
+        self._waiters[key] = [session]
+        row = AnswerRow(
+            self.state.room_id,
+            answer.question,
+            answer.player_id,
+            answer.choices,
+            answer.correct,
+            answer.points,
+            answer.response_ms,
+            answer.received_at_ms,
+        )
+        committed = self.writer.add_answer(row)
+        batch = self._awaiting.get(committed)
+        if batch is None:
+            self._awaiting[committed] = batch = []
+            committed.add_done_callback(lambda f: self._post(lambda: self._on_committed(f)))
+        batch.append(answer)
+
+    def _on_committed(self, committed: asyncio.Future[None]) -> None:
+        answers = self._awaiting.pop(committed, [])
+        failed = committed.exception() is not None
+        for answer in answers:
+            waiters = self._waiters.pop((answer.question, answer.player_id), [])
+            if failed:
+                self.state.drop_pending(answer)
+                for session in waiters:
+                    self._error(session, Unavailable("your answer could not be stored; send it again"))
+                continue
+            if not self.state.mark_durable(answer):
+                continue  # kicked while the commit ran
+            for position, session in enumerate(waiters):
+                self._ack(session, answer, duplicate=position > 0, same=True)
+        self._mark_host_dirty(answers=True)
+        index = self.state.question_index
+        if self._after_pending and index is not None and not self.state.pending_for(index):
+            pending, self._after_pending = self._after_pending, []
+            for job in pending:
+                job()
+        self._maybe_everyone_answered()
+
+    def _ack(self, session: Session, answer: Answer, *, duplicate: bool, same: bool) -> None:
+        """`accepted` says the answer the message carried is the one stored; a different repeat is `accepted: false`."""
+        if not session.open:
+            return
+        session.conn.send(
+            encode(
+                {
+                    "type": "answer_ack",
+                    "question": answer.question,
+                    "accepted": same,
+                    "duplicate": duplicate,
+                    "response_ms": answer.response_ms,
+                }
+            )
+        )
+
+    def _maybe_everyone_answered(self) -> None:
+        if not self._in_transition and self.state.everyone_answered():
+            self._close_question(None)
+
+    # --- views --------------------------------------------------------------------------------------------------
+
+    def _rank_of(self, player: Player) -> int:
+        for standing in self.state.standings():
+            if standing.player is player:
+                return standing.rank
+        return 0
+
+    def _welcome(self, player: Player) -> dict[str, Any]:
+        state = self.state
+        message: dict[str, Any] = {
+            "type": "welcome",
+            "player_id": player.player_id,
+            "nickname": player.nickname,
+            "pin": state.pin,
+            "title": state.quiz.title,
+            "question_count": len(state.quiz.questions),
+            "phase": str(state.phase),
+            "score": state.visible_score(player),
+            "rank": self._rank_of(player),
+            "streak": player.streak,
+            "seq": state.seq,
+            "now_ms": self.clock.wall_ms(),
+        }
+        question = state.current_question
+        if state.phase is Phase.QUESTION and question is not None and state.question_index is not None:
+            message["question"] = wire.question_message(
+                state, question, state.seq, message["now_ms"], with_correct=False
+            )
+            message["answered"] = state.question_index in player.answers
+        return message
+
+    def _host_welcome(self) -> dict[str, Any]:
+        state = self.state
+        message: dict[str, Any] = {
+            "type": "welcome",
+            "role": "host",
+            "title": state.quiz.title,
+            "now_ms": self.clock.wall_ms(),
+            "player_list": [
+                {"player_id": p.player_id, "nickname": p.nickname, "connected": bool(p.connected)}
+                for p in state.players.values()
+            ],
+            **state.snapshot(),
+        }
+        question = state.current_question
+        if state.phase is Phase.QUESTION and question is not None:
+            message["question"] = wire.question_message(
+                state, question, state.seq, message["now_ms"], with_correct=True
+            )
+        return message
+
+    # --- host updates (coalesced) -------------------------------------------------------------------------------
+
+    def _to_hosts(self, message: dict[str, Any]) -> None:
+        if self.hosts:
+            frame = encode(message)
+            for session in self.hosts:
+                session.conn.send(frame)
+
+    def _mark_host_dirty(self, *, players: bool = False, answers: bool = False) -> None:
+        self._host_dirty_players |= players
+        self._host_dirty_answers |= answers and self.state.phase is Phase.QUESTION
+        if self._host_flush is not None:
+            return
+        wait = max(0.0, self._last_host_flush + self.limits.host_coalesce_s - self.clock.monotonic())
+        self._host_flush = asyncio.get_running_loop().call_later(wait, lambda: self._post(self._flush_host))
+
+    def _flush_host(self) -> None:
+        self._host_flush = None
+        self._last_host_flush = self.clock.monotonic()
+        state = self.state
+        if self._host_dirty_players:
+            self._to_hosts(
+                {
+                    "type": "players",
+                    "count": len(state.players),
+                    "connected": state.connected_count,
+                    "joined": self._joined,
+                    "left": self._left,
+                }
+            )
+            self._joined, self._left = [], []
+        if self._host_dirty_answers and state.phase is Phase.QUESTION and state.question_index is not None:
+            self._to_hosts(
+                {
+                    "type": "answers",
+                    "question": state.question_index,
+                    "answered": len(state.answers_to(state.question_index)),
+                    "players": len(state.players),
+                }
+            )
+        self._host_dirty_players = self._host_dirty_answers = False
+
+
+def _finished(seq: int, podium: list[dict[str, Any]], standing: Standing) -> dict[str, Any]:
+    return {"type": "finished", "seq": seq, "podium": podium, "score": standing.score, "rank": standing.rank}
+
+
+def _choices(message: dict[str, Any]) -> tuple[int, ...]:
+    """`choice` (an int) or `choices` (a list of ints) from an answer message."""
+    if "choices" in message:
+        raw = message["choices"]
+        if not isinstance(raw, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in raw):
+            raise BadMessage("`choices` must be a list of integers")
+        return tuple(raw)
+    raw_choice = message.get("choice")
+    if not isinstance(raw_choice, int) or isinstance(raw_choice, bool):
+        raise BadMessage("an answer needs `choice` (an integer) or `choices` (a list)")
+    return (raw_choice,)

@@ -1,0 +1,118 @@
+"""The documented error codes, one exception type each.
+
+Every refusal the game can make is raised as one of these and mapped to the wire in exactly one place per transport
+(`quizroom.server.errors` for HTTP, the socket handlers for WebSocket `error` messages), so a code never drifts
+between the HTTP API and the sockets.
+"""
+
+from __future__ import annotations
+
+
+class QuizroomError(Exception):
+    """Base of every documented refusal: `code` is the wire code, `status` the HTTP status when it is one."""
+
+    code: str = "error"
+    status: int = 400
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code.replace("_", " ")
+
+
+# --- HTTP control API --------------------------------------------------------------------------------------------
+
+
+class InvalidInput(QuizroomError):
+    """A body that does not fit the contract; `field` is the offending field's path (`questions[2].text`)."""
+
+    code = "invalid"
+    status = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class BadNickname(InvalidInput):
+    code = "bad_nickname"
+
+    def __init__(self, message: str) -> None:
+        super().__init__("nickname", message)
+
+
+class Unauthorized(QuizroomError):
+    code = "unauthorized"
+    status = 401
+
+
+class NotFound(QuizroomError):
+    code = "not_found"
+    status = 404
+
+
+class NicknameTaken(QuizroomError):
+    code = "nickname_taken"
+    status = 409
+
+
+class RoomLocked(QuizroomError):
+    code = "room_locked"
+    status = 423
+
+
+class RoomFull(QuizroomError):
+    code = "room_full"
+    status = 423
+
+
+class RoomFinished(QuizroomError):
+    code = "room_finished"
+    status = 423
+
+
+class Unavailable(QuizroomError):
+    """Storage could not make a write durable within the configured patience: nothing was acknowledged."""
+
+    code = "unavailable"
+    status = 503
+
+
+# --- shared by HTTP commands and sockets ------------------------------------------------------------------------
+
+
+class BadPhase(QuizroomError):
+    code = "bad_phase"
+    status = 409
+
+
+# --- player socket ----------------------------------------------------------------------------------------------
+
+
+class BadMessage(QuizroomError):
+    code = "bad_message"
+
+
+class UnknownType(QuizroomError):
+    code = "unknown_type"
+
+
+class WrongQuestion(QuizroomError):
+    code = "wrong_question"
+
+
+class TooLate(QuizroomError):
+    code = "too_late"
+
+
+class BadChoice(QuizroomError):
+    code = "bad_choice"
+
+
+class RateLimited(QuizroomError):
+    code = "rate_limited"
+    status = 429
+
+
+class TooBig(QuizroomError):
+    code = "too_big"
+    status = 413

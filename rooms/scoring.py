@@ -1,0 +1,39 @@
+"""Kahoot-compatible scoring and ranking (SPEC §5), as plain functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+MAX_STREAK_BONUS_STEPS = 5
+STREAK_BONUS = 100
+
+
+def answer_points(*, points: int, time_limit_ms: int, response_ms: int, correct: bool, streak: int) -> int:
+    """Points one answer earns.
+
+    `streak` is the player's streak *counting this answer* (so 1 for a first correct answer). A wrong answer earns
+    nothing. The speed part is `round(points × (1 − response_ms / time_limit_ms / 2))`, with `response_ms` clamped
+    to the time limit so an answer in the network grace period earns no less than half the points. The streak bonus
+    `min(streak − 1, 5) × 100` applies from a streak of 2 on, and only to questions that are worth points.
+    """
+    if not correct:
+        return 0
+    clamped = min(max(response_ms, 0), time_limit_ms)
+    base = round(points * (1 - clamped / time_limit_ms / 2))
+    bonus = 0
+    if points > 0 and streak >= 2:
+        bonus = min(streak - 1, MAX_STREAK_BONUS_STEPS) * STREAK_BONUS
+    return base + bonus
+
+
+def competition_ranks(scores: Sequence[int]) -> list[int]:
+    """Ranks for scores already sorted descending: equal scores share a rank and the next rank skips (1, 2, 2, 4)."""
+    ranks: list[int] = []
+    previous: int | None = None
+    rank = 0
+    for position, score in enumerate(scores, start=1):
+        if score != previous:
+            rank = position
+            previous = score
+        ranks.append(rank)
+    return ranks

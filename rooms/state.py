@@ -1,0 +1,412 @@
+"""The rules of one room, pure and synchronous (sans-I/O).
+
+`RoomState` knows phases, players, answers, scores, streaks and ranks. It never touches a socket, a database or
+the clock: the actor (`quizroom.rooms.actor`) passes the time in and turns what these methods return into frames
+and storage writes. That keeps every rule testable without a network, and lets a crashed room be rebuilt from
+storage by replaying the same records through `restore`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from quizroom.rooms.errors import (
+    BadChoice,
+    BadMessage,
+    BadPhase,
+    NicknameTaken,
+    RateLimited,
+    RoomFinished,
+    RoomFull,
+    RoomLocked,
+    TooLate,
+    WrongQuestion,
+)
+from quizroom.rooms.nicknames import normalise_nickname
+from quizroom.rooms.quiz import Question, Quiz
+from quizroom.rooms.scoring import answer_points, competition_ranks
+
+
+class Phase(StrEnum):
+    LOBBY = "lobby"
+    QUESTION = "question"
+    REVEAL = "reveal"
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomLimits:
+    """The per-room limits of SPEC §5 (all configurable through settings)."""
+
+    players_per_room: int = 10_000
+    answer_attempts: int = 3
+    grace_ms: int = 250
+
+
+@dataclass(slots=True)
+class Answer:
+    """One player's answer to one question. `durable` turns true once storage has committed it."""
+
+    player_id: str
+    question: int
+    choices: tuple[int, ...]
+    correct: bool
+    points: int
+    response_ms: int
+    received_at_ms: int
+    durable: bool = False
+
+
+@dataclass(slots=True)
+class Player:
+    player_id: str
+    nickname: str
+    nickname_key: str
+    token_hash: str
+    joined_at_ms: int
+    score: int = 0
+    streak: int = 0
+    connected: int = 0  # sockets currently open for this player (0 or 1 after takeover)
+    attempts: int = 0  # answer attempts on the open question
+    answers: dict[int, Answer] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    rank: int
+    player: Player
+    score: int  # the score shown: while a question is open, without its unrevealed points
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """What an answer message amounts to: a new answer to store, or a repeat of one already held."""
+
+    answer: Answer
+    duplicate: bool
+
+
+class RoomState:
+    """Phases, players and answers of one room. Only its actor calls it; nothing here awaits."""
+
+    def __init__(
+        self,
+        *,
+        room_id: str,
+        pin: str,
+        quiz: Quiz,
+        host_token_hash: str,
+        limits: RoomLimits,
+    ) -> None:
+        self.room_id = room_id
+        self.pin = pin
+        self.quiz = quiz
+        self.host_token_hash = host_token_hash
+        self.limits = limits
+        self.phase = Phase.LOBBY
+        self.question_index: int | None = None
+        self.opened_at_mono = 0.0
+        self.opened_at_ms = 0
+        self.deadline_ms = 0
+        self.locked = False
+        self.seq = 0
+        self.players: dict[str, Player] = {}
+        self._by_token: dict[str, str] = {}
+        self._nickname_keys: set[str] = set()
+        self._pending: dict[tuple[int, str], Answer] = {}
+
+    # --- sequence numbers ----------------------------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    # --- membership ----------------------------------------------------------------------------------------------
+
+    def check_join(self, raw_nickname: object) -> tuple[str, str]:
+        """Validate a join; returns `(nickname, key)` or raises the documented refusal."""
+        nickname, key = normalise_nickname(raw_nickname)
+        if self.phase is Phase.FINISHED:
+            raise RoomFinished("the game has finished")
+        if self.locked:
+            raise RoomLocked("the room is locked")
+        if len(self.players) >= self.limits.players_per_room:
+            raise RoomFull("the room is full")
+        if key in self._nickname_keys:
+            raise NicknameTaken(f"the nickname {nickname!r} is taken")
+        return nickname, key
+
+    def reserve_nickname(self, key: str) -> None:
+        """Hold a nickname while its player row is being committed, so two joins cannot both take it."""
+        self._nickname_keys.add(key)
+
+    def release_nickname(self, key: str) -> None:
+        self._nickname_keys.discard(key)
+
+    def add_player(self, player: Player) -> None:
+        self.players[player.player_id] = player
+        self._by_token[player.token_hash] = player.player_id
+        self._nickname_keys.add(player.nickname_key)
+
+    def player_by_token(self, token_hash: str) -> Player | None:
+        player_id = self._by_token.get(token_hash)
+        return None if player_id is None else self.players.get(player_id)
+
+    def remove_player(self, player_id: str) -> Player:
+        """Kick: the player leaves counts, leaderboards and podium, and their answers are dropped with them."""
+        player = self.players.pop(player_id, None)
+        if player is None:
+            raise KeyError(player_id)
+        self._by_token.pop(player.token_hash, None)
+        self._nickname_keys.discard(player.nickname_key)
+        for question in list(player.answers):
+            self._pending.pop((question, player_id), None)
+        return player
+
+    @property
+    def connected_count(self) -> int:
+        return sum(1 for p in self.players.values() if p.connected)
+
+    # --- phases --------------------------------------------------------------------------------------------------
+
+    @property
+    def current_question(self) -> Question | None:
+        if self.question_index is None:
+            return None
+        return self.quiz.questions[self.question_index]
+
+    def start(self, mono: float, wall_ms: int) -> Question:
+        if self.phase is not Phase.LOBBY:
+            raise BadPhase(f"cannot start in phase {self.phase}")
+        return self._open(0, mono, wall_ms)
+
+    def advance(self, mono: float, wall_ms: int) -> Question | None:
+        """`next`: open the next question, or finish after the last (returns None then)."""
+        if self.phase is not Phase.REVEAL:
+            raise BadPhase(f"cannot go to the next question in phase {self.phase}")
+        assert self.question_index is not None
+        if self.question_index + 1 >= len(self.quiz.questions):
+            self.finish()
+            return None
+        return self._open(self.question_index + 1, mono, wall_ms)
+
+    def _open(self, index: int, mono: float, wall_ms: int) -> Question:
+        question = self.quiz.questions[index]
+        self.phase = Phase.QUESTION
+        self.question_index = index
+        self.opened_at_mono = mono
+        self.opened_at_ms = wall_ms
+        self.deadline_ms = wall_ms + question.time_limit_ms
+        for player in self.players.values():
+            player.attempts = 0
+        return question
+
+    def close(self) -> None:
+        """question → reveal. Streaks settle here: a wrong or missing answer resets the streak."""
+        if self.phase is not Phase.QUESTION:
+            raise BadPhase(f"cannot close in phase {self.phase}")
+        assert self.question_index is not None
+        self.phase = Phase.REVEAL
+        self._settle_streaks(self.question_index)
+
+    def _settle_streaks(self, index: int) -> None:
+        for player in self.players.values():
+            answer = player.answers.get(index)
+            player.streak = player.streak + 1 if answer is not None and answer.correct else 0
+
+    def finish(self) -> None:
+        if self.phase is Phase.FINISHED:
+            raise BadPhase("the game has already finished")
+        if self.phase is Phase.QUESTION:
+            self.close()
+        self.phase = Phase.FINISHED
+
+    def set_locked(self, locked: bool) -> None:
+        if self.phase is Phase.FINISHED:
+            raise BadPhase("the game has finished")
+        self.locked = locked
+
+    def seconds_left(self, mono: float) -> float:
+        question = self.current_question
+        assert question is not None
+        return question.time_limit_ms / 1000 - (mono - self.opened_at_mono)
+
+    # --- answers -------------------------------------------------------------------------------------------------
+
+    def submit(
+        self, player: Player, question_index: object, choices: tuple[int, ...], mono: float, wall_ms: int
+    ) -> Submission:
+        """Judge an answer message. A repeat of a held answer is a duplicate whatever its choice: the first wins."""
+        if not isinstance(question_index, int) or isinstance(question_index, bool):
+            raise BadMessage("`question` must be an integer")
+        held = player.answers.get(question_index)
+        if held is not None:
+            return Submission(held, duplicate=True)
+        if self.phase in (Phase.LOBBY, Phase.FINISHED):
+            raise BadPhase(f"no question is open (phase {self.phase})")
+        if question_index != self.question_index:
+            raise WrongQuestion(f"question {self.question_index} is the current one")
+        if self.phase is Phase.REVEAL:
+            raise TooLate("the question has closed")
+        player.attempts += 1
+        if player.attempts > self.limits.answer_attempts:
+            raise RateLimited(f"at most {self.limits.answer_attempts} answer attempts per question")
+        question = self.quiz.questions[question_index]
+        elapsed_ms = int((mono - self.opened_at_mono) * 1000)
+        if elapsed_ms > question.time_limit_ms + self.limits.grace_ms:
+            raise TooLate("the time is up")
+        _check_choices(question, choices)
+        correct = frozenset(choices) == question.correct
+        response_ms = max(0, elapsed_ms)
+        points = answer_points(
+            points=question.points,
+            time_limit_ms=question.time_limit_ms,
+            response_ms=response_ms,
+            correct=correct,
+            streak=player.streak + 1,
+        )
+        answer = Answer(player.player_id, question_index, choices, correct, points, response_ms, wall_ms)
+        player.answers[question_index] = answer
+        self._pending[(question_index, player.player_id)] = answer
+        return Submission(answer, duplicate=False)
+
+    def mark_durable(self, answer: Answer) -> bool:
+        """Storage committed the answer: it counts now. False if its player was kicked meanwhile."""
+        if self._pending.pop((answer.question, answer.player_id), None) is None:
+            return False
+        answer.durable = True
+        player = self.players[answer.player_id]
+        player.score += answer.points
+        return True
+
+    def drop_pending(self, answer: Answer) -> None:
+        """Storage could not commit the answer: forget it, so that the player's retry is judged afresh."""
+        if self._pending.pop((answer.question, answer.player_id), None) is None:
+            return
+        player = self.players.get(answer.player_id)
+        if player is not None and player.answers.get(answer.question) is answer:
+            del player.answers[answer.question]
+            player.attempts = max(0, player.attempts - 1)
+            if self.phase is not Phase.QUESTION and answer.question == self.question_index:
+                player.streak = 0  # streaks were settled counting this answer; it never became durable
+
+    def pending_for(self, question_index: int) -> int:
+        return sum(1 for (q, _) in self._pending if q == question_index)
+
+    def everyone_answered(self) -> bool:
+        """All connected players have a durable answer to the open question (and at least one is connected)."""
+        if self.phase is not Phase.QUESTION or self.question_index is None:
+            return False
+        index = self.question_index
+        connected = [p for p in self.players.values() if p.connected]
+        if not connected:
+            return False
+        for player in connected:
+            answer = player.answers.get(index)
+            if answer is None or not answer.durable:
+                return False
+        return True
+
+    def answers_to(self, index: int) -> list[Answer]:
+        return [a for p in self.players.values() if (a := p.answers.get(index)) is not None and a.durable]
+
+    def choice_counts(self, index: int) -> list[int]:
+        counts = [0] * len(self.quiz.questions[index].choices)
+        for answer in self.answers_to(index):
+            for choice in answer.choices:
+                counts[choice] += 1
+        return counts
+
+    # --- views ---------------------------------------------------------------------------------------------------
+
+    def visible_score(self, player: Player) -> int:
+        """The score a player may see: while a question is open, its points are not revealed yet."""
+        if self.phase is Phase.QUESTION and self.question_index is not None:
+            answer = player.answers.get(self.question_index)
+            if answer is not None and answer.durable:
+                return player.score - answer.points
+        return player.score
+
+    def standings(self) -> list[Standing]:
+        """Every player by visible score descending (ties by nickname), with competition ranks."""
+        scored = sorted(
+            ((self.visible_score(p), p) for p in self.players.values()),
+            key=lambda sp: (-sp[0], sp[1].nickname_key, sp[1].player_id),
+        )
+        ranks = competition_ranks([score for score, _ in scored])
+        return [Standing(rank, player, score) for rank, (score, player) in zip(ranks, scored, strict=True)]
+
+    def snapshot(self) -> dict[str, Any]:
+        """The host's view (`GET /api/rooms/{pin}`, command replies): `answers` counts the current question's."""
+        answered = 0
+        if self.question_index is not None:
+            answered = len(self.answers_to(self.question_index))
+        return {
+            "pin": self.pin,
+            "room_id": self.room_id,
+            "phase": str(self.phase),
+            "question_index": self.question_index,
+            "question_count": len(self.quiz.questions),
+            "players": len(self.players),
+            "connected": self.connected_count,
+            "answers": answered,
+            "locked": self.locked,
+            "deadline_ms": self.deadline_ms if self.phase is Phase.QUESTION else None,
+        }
+
+    # --- recovery ------------------------------------------------------------------------------------------------
+
+    def restore(
+        self,
+        *,
+        phase: Phase,
+        question_index: int | None,
+        opened_at_ms: int,
+        locked: bool,
+        seq: int,
+        players: Iterable[Player],
+        answers: Iterable[Answer],
+        mono: float,
+        wall_ms: int,
+    ) -> None:
+        """Rebuild the room from storage: scores recomputed from the answers, streaks replayed in order."""
+        self.phase = phase
+        self.question_index = question_index
+        self.locked = locked
+        self.seq = seq
+        for player in players:
+            player.score = 0
+            player.streak = 0
+            player.answers = {}
+            self.add_player(player)
+        for answer in answers:
+            owner = self.players.get(answer.player_id)
+            if owner is None:
+                continue
+            answer.durable = True
+            owner.answers[answer.question] = answer
+            owner.score += answer.points
+        if question_index is not None:
+            settled = question_index if phase is Phase.QUESTION else question_index + 1
+            for index in range(settled):
+                self._settle_streaks(index)
+            if phase is Phase.QUESTION:
+                question = self.quiz.questions[question_index]
+                self.opened_at_ms = opened_at_ms
+                self.deadline_ms = opened_at_ms + question.time_limit_ms
+                self.opened_at_mono = mono - (wall_ms - opened_at_ms) / 1000
+
+
+def _check_choices(question: Question, choices: tuple[int, ...]) -> None:
+    if not choices:
+        raise BadChoice("choose at least one choice")
+    if len(set(choices)) != len(choices):
+        raise BadChoice("a choice is repeated")
+    for choice in choices:
+        if not 0 <= choice < len(question.choices):
+            raise BadChoice(f"choices go from 0 to {len(question.choices) - 1}")
+    if not question.multi and len(choices) != 1:
+        raise BadChoice("this question takes exactly one choice")

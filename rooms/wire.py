@@ -1,0 +1,149 @@
+"""Server → client messages of SPEC §3–4, built from room state. Pure functions returning JSON-ready dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quizroom.rooms.quiz import Question
+from quizroom.rooms.state import Answer, Player, RoomState, Standing
+
+TOP_N = 10
+PODIUM_N = 3
+
+
+def entry(standing: Standing) -> dict[str, Any]:
+    return {"rank": standing.rank, "nickname": standing.player.nickname, "score": standing.score}
+
+
+def question_message(
+    state: RoomState, question: Question, seq: int, now_ms: int, *, with_correct: bool
+) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "type": "question",
+        "seq": seq,
+        "index": state.question_index,
+        "text": question.text,
+        "choices": list(question.choices),
+        "multi": question.multi,
+        "time_limit_ms": question.time_limit_ms,
+        "deadline_ms": state.deadline_ms,
+        "now_ms": now_ms,
+    }
+    if with_correct:
+        message["correct"] = sorted(question.correct)
+    return message
+
+
+def your_choice(question: Question, answer: Answer | None) -> int | list[int] | None:
+    """A single-choice answer as its index, a multi-choice one as a sorted list; null when there is none."""
+    if answer is None:
+        return None
+    return sorted(answer.choices) if question.multi else answer.choices[0]
+
+
+def result_message(state: RoomState, player: Player, rank: int, seq: int, index: int) -> dict[str, Any]:
+    question = state.quiz.questions[index]
+    answer = player.answers.get(index)
+    return {
+        "type": "result",
+        "seq": seq,
+        "question": index,
+        "correct": sorted(question.correct),
+        "your_choice": your_choice(question, answer),
+        "is_correct": bool(answer is not None and answer.correct),
+        "points": answer.points if answer is not None else 0,
+        "score": player.score,
+        "rank": rank,
+        "streak": player.streak,
+    }
+
+
+def host_result_message(state: RoomState, seq: int, index: int) -> dict[str, Any]:
+    """The host's copy of `result`: the correct answer and the counts, no per-player fields."""
+    question = state.quiz.questions[index]
+    return {
+        "type": "result",
+        "seq": seq,
+        "question": index,
+        "correct": sorted(question.correct),
+        "counts": state.choice_counts(index),
+        "answered": len(state.answers_to(index)),
+        "players": len(state.players),
+    }
+
+
+def leaderboard_message(state: RoomState, standings: list[Standing], seq: int, index: int) -> dict[str, Any]:
+    return {
+        "type": "leaderboard",
+        "seq": seq,
+        "question": index,
+        "top": [entry(s) for s in standings[:TOP_N]],
+        "counts": state.choice_counts(index),
+        "answered": len(state.answers_to(index)),
+        "players": len(state.players),
+    }
+
+
+def podium(standings: list[Standing]) -> list[dict[str, Any]]:
+    return [entry(s) for s in standings[:PODIUM_N]]
+
+
+def results_document(state: RoomState) -> dict[str, Any]:
+    """`GET /api/rooms/{pin}/results`: every durable answer exactly once, players ranked by total score."""
+    standings = sorted(state.players.values(), key=lambda p: (-p.score, p.nickname_key, p.player_id))
+    players: list[dict[str, Any]] = []
+    rank, previous = 0, None
+    for position, player in enumerate(standings, start=1):
+        if player.score != previous:
+            rank, previous = position, player.score
+        answers = [
+            {
+                "question": a.question,
+                "choices": sorted(a.choices),
+                "correct": a.correct,
+                "points": a.points,
+                "response_ms": a.response_ms,
+            }
+            for _, a in sorted(player.answers.items())
+            if a.durable
+        ]
+        players.append(
+            {
+                "player_id": player.player_id,
+                "nickname": player.nickname,
+                "score": player.score,
+                "rank": rank,
+                "answers": answers,
+            }
+        )
+    return {
+        "pin": state.pin,
+        "title": state.quiz.title,
+        "phase": str(state.phase),
+        "questions": [
+            {"index": i, "text": q.text, "correct": sorted(q.correct)} for i, q in enumerate(state.quiz.questions)
+        ],
+        "players": players,
+    }
+
+
+RESULTS_CSV_HEADER = ("player_id", "nickname", "question", "choices", "correct", "points", "response_ms")
+
+
+def results_rows(document: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """One row per stored answer for the CSV export (choices joined with `|`)."""
+    rows: list[tuple[Any, ...]] = []
+    for player in document["players"]:
+        for answer in player["answers"]:
+            rows.append(
+                (
+                    player["player_id"],
+                    player["nickname"],
+                    answer["question"],
+                    "|".join(str(c) for c in answer["choices"]),
+                    str(answer["correct"]).lower(),
+                    answer["points"],
+                    answer["response_ms"],
+                )
+            )
+    return rows

@@ -1,0 +1,116 @@
+"""`quizroom serve` and `quizroom migrate`. Every setting has a flag mirroring its `QUIZROOM_*` variable."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+import uvicorn
+
+from quizroom.server.settings import Settings
+
+# A send loop on uvicorn's sans-I/O websockets protocol measured fastest of uvicorn's three for fan-out and burst
+# acks on this hardware (shared/notes/physical-limits.md); httptools and uvloop are uvicorn's fast paths.
+WS_IMPLEMENTATION = "websockets-sansio"
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
+    for f in fields(Settings):
+        if only is not None and f.name not in only:
+            continue
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        converter: Any = {"int": int, "float": float}.get(kind, str)
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=converter,
+            default=None,
+            help=f"{f.metadata.get('help', '')} (env QUIZROOM_{f.name.upper()}; default {f.default!r})",
+        )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
+    origins = overrides.get("allowed_origins")
+    if isinstance(origins, str):
+        overrides["allowed_origins"] = tuple(o.strip() for o in origins.split(",") if o.strip())
+    return Settings.from_env(os.environ, **overrides)
+
+
+class QuizroomServer(uvicorn.Server):
+    """uvicorn, with our drain first on shutdown: sockets get 1001 (not uvicorn's 1012) and queued answers commit."""
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        app = self.config.app
+        runtime = getattr(getattr(app, "state", None), "runtime", None)
+        if runtime is not None:
+            await runtime.drain()
+            if runtime.counters.sockets_open:
+                with contextlib.suppress(TimeoutError):  # give clients a moment to answer our close frames
+                    await asyncio.wait_for(runtime.counters.no_sockets.wait(), 2.0)
+        await super().shutdown(sockets)
+
+
+def serve(settings: Settings) -> None:
+    from quizroom.server.app import create_app
+    from quizroom.server.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.workers != 1:
+        sys.exit("quizroom: --workers other than 1 needs sharded rooms, which this version does not have yet")
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ws=WS_IMPLEMENTATION,
+        http="httptools",
+        loop="uvloop",
+        lifespan="on",
+        ws_max_size=max(65_536, 16 * settings.max_message_bytes),
+        ws_ping_interval=settings.heartbeat_interval_s,
+        ws_ping_timeout=settings.heartbeat_timeout_s,
+        log_level=settings.log_level.lower() if settings.log_level.lower() != "info" else "warning",
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
+    )
+    QuizroomServer(config).run()
+
+
+def migrate(settings: Settings) -> None:
+    from quizroom.storage import open_storage
+
+    async def run() -> None:
+        storage = open_storage(settings.database_url)
+        await storage.open()
+        await storage.close()
+
+    asyncio.run(run())
+    print(f"migrations applied to {settings.database_url.split('@')[-1]}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="quizroom", description="Real-time quiz server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run the server")
+    _add_setting_flags(serve_parser)
+    migrate_parser = commands.add_parser("migrate", help="apply database migrations and exit")
+    _add_setting_flags(migrate_parser, only=["database_url"])
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.command == "serve":
+        serve(settings)
+    else:
+        migrate(settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""The HTTP control API of SPEC §2: validation, authorisation, and translation into room calls. No rules here."""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from quizroom.rooms import wire
+from quizroom.rooms.actor import RoomActor
+from quizroom.rooms.errors import InvalidInput, NotFound, QuizroomError, Unauthorized, Unavailable
+from quizroom.rooms.quiz import parse_quiz
+from quizroom.server.errors import error_response
+from quizroom.server.metrics import render_metrics
+from quizroom.server.responses import json_response
+from quizroom.server.runtime import Runtime
+from quizroom.storage import StorageError
+from quizroom.storage.records import QuizRow
+
+MAX_BODY_BYTES = 1 << 20
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def refusals(handler: Handler) -> Handler:
+    """Map every documented refusal (and storage failure) to its JSON error; nothing else leaks out."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except QuizroomError as exc:
+            return error_response(exc)
+        except StorageError:
+            return error_response(Unavailable("storage is unavailable; try again"))
+
+    return wrapped
+
+
+async def read_json(request: Request) -> Any:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidInput("", f"the body must be at most {MAX_BODY_BYTES} bytes")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput("", "the body must be JSON") from exc
+
+
+def bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def require_admin(request: Request) -> None:
+    """With an admin token configured, creating (and reading) quizzes and rooms needs it."""
+    admin = runtime_of(request).settings.admin_token
+    if admin and not secrets.compare_digest(bearer(request).encode(), admin.encode()):
+        raise Unauthorized("an admin token is required")
+
+
+async def host_room(request: Request) -> RoomActor:
+    """The room named by the path, if the caller holds its host token (or the admin token)."""
+    runtime = runtime_of(request)
+    actor = await runtime.registry.get(request.path_params["pin"])
+    if actor is None:
+        raise NotFound("no room with this PIN")
+    token = bearer(request)
+    admin = runtime.settings.admin_token
+    if not token or not (actor.is_host(token) or (admin and secrets.compare_digest(token.encode(), admin.encode()))):
+        raise Unauthorized("the host token is required")
+    return actor
+
+
+def public_bases(request: Request) -> tuple[str, str]:
+    """(http base, ws base) for the URLs we hand out: PUBLIC_URL if configured, else what the client used."""
+    base = runtime_of(request).settings.public_url.rstrip("/")
+    if not base:
+        host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+        base = f"{request.url.scheme}://{host}"
+    ws = "wss" + base[len("https") :] if base.startswith("https") else "ws" + base[len("http") :]
+    return base, ws
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@refusals
+async def create_quiz(request: Request) -> Response:
+    require_admin(request)
+    quiz = parse_quiz(await read_json(request))
+    quiz_id = uuid.uuid4().hex
+    await runtime_of(request).storage.create_quiz(
+        QuizRow(quiz_id, quiz.title, orjson.dumps(quiz.to_json()).decode(), now_ms())
+    )
+    return json_response({"quiz_id": quiz_id}, status=201)
+
+
+@refusals
+async def get_quiz(request: Request) -> Response:
+    require_admin(request)
+    row = await runtime_of(request).storage.get_quiz(request.path_params["quiz_id"])
+    if row is None:
+        raise NotFound("no such quiz")
+    return json_response({"quiz_id": row.quiz_id, **orjson.loads(row.body)})
+
+
+@refusals
+async def create_room(request: Request) -> Response:
+    require_admin(request)
+    runtime = runtime_of(request)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidInput("", "the body must be an object with `quiz_id` or `quiz`")
+    if "quiz" in body:
+        try:
+            quiz = parse_quiz(body["quiz"])
+        except InvalidInput as exc:
+            raise InvalidInput(f"quiz.{exc.field}" if exc.field else "quiz", str(exc).split(": ", 1)[-1]) from exc
+        quiz_id = uuid.uuid4().hex
+        await runtime.storage.create_quiz(QuizRow(quiz_id, quiz.title, orjson.dumps(quiz.to_json()).decode(), now_ms()))
+    elif isinstance(body.get("quiz_id"), str):
+        quiz_id = body["quiz_id"]
+        row = await runtime.storage.get_quiz(quiz_id)
+        if row is None:
+            raise NotFound("no such quiz")
+        quiz = parse_quiz(orjson.loads(row.body))
+    else:
+        raise InvalidInput("quiz_id", "give `quiz_id` (a string) or `quiz` (an object)")
+    actor, host_token = await runtime.registry.create(quiz_id, quiz)
+    base, ws = public_bases(request)
+    pin = actor.state.pin
+    return json_response(
+        {
+            "room_id": actor.state.room_id,
+            "pin": pin,
+            "host_token": host_token,
+            "join_url": f"{base}/?pin={pin}",
+            "host_ws_url": f"{ws}/ws/host/{pin}",
+        },
+        status=201,
+    )
+
+
+@refusals
+async def join_room(request: Request) -> Response:
+    runtime = runtime_of(request)
+    actor = await runtime.registry.get(request.path_params["pin"])
+    if actor is None:
+        raise NotFound("no room with this PIN")
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidInput("nickname", "the body must be an object with `nickname`")
+    joined = await actor.join(body.get("nickname"))
+    runtime.counters.joins += 1
+    _, ws = public_bases(request)
+    return json_response(
+        {
+            "player_id": joined.player_id,
+            "token": joined.token,
+            "nickname": joined.nickname,
+            "ws_url": f"{ws}/ws/play/{actor.state.pin}",
+        },
+        status=201,
+    )
+
+
+@refusals
+async def room_state(request: Request) -> Response:
+    actor = await host_room(request)
+    return json_response(await actor.snapshot())
+
+
+def command(name: str) -> Handler:
+    @refusals
+    async def run(request: Request) -> Response:
+        actor = await host_room(request)
+        return json_response(await actor.command(name))
+
+    return run
+
+
+@refusals
+async def kick_player(request: Request) -> Response:
+    actor = await host_room(request)
+    await actor.kick(request.path_params["player_id"])
+    return Response(status_code=204)
+
+
+@refusals
+async def leaderboard(request: Request) -> Response:
+    actor = await host_room(request)
+    raw = request.query_params.get("limit", "10")
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        raise InvalidInput("limit", "must be an integer from 1 to 10000")
+    return json_response({"entries": await actor.leaderboard(int(raw))})
+
+
+@refusals
+async def results(request: Request) -> Response:
+    actor = await host_room(request)
+    document = await actor.results()
+    if "text/csv" in request.headers.get("accept", ""):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(wire.RESULTS_CSV_HEADER)
+        writer.writerows(wire.results_rows(document))
+        return PlainTextResponse(
+            buffer.getvalue(),
+            media_type="text/csv",
+            headers={"content-disposition": f'attachment; filename="quizroom-{actor.state.pin}.csv"'},
+        )
+    return json_response(document)
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    runtime = runtime_of(request)
+    problems: list[str] = []
+    if runtime.draining:
+        problems.append("shutting down")
+    try:
+        await runtime.storage.ping()
+    except StorageError as exc:
+        problems.append(f"storage: {exc}")
+    if not runtime.writer.healthy:
+        problems.append("storage: commits failing")
+    if problems:
+        return json_response({"status": "unavailable", "problems": problems}, status=503)
+    return json_response({"status": "ready"})
+
+
+async def metrics(request: Request) -> Response:
+    return PlainTextResponse(render_metrics(runtime_of(request)), media_type="text/plain; version=0.0.4")
+
+
+def api_routes() -> list[Route]:
+    routes = [
+        Route("/api/quizzes", create_quiz, methods=["POST"]),
+        Route("/api/quizzes/{quiz_id}", get_quiz, methods=["GET"]),
+        Route("/api/rooms", create_room, methods=["POST"]),
+        Route("/api/rooms/{pin}", room_state, methods=["GET"]),
+        Route("/api/rooms/{pin}/players", join_room, methods=["POST"]),
+        Route("/api/rooms/{pin}/players/{player_id}", kick_player, methods=["DELETE"]),
+        Route("/api/rooms/{pin}/leaderboard", leaderboard, methods=["GET"]),
+        Route("/api/rooms/{pin}/results", results, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    for name in ("start", "close", "next", "end", "lock", "unlock"):
+        routes.append(Route(f"/api/rooms/{{pin}}/{name}", command(name), methods=["POST"]))
+    return routes

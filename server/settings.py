@@ -1,0 +1,79 @@
+"""One settings object, read once at start from `QUIZROOM_*` environment variables and the command line (SPEC §6)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+PREFIX = "QUIZROOM_"
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of the server. Field names are the environment variables without the prefix, lower-cased."""
+
+    host: str = field(default="127.0.0.1", metadata={"help": "interface to listen on"})
+    port: int = field(default=8000, metadata={"help": "TCP port"})
+    database_url: str = field(
+        default="sqlite:///quizroom.db",
+        metadata={"help": "sqlite:///relative.db, sqlite:////abs/path.db or postgresql://user@host/db"},
+    )
+    admin_token: str = field(default="", metadata={"help": "if set, required to create quizzes and rooms"})
+    public_url: str = field(default="", metadata={"help": "base URL for join_url/ws_url (default: from the request)"})
+    allowed_origins: tuple[str, ...] = field(
+        default=(), metadata={"help": "comma-separated browser origins allowed to open sockets (empty: any)"}
+    )
+    log_level: str = field(default="info", metadata={"help": "debug, info, warning, error"})
+    log_format: str = field(default="console", metadata={"help": "console or json"})
+    workers: int = field(default=1, metadata={"help": "worker processes (one per core)"})
+    max_message_bytes: int = field(default=4096, metadata={"help": "largest inbound WebSocket message"})
+    rate_per_second: float = field(default=20.0, metadata={"help": "messages per second per socket"})
+    rate_burst: float = field(default=40.0, metadata={"help": "burst allowance per socket"})
+    rate_abuse_strikes: int = field(
+        default=40, metadata={"help": "consecutive rate-limited messages before closing with 4429"}
+    )
+    answer_attempts: int = field(default=3, metadata={"help": "answer attempts per player per question"})
+    players_per_room: int = field(default=10_000, metadata={"help": "players per room"})
+    players_per_shard: int = field(default=1_500, metadata={"help": "players per shard"})
+    heartbeat_interval_s: float = field(default=20.0, metadata={"help": "WebSocket ping interval"})
+    heartbeat_timeout_s: float = field(default=20.0, metadata={"help": "drop a socket with no pong after this"})
+    hello_timeout_s: float = field(default=5.0, metadata={"help": "drop a socket that sends no hello by then"})
+    answer_grace_ms: int = field(default=250, metadata={"help": "network grace after a question's deadline"})
+    send_queue: int = field(default=1024, metadata={"help": "frames queued per socket before it is dropped"})
+    storage_retry_s: float = field(
+        default=10.0, metadata={"help": "how long a failing commit is retried before answers get `unavailable`"}
+    )
+    shutdown_timeout_s: float = field(default=10.0, metadata={"help": "bound on a graceful shutdown"})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Environment first, then explicit overrides (the command line); unknown variables are ignored."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f, raw)
+        for name, value in overrides.items():
+            if value is not None:
+                values[name] = value
+        return dataclasses.replace(cls(), **values)
+
+
+def _parse(f: dataclasses.Field[Any], raw: str) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind.startswith("tuple"):
+            return _split(raw)
+    except ValueError as exc:
+        raise ValueError(f"{PREFIX}{f.name.upper()}: cannot read {raw!r} as {kind}") from exc
+    return raw

@@ -1,0 +1,49 @@
+"""The one storage interface. Backends: `quizroom.storage.sqlite` (default) and `quizroom.storage.postgres`."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from quizroom.storage.records import AnswerRow, Batch, PlayerRow, QuizRow, RoomRow
+
+
+class StorageError(Exception):
+    """Storage could not do what was asked (unreachable, disk full, …). Nothing in the failed call took effect."""
+
+
+class Storage(Protocol):
+    """What the game needs from a database.
+
+    Guarantees every backend gives: `commit` applies a whole `Batch` in one transaction or nothing of it; answers
+    are unique on (room, question, player) and a repeated insert is ignored, never an error; `create_room` refuses
+    a PIN already held by a room that has not finished. Failures raise `StorageError`.
+    """
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise `StorageError` unless the database answers now (used by /readyz)."""
+
+    async def create_quiz(self, quiz: QuizRow) -> None: ...
+
+    async def get_quiz(self, quiz_id: str) -> QuizRow | None: ...
+
+    async def create_room(self, room: RoomRow) -> bool:
+        """Insert a room; False when its PIN is held by a live room (the caller draws another)."""
+
+    async def find_room(self, pin: str) -> RoomRow | None:
+        """The live room with this PIN, or else the most recently created finished one."""
+
+    async def rooms_in_phase(self, phase: str) -> list[str]:
+        """PINs of rooms in a phase (used at start to resume open questions, whose deadlines must fire)."""
+
+    async def load_players(self, room_id: str) -> list[PlayerRow]:
+        """Every player of a room, kicked ones included (their tokens stay revoked)."""
+
+    async def load_answers(self, room_id: str) -> list[AnswerRow]: ...
+
+    async def commit(self, batch: Batch) -> None:
+        """Make a batch durable in one transaction."""

@@ -1,0 +1,269 @@
+"""SQLite backend (aiosqlite): the zero-set-up default.
+
+WAL with `synchronous=FULL`, so a commit that returned is on disk. One connection writes (all writes serialised
+by an asyncio lock, each `commit` one `BEGIN IMMEDIATE … COMMIT`), a second one reads, so a read never sees a
+write transaction half done and WAL lets both run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from quizroom.storage.base import StorageError
+from quizroom.storage.migrate import migrations_for
+from quizroom.storage.records import (
+    AnswerRow,
+    Batch,
+    PlayerRow,
+    QuizRow,
+    RoomRow,
+    decode_choices,
+    encode_choices,
+)
+
+_ROOM_COLUMNS = (
+    "room_id, pin, quiz_id, host_token_hash, created_at_ms, phase, question_index, opened_at_ms, locked, seq"
+)
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///rel.db` → `rel.db` (working directory); `sqlite:////abs.db` → `/abs.db`; `sqlite://:memory:`."""
+    if not url.startswith("sqlite:"):
+        raise ValueError(f"not a sqlite URL: {url}")
+    rest = url[len("sqlite:") :]
+    if rest in ("//:memory:", "///:memory:", ":memory:"):
+        return ":memory:"
+    if rest.startswith("///"):
+        return rest[3:]
+    if rest.startswith("//"):
+        return rest[2:]
+    return rest
+
+
+class SQLiteStorage:
+    """The `Storage` interface on one SQLite file."""
+
+    dialect = "sqlite"
+
+    def __init__(self, url: str) -> None:
+        self.path = sqlite_path(url)
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=FULL")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    async def open(self) -> None:
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._writer = await self._connect()
+            await self._migrate(self._writer)
+            self._reader = self._writer if self.path == ":memory:" else await self._connect()
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot open {self.path}: {exc}") from exc
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)"
+        )
+        async with conn.execute("SELECT version FROM schema_migrations") as cursor:
+            applied = {row[0] for row in await cursor.fetchall()}
+        for migration in migrations_for(self.dialect):
+            if migration.version in applied:
+                continue
+            # executescript commits first, so the step and its record go in one explicit transaction of our own.
+            await conn.executescript(
+                "BEGIN IMMEDIATE;\n"
+                + migration.sql
+                + f"\nINSERT INTO schema_migrations VALUES ({migration.version}, '{migration.name}',"
+                f" {time.time_ns() // 1_000_000});\nCOMMIT;"
+            )
+
+    async def close(self) -> None:
+        for conn in {id(c): c for c in (self._reader, self._writer) if c is not None}.values():
+            await conn.close()
+        self._reader = self._writer = None
+
+    def _conns(self) -> tuple[aiosqlite.Connection, aiosqlite.Connection]:
+        if self._writer is None or self._reader is None:
+            raise StorageError("storage is not open")
+        return self._writer, self._reader
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        writer, _ = self._conns()
+        async with self._write_lock:
+            try:
+                await writer.execute("BEGIN IMMEDIATE")
+                try:
+                    yield writer
+                except BaseException:
+                    await writer.execute("ROLLBACK")
+                    raise
+                await writer.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                raise
+            except (sqlite3.Error, OSError) as exc:
+                if writer.in_transaction:
+                    await writer.execute("ROLLBACK")
+                raise StorageError(str(exc)) from exc
+
+    async def _fetch(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        _, reader = self._conns()
+        try:
+            async with reader.execute(sql, tuple(params)) as cursor:
+                return list(await cursor.fetchall())
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(str(exc)) from exc
+
+    async def ping(self) -> None:
+        await self._fetch("SELECT 1")
+
+    async def create_quiz(self, quiz: QuizRow) -> None:
+        try:
+            async with self._transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO quizzes (quiz_id, title, body, created_at_ms) VALUES (?, ?, ?, ?)",
+                    (quiz.quiz_id, quiz.title, quiz.body, quiz.created_at_ms),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise StorageError(f"integrity: {exc}") from exc
+
+    async def get_quiz(self, quiz_id: str) -> QuizRow | None:
+        rows = await self._fetch("SELECT quiz_id, title, body, created_at_ms FROM quizzes WHERE quiz_id = ?", [quiz_id])
+        return QuizRow(*rows[0]) if rows else None
+
+    async def create_room(self, room: RoomRow) -> bool:
+        try:
+            async with self._transaction() as conn:
+                await conn.execute(
+                    f"INSERT INTO rooms ({_ROOM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        room.room_id,
+                        room.pin,
+                        room.quiz_id,
+                        room.host_token_hash,
+                        room.created_at_ms,
+                        room.phase,
+                        room.question_index,
+                        room.opened_at_ms,
+                        int(room.locked),
+                        room.seq,
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            # Only the live-PIN index means "draw another PIN"; a duplicate room_id or unknown quiz is an error.
+            if "rooms.pin" in str(exc):
+                return False
+            raise StorageError(f"integrity: {exc}") from exc
+        return True
+
+    async def find_room(self, pin: str) -> RoomRow | None:
+        rows = await self._fetch(
+            f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE pin = ?"
+            " ORDER BY phase = 'finished', created_at_ms DESC LIMIT 1",
+            [pin],
+        )
+        return _room(rows[0]) if rows else None
+
+    async def rooms_in_phase(self, phase: str) -> list[str]:
+        return [row[0] for row in await self._fetch("SELECT pin FROM rooms WHERE phase = ?", [phase])]
+
+    async def load_players(self, room_id: str) -> list[PlayerRow]:
+        rows = await self._fetch(
+            "SELECT room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, kicked, score, streak"
+            " FROM players WHERE room_id = ? ORDER BY joined_at_ms, player_id",
+            [room_id],
+        )
+        return [PlayerRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8]) for r in rows]
+
+    async def load_answers(self, room_id: str) -> list[AnswerRow]:
+        rows = await self._fetch(
+            "SELECT room_id, question, player_id, choices, correct, points, response_ms, received_at_ms"
+            " FROM answers WHERE room_id = ? ORDER BY question, received_at_ms",
+            [room_id],
+        )
+        return [AnswerRow(r[0], r[1], r[2], decode_choices(r[3]), bool(r[4]), r[5], r[6], r[7]) for r in rows]
+
+    async def commit(self, batch: Batch) -> None:
+        try:
+            async with self._transaction() as conn:
+                await _apply(conn, batch)
+        except sqlite3.IntegrityError as exc:
+            raise StorageError(f"integrity: {exc}") from exc
+
+
+async def _apply(conn: aiosqlite.Connection, batch: Batch) -> None:
+    if batch.players:
+        await conn.executemany(
+            "INSERT INTO players (room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [(p.room_id, p.player_id, p.nickname, p.nickname_key, p.token_hash, p.joined_at_ms) for p in batch.players],
+        )
+    if batch.answers:
+        await conn.executemany(
+            "INSERT OR IGNORE INTO answers"
+            " (room_id, question, player_id, choices, correct, points, response_ms, received_at_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    a.room_id,
+                    a.question,
+                    a.player_id,
+                    encode_choices(a.choices),
+                    int(a.correct),
+                    a.points,
+                    a.response_ms,
+                    a.received_at_ms,
+                )
+                for a in batch.answers
+            ],
+        )
+    if batch.kicks:
+        pairs = [(k.room_id, k.player_id) for k in batch.kicks]
+        await conn.executemany("UPDATE players SET kicked = 1 WHERE room_id = ? AND player_id = ?", pairs)
+        await conn.executemany("DELETE FROM answers WHERE room_id = ? AND player_id = ?", pairs)
+    if batch.rooms:
+        await conn.executemany(
+            "UPDATE rooms SET phase = ?, question_index = ?, opened_at_ms = ?, locked = ?, seq = ? WHERE room_id = ?",
+            [
+                (r.phase, r.question_index, r.opened_at_ms, int(r.locked), r.seq, r.room_id)
+                for r in batch.rooms.values()
+            ],
+        )
+    if batch.scores:
+        await conn.executemany(
+            "UPDATE players SET score = ?, streak = ? WHERE room_id = ? AND player_id = ?",
+            [(s.score, s.streak, s.room_id, s.player_id) for s in batch.scores.values()],
+        )
+
+
+def _room(row: sqlite3.Row | tuple[Any, ...]) -> RoomRow:
+    return RoomRow(
+        room_id=row[0],
+        pin=row[1],
+        quiz_id=row[2],
+        host_token_hash=row[3],
+        created_at_ms=row[4],
+        phase=row[5],
+        question_index=row[6],
+        opened_at_ms=row[7],
+        locked=bool(row[8]),
+        seq=row[9],
+    )

@@ -1,0 +1,144 @@
+"""Group commit: every write the game makes durable goes through one `GroupCommitWriter`.
+
+While a commit runs, new writes queue in the next batch; the moment the commit returns, the whole queue is
+committed at once. An idle server therefore commits a lone answer immediately (no fixed window), and a burst of
+thousands costs a handful of transactions. Every write of a batch shares one future, resolved when the batch is
+durable or failed: that is the output gate the room actor waits on before it acknowledges anything.
+
+A failing commit is retried with backoff for `retry_for_s` seconds (the database may be restarting); after that
+the batch fails with `StorageError` and nothing in it is acknowledged. Retrying is safe because every write is
+idempotent (answers and players are insert-or-ignore; room and score rows are absolute values).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from quizroom.storage.base import Storage, StorageError
+from quizroom.storage.records import AnswerRow, Batch, KickRow, PlayerRow, RoomStateRow, ScoreRow
+
+log = structlog.get_logger("quizroom.storage.writer")
+
+
+@dataclass(slots=True)
+class WriterStats:
+    commits: int = 0
+    rows: int = 0
+    failures: int = 0
+    last_commit_s: float = 0.0
+    last_batch_rows: int = 0
+    total_commit_s: float = 0.0
+
+
+class GroupCommitWriter:
+    def __init__(self, storage: Storage, *, retry_for_s: float = 10.0) -> None:
+        self.storage = storage
+        self.retry_for_s = retry_for_s
+        self.stats = WriterStats()
+        self.healthy = True
+        self._batch = Batch()
+        self._future: asyncio.Future[None] | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # --- submitting ---------------------------------------------------------------------------------------------
+
+    def _current(self) -> asyncio.Future[None]:
+        if self._closing:
+            raise StorageError("the writer is shutting down")
+        if self._future is None:
+            self._future = asyncio.get_running_loop().create_future()
+            self._wake.set()
+        return self._future
+
+    def add_answer(self, row: AnswerRow) -> asyncio.Future[None]:
+        future = self._current()
+        self._batch.answers.append(row)
+        return future
+
+    def add_player(self, row: PlayerRow) -> asyncio.Future[None]:
+        future = self._current()
+        self._batch.players.append(row)
+        return future
+
+    def add_kick(self, row: KickRow) -> asyncio.Future[None]:
+        future = self._current()
+        self._batch.kicks.append(row)
+        return future
+
+    def save_room(self, row: RoomStateRow) -> asyncio.Future[None]:
+        future = self._current()
+        self._batch.rooms[row.room_id] = row
+        return future
+
+    def save_scores(self, rows: list[ScoreRow]) -> asyncio.Future[None]:
+        future = self._current()
+        for row in rows:
+            self._batch.scores[(row.room_id, row.player_id)] = row
+        return future
+
+    # --- running ------------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="group-commit-writer")
+
+    async def stop(self) -> None:
+        """Commit what is queued (within the retry patience), then stop taking writes."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            future = self._future
+            if future is None:
+                if self._closing:
+                    return
+                continue
+            batch, self._batch, self._future = self._batch, Batch(), None
+            try:
+                await self._commit(batch)
+            except StorageError as exc:
+                self.stats.failures += 1
+                if not future.done():
+                    future.set_exception(exc)
+                    future.exception()  # mark retrieved: callers that gave up must not log "never retrieved"
+            else:
+                if not future.done():
+                    future.set_result(None)
+            if self._future is not None:
+                self._wake.set()
+
+    async def _commit(self, batch: Batch) -> None:
+        started = time.monotonic()
+        delay = 0.05
+        while True:
+            attempt = time.monotonic()
+            try:
+                await self.storage.commit(batch)
+            except StorageError as exc:
+                self.healthy = False
+                if time.monotonic() - started >= self.retry_for_s:
+                    log.error("commit_failed", rows=len(batch), error=str(exc))
+                    raise
+                log.warning("commit_retry", rows=len(batch), error=str(exc), delay_s=delay)
+                await asyncio.sleep(min(delay, max(0.0, self.retry_for_s - (time.monotonic() - started))))
+                delay = min(delay * 2, 2.0)
+                continue
+            self.healthy = True
+            elapsed = time.monotonic() - attempt
+            self.stats.commits += 1
+            self.stats.rows += len(batch)
+            self.stats.last_commit_s = elapsed
+            self.stats.last_batch_rows = len(batch)
+            self.stats.total_commit_s += elapsed
+            return

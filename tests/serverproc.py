@@ -1,0 +1,81 @@
+"""A real quizroom server in a child process, on a free port: start, kill (any signal), restart on the same database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    """`python -m quizroom.server.cli serve` with the given database and extra flags; logs go to a file."""
+
+    def __init__(self, database_url: str, workdir: Path, *extra: str, port: int | None = None) -> None:
+        self.database_url = database_url
+        self.workdir = workdir
+        self.extra = list(extra)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        env = {**os.environ, "QUIZROOM_LOG_LEVEL": os.environ.get("QUIZROOM_LOG_LEVEL", "info")}
+        cmd = [sys.executable, "-m", "quizroom.server.cli", "serve", "--port", str(self.port)]
+        cmd += ["--database-url", self.database_url, *self.extra]
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=env)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)  # polling a child process for readiness, bounded by the deadline
+        raise TimeoutError(f"server did not become healthy:\n{self.log()}")
+
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 15.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        self.proc = None
+        return code
+
+    def restart(self) -> ServerProcess:
+        if self.proc is not None:
+            self.kill()
+        return self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
