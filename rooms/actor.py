@@ -31,6 +31,7 @@ from quizroom.rooms.errors import (
     NotFound,
     QuizroomError,
     RateLimited,
+    TooBig,
     Unauthorized,
     Unavailable,
     UnknownType,
@@ -74,6 +75,7 @@ class ActorLimits:
     rate_per_s: float = 20.0
     rate_burst: float = 40.0
     abuse_strikes: int = 40  # consecutive rate-limited messages before the socket is closed with 4429
+    garbage_strikes: int = 20  # consecutive malformed messages before the socket is closed with 1008
     host_coalesce_s: float = 0.1  # host `players`/`answers` updates: at most 10 a second
 
 
@@ -84,7 +86,8 @@ class Session:
     conn: Connection
     bucket: TokenBucket
     player_id: str | None = None
-    strikes: int = 0
+    strikes: int = 0  # consecutive rate-limited messages
+    garbage: int = 0  # consecutive malformed messages
     open: bool = True
 
 
@@ -564,10 +567,16 @@ class RoomActor:
         return False
 
     def _on_message(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
-        if not session.open or not self._admit(session):
+        if not session.open:
+            return
+        if isinstance(message, TooBig):
+            self._error(session, message)
+            self._close_session(session, CLOSE_TOO_BIG)
+            return
+        if not self._admit(session):
             return
         if isinstance(message, QuizroomError):
-            self._error(session, message)
+            self._refuse(session, message)
             return
         kind = message.get("type")
         try:
@@ -584,7 +593,18 @@ class RoomActor:
             else:
                 raise UnknownType(f"unknown message type {kind!r}")
         except QuizroomError as exc:
-            self._error(session, exc)
+            self._refuse(session, exc)
+            return
+        session.garbage = 0
+
+    def _refuse(self, session: Session, exc: QuizroomError) -> None:
+        """Send the error; a socket that sends nothing but malformed messages is closed with 1008 (policy)."""
+        if isinstance(exc, BadMessage | UnknownType):
+            session.garbage += 1
+            if session.garbage > self.limits.garbage_strikes:
+                self._close_session(session, CLOSE_POLICY)
+                return
+        self._error(session, exc)
 
     def _on_host_message(self, session: Session, kind: object, message: dict[str, Any]) -> None:
         if kind == "kick":

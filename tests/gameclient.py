@@ -13,7 +13,9 @@ from websockets.exceptions import ConnectionClosed
 WAIT = 10.0
 
 
-def quiz(questions: int = 2, *, time_limit_ms: int = 20_000, points: int = 1000, multi_last: bool = False) -> dict[str, Any]:
+def quiz(
+    questions: int = 2, *, time_limit_ms: int = 20_000, points: int = 1000, multi_last: bool = False
+) -> dict[str, Any]:
     """A quiz whose question i has choices A–D and correct answer i % 4 (the last one multi if asked)."""
     items: list[dict[str, Any]] = []
     for i in range(questions):

@@ -96,9 +96,7 @@ async def test_full_game_scores_ranks_podium_and_results(http: httpx.AsyncClient
     board = (await http.get(f"/api/rooms/{host.pin}/leaderboard?limit=2", headers=host.headers)).json()
     assert [e["nickname"] for e in board["entries"]][0] == "Ann" and len(board["entries"]) == 2
 
-    response = await http.get(
-        f"/api/rooms/{host.pin}/results", headers={**host.headers, "Accept": "text/csv"}
-    )
+    response = await http.get(f"/api/rooms/{host.pin}/results", headers={**host.headers, "Accept": "text/csv"})
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.text)))
     assert rows[0] == ["player_id", "nickname", "question", "choices", "correct", "points", "response_ms"]
