@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import secrets
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-import orjson
 import structlog
 
 from quizroom.rooms import wire
@@ -28,6 +26,7 @@ from quizroom.rooms.clock import Clock
 from quizroom.rooms.errors import (
     BadMessage,
     BadPhase,
+    Kicked,
     NotFound,
     QuizroomError,
     RateLimited,
@@ -36,37 +35,26 @@ from quizroom.rooms.errors import (
     Unavailable,
     UnknownType,
 )
+from quizroom.rooms.hostfeed import HostFeed
 from quizroom.rooms.ratelimit import TokenBucket
-from quizroom.rooms.state import Answer, Phase, Player, RoomLimits, RoomState, Standing
+from quizroom.rooms.sessions import (
+    CLOSE_FINISHED,
+    CLOSE_GOING_AWAY,
+    CLOSE_KICKED,
+    CLOSE_POLICY,
+    CLOSE_RATE_ABUSE,
+    CLOSE_REPLACED,
+    CLOSE_TOO_BIG,
+    Connection,
+    Session,
+    encode,
+    hash_token,
+)
+from quizroom.rooms.state import Answer, Phase, Player, RoomLimits, RoomState
 from quizroom.storage.records import AnswerRow, KickRow, PlayerRow, RoomStateRow, ScoreRow
 from quizroom.storage.writer import GroupCommitWriter
 
 T = TypeVar("T")
-
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_BAD_TOKEN = 4401
-CLOSE_KICKED = 4403
-CLOSE_ROOM_GONE = 4404
-CLOSE_REPLACED = 4409
-CLOSE_FINISHED = 4410
-CLOSE_RATE_ABUSE = 4429
-
-
-class Connection(Protocol):
-    """What the actor needs of a socket. Both calls return at once: frames queue, slow consumers are the socket's."""
-
-    def send(self, frame: str) -> None: ...
-
-    def close(self, code: int, reason: str = "") -> None: ...
-
-
-class Kicked(QuizroomError):
-    """A revoked player token said hello again."""
-
-    code = "kicked"
-    status = 403
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,32 +67,11 @@ class ActorLimits:
     host_coalesce_s: float = 0.1  # host `players`/`answers` updates: at most 10 a second
 
 
-@dataclass(slots=True, eq=False)
-class Session:
-    """One open socket of a player (player_id set) or of the host (player_id None)."""
-
-    conn: Connection
-    bucket: TokenBucket
-    player_id: str | None = None
-    strikes: int = 0  # consecutive rate-limited messages
-    garbage: int = 0  # consecutive malformed messages
-    open: bool = True
-
-
 @dataclass(frozen=True, slots=True)
 class JoinResult:
     player_id: str
     token: str
     nickname: str
-
-
-def hash_token(token: str) -> str:
-    """Tokens are stored and compared only as SHA-256 digests (they carry 256 random bits, so no slow hash)."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def encode(message: dict[str, Any]) -> str:
-    return orjson.dumps(message).decode()
 
 
 class RoomActor:
@@ -135,12 +102,7 @@ class RoomActor:
         self._awaiting: dict[asyncio.Future[None], list[Answer]] = {}
         self._waiters: dict[tuple[int, str], list[Session]] = {}
         self._after_pending: list[Callable[[], None]] = []
-        self._host_dirty_players = False
-        self._host_dirty_answers = False
-        self._host_flush: asyncio.TimerHandle | None = None
-        self._last_host_flush = 0.0
-        self._joined: list[dict[str, str]] = []
-        self._left: list[dict[str, str]] = []
+        self.feed = HostFeed(state, clock, limits.host_coalesce_s, self._post, self._to_hosts)
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -159,6 +121,7 @@ class RoomActor:
             for session in [*self.sessions.values(), *self.hosts]:
                 self._close_session(session, close_code)
             self._cancel_timer()
+            self.feed.cancel()
             done.set_result(None)
 
         self._post(shutdown)
@@ -237,8 +200,8 @@ class RoomActor:
                     future.set_exception(Unavailable("could not store the player; try again"))
                     return
                 self.state.add_player(player)
-                self._joined.append({"player_id": player.player_id, "nickname": nickname})
-                self._mark_host_dirty(players=True)
+                self.feed.joined.append({"player_id": player.player_id, "nickname": nickname})
+                self.feed.mark(players=True)
                 future.set_result(JoinResult(player.player_id, token, nickname))
 
             committed.add_done_callback(lambda f: self._post(lambda: on_commit(f)))
@@ -276,14 +239,14 @@ class RoomActor:
             self._revoked.add(player.token_hash)
             for key in [k for k in self._waiters if k[1] == player_id]:
                 del self._waiters[key]
-            self._left.append({"player_id": player_id, "nickname": player.nickname})
+            self.feed.left.append({"player_id": player_id, "nickname": player.nickname})
             committed = self.writer.add_kick(KickRow(self.state.room_id, player_id))
 
             def after() -> None:
                 session = self.sessions.pop(player_id, None)
                 if session is not None:
                     self._close_session(session, CLOSE_KICKED)
-                self._mark_host_dirty(players=True, answers=True)
+                self.feed.mark(players=True, answers=True)
                 self._maybe_everyone_answered()
                 self._settle(future, committed, None)
 
@@ -327,7 +290,7 @@ class RoomActor:
                 session.conn.send(frame)
             self._to_hosts(wire.question_message(state, question, seq, now_ms, with_correct=True))
             self._arm_deadline()
-            self._mark_host_dirty(answers=True)
+            self.feed.mark(answers=True)
             self._reply_state(future)
             self._end_transition()
 
@@ -428,7 +391,7 @@ class RoomActor:
             for player_id, session in list(self.sessions.items()):
                 standing = ranks.get(player_id)
                 if standing is not None:
-                    session.conn.send(encode(_finished(seq, podium, standing)))
+                    session.conn.send(encode(wire.finished_message(seq, podium, standing)))
                 self._close_session(session, CLOSE_FINISHED)
             self.sessions.clear()
             self._to_hosts({"type": "finished", "seq": seq, "podium": podium})
@@ -496,17 +459,17 @@ class RoomActor:
                 self._close_session(old, CLOSE_REPLACED)
             now = self.clock.monotonic()
             session = Session(conn, TokenBucket(self.limits.rate_per_s, self.limits.rate_burst, now), player.player_id)
-            conn.send(encode(self._welcome(player)))
+            conn.send(encode(wire.welcome_message(self.state, player, self.clock.wall_ms())))
             if self.state.phase is Phase.FINISHED:
                 standing = next(s for s in self.state.standings() if s.player is player)
-                conn.send(encode(_finished(self.state.seq, wire.podium(self.state.standings()), standing)))
+                conn.send(encode(wire.finished_message(self.state.seq, wire.podium(self.state.standings()), standing)))
                 session.open = False
                 conn.close(CLOSE_FINISHED)
                 future.set_result(session)
                 return
             self.sessions[player.player_id] = session
             player.connected = 1
-            self._mark_host_dirty(players=True)
+            self.feed.mark(players=True)
             future.set_result(session)
 
         return await self._ask(job)
@@ -518,7 +481,7 @@ class RoomActor:
         def job(future: asyncio.Future[Session]) -> None:
             session = Session(conn, TokenBucket(self.limits.rate_per_s, self.limits.rate_burst, self.clock.monotonic()))
             self.hosts.add(session)
-            conn.send(encode(self._host_welcome()))
+            conn.send(encode(wire.host_welcome_message(self.state, self.clock.wall_ms())))
             future.set_result(session)
 
         return await self._ask(job)
@@ -534,7 +497,7 @@ class RoomActor:
                 player = self.state.players.get(session.player_id)
                 if player is not None:
                     player.connected = 0
-                self._mark_host_dirty(players=True)
+                self.feed.mark(players=True)
                 self._maybe_everyone_answered()
 
         self._post(job)
@@ -653,6 +616,7 @@ class RoomActor:
         if submission.duplicate:
             if answer.durable:
                 self._ack(session, answer, duplicate=True, same=frozenset(choices) == frozenset(answer.choices))
+                self._maybe_everyone_answered()  # after a restart, repeats may be all that arrives
             else:
                 self._waiters.setdefault(key, []).append(session)
             return
@@ -688,7 +652,7 @@ class RoomActor:
                 continue  # kicked while the commit ran
             for position, session in enumerate(waiters):
                 self._ack(session, answer, duplicate=position > 0, same=True)
-        self._mark_host_dirty(answers=True)
+        self.feed.mark(answers=True)
         index = self.state.question_index
         if self._after_pending and index is not None and not self.state.pending_for(index):
             pending, self._after_pending = self._after_pending, []
@@ -718,101 +682,11 @@ class RoomActor:
 
     # --- views --------------------------------------------------------------------------------------------------
 
-    def _rank_of(self, player: Player) -> int:
-        for standing in self.state.standings():
-            if standing.player is player:
-                return standing.rank
-        return 0
-
-    def _welcome(self, player: Player) -> dict[str, Any]:
-        state = self.state
-        message: dict[str, Any] = {
-            "type": "welcome",
-            "player_id": player.player_id,
-            "nickname": player.nickname,
-            "pin": state.pin,
-            "title": state.quiz.title,
-            "question_count": len(state.quiz.questions),
-            "phase": str(state.phase),
-            "score": state.visible_score(player),
-            "rank": self._rank_of(player),
-            "streak": player.streak,
-            "seq": state.seq,
-            "now_ms": self.clock.wall_ms(),
-        }
-        question = state.current_question
-        if state.phase is Phase.QUESTION and question is not None and state.question_index is not None:
-            message["question"] = wire.question_message(
-                state, question, state.seq, message["now_ms"], with_correct=False
-            )
-            message["answered"] = state.question_index in player.answers
-        return message
-
-    def _host_welcome(self) -> dict[str, Any]:
-        state = self.state
-        message: dict[str, Any] = {
-            "type": "welcome",
-            "role": "host",
-            "title": state.quiz.title,
-            "now_ms": self.clock.wall_ms(),
-            "player_list": [
-                {"player_id": p.player_id, "nickname": p.nickname, "connected": bool(p.connected)}
-                for p in state.players.values()
-            ],
-            **state.snapshot(),
-        }
-        question = state.current_question
-        if state.phase is Phase.QUESTION and question is not None:
-            message["question"] = wire.question_message(
-                state, question, state.seq, message["now_ms"], with_correct=True
-            )
-        return message
-
-    # --- host updates (coalesced) -------------------------------------------------------------------------------
-
     def _to_hosts(self, message: dict[str, Any]) -> None:
         if self.hosts:
             frame = encode(message)
             for session in self.hosts:
                 session.conn.send(frame)
-
-    def _mark_host_dirty(self, *, players: bool = False, answers: bool = False) -> None:
-        self._host_dirty_players |= players
-        self._host_dirty_answers |= answers and self.state.phase is Phase.QUESTION
-        if self._host_flush is not None:
-            return
-        wait = max(0.0, self._last_host_flush + self.limits.host_coalesce_s - self.clock.monotonic())
-        self._host_flush = asyncio.get_running_loop().call_later(wait, lambda: self._post(self._flush_host))
-
-    def _flush_host(self) -> None:
-        self._host_flush = None
-        self._last_host_flush = self.clock.monotonic()
-        state = self.state
-        if self._host_dirty_players:
-            self._to_hosts(
-                {
-                    "type": "players",
-                    "count": len(state.players),
-                    "connected": state.connected_count,
-                    "joined": self._joined,
-                    "left": self._left,
-                }
-            )
-            self._joined, self._left = [], []
-        if self._host_dirty_answers and state.phase is Phase.QUESTION and state.question_index is not None:
-            self._to_hosts(
-                {
-                    "type": "answers",
-                    "question": state.question_index,
-                    "answered": len(state.answers_to(state.question_index)),
-                    "players": len(state.players),
-                }
-            )
-        self._host_dirty_players = self._host_dirty_answers = False
-
-
-def _finished(seq: int, podium: list[dict[str, Any]], standing: Standing) -> dict[str, Any]:
-    return {"type": "finished", "seq": seq, "podium": podium, "score": standing.score, "rank": standing.rank}
 
 
 def _choices(message: dict[str, Any]) -> tuple[int, ...]:

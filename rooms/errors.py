@@ -116,3 +116,10 @@ class RateLimited(QuizroomError):
 class TooBig(QuizroomError):
     code = "too_big"
     status = 413
+
+
+class Kicked(QuizroomError):
+    """A revoked player token said hello again: the socket is closed with 4403."""
+
+    code = "kicked"
+    status = 403

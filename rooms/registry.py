@@ -10,9 +10,10 @@ import uuid
 import orjson
 import structlog
 
-from quizroom.rooms.actor import ActorLimits, RoomActor, hash_token
+from quizroom.rooms.actor import ActorLimits, RoomActor
 from quizroom.rooms.clock import Clock
 from quizroom.rooms.quiz import Quiz, parse_quiz
+from quizroom.rooms.sessions import hash_token
 from quizroom.rooms.state import Answer, Phase, Player, RoomState
 from quizroom.storage.base import Storage
 from quizroom.storage.records import RoomRow

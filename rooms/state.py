@@ -8,6 +8,7 @@ storage by replaying the same records through `restore`.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -117,6 +118,7 @@ class RoomState:
         self._by_token: dict[str, str] = {}
         self._nickname_keys: set[str] = set()
         self._pending: dict[tuple[int, str], Answer] = {}
+        self._ranking: list[int] | None = None  # visible scores, ascending; rebuilt lazily after a change
 
     # --- sequence numbers ----------------------------------------------------------------------------------------
 
@@ -147,6 +149,7 @@ class RoomState:
         self._nickname_keys.discard(key)
 
     def add_player(self, player: Player) -> None:
+        self._ranking = None
         self.players[player.player_id] = player
         self._by_token[player.token_hash] = player.player_id
         self._nickname_keys.add(player.nickname_key)
@@ -160,6 +163,7 @@ class RoomState:
         player = self.players.pop(player_id, None)
         if player is None:
             raise KeyError(player_id)
+        self._ranking = None
         self._by_token.pop(player.token_hash, None)
         self._nickname_keys.discard(player.nickname_key)
         for question in list(player.answers):
@@ -210,6 +214,7 @@ class RoomState:
             raise BadPhase(f"cannot close in phase {self.phase}")
         assert self.question_index is not None
         self.phase = Phase.REVEAL
+        self._ranking = None
         self._settle_streaks(self.question_index)
 
     def _settle_streaks(self, index: int) -> None:
@@ -223,6 +228,7 @@ class RoomState:
         if self.phase is Phase.QUESTION:
             self.close()
         self.phase = Phase.FINISHED
+        self._ranking = None
 
     def set_locked(self, locked: bool) -> None:
         if self.phase is Phase.FINISHED:
@@ -280,6 +286,8 @@ class RoomState:
         answer.durable = True
         player = self.players[answer.player_id]
         player.score += answer.points
+        if self.phase is not Phase.QUESTION:
+            self._ranking = None
         return True
 
     def drop_pending(self, answer: Answer) -> None:
@@ -301,14 +309,14 @@ class RoomState:
         if self.phase is not Phase.QUESTION or self.question_index is None:
             return False
         index = self.question_index
-        connected = [p for p in self.players.values() if p.connected]
-        if not connected:
-            return False
-        for player in connected:
-            answer = player.answers.get(index)
-            if answer is None or not answer.durable:
-                return False
-        return True
+        anyone = False
+        for player in self.players.values():
+            if player.connected:
+                answer = player.answers.get(index)
+                if answer is None or not answer.durable:
+                    return False  # early exit: the common case while a question is open
+                anyone = True
+        return anyone
 
     def answers_to(self, index: int) -> list[Answer]:
         return [a for p in self.players.values() if (a := p.answers.get(index)) is not None and a.durable]
@@ -338,6 +346,12 @@ class RoomState:
         )
         ranks = competition_ranks([score for score, _ in scored])
         return [Standing(rank, player, score) for rank, (score, player) in zip(ranks, scored, strict=True)]
+
+    def rank_of(self, player: Player) -> int:
+        """1 + the number of players with a higher visible score; the sorted scores are cached between changes."""
+        if self._ranking is None:
+            self._ranking = sorted(self.visible_score(p) for p in self.players.values())
+        return len(self._ranking) - bisect.bisect_right(self._ranking, self.visible_score(player)) + 1
 
     def snapshot(self) -> dict[str, Any]:
         """The host's view (`GET /api/rooms/{pin}`, command replies): `answers` counts the current question's."""
@@ -377,6 +391,7 @@ class RoomState:
         self.question_index = question_index
         self.locked = locked
         self.seq = seq
+        self._ranking = None
         for player in players:
             player.score = 0
             player.streak = 0

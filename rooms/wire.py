@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from quizroom.rooms.quiz import Question
-from quizroom.rooms.state import Answer, Player, RoomState, Standing
+from quizroom.rooms.state import Answer, Phase, Player, RoomState, Standing
 
 TOP_N = 10
 PODIUM_N = 3
@@ -147,3 +147,48 @@ def results_rows(document: dict[str, Any]) -> list[tuple[Any, ...]]:
                 )
             )
     return rows
+
+
+def welcome_message(state: RoomState, player: Player, now_ms: int) -> dict[str, Any]:
+    """A player's view on (re)connect: enough to restore any screen, without unrevealed points."""
+    message: dict[str, Any] = {
+        "type": "welcome",
+        "player_id": player.player_id,
+        "nickname": player.nickname,
+        "pin": state.pin,
+        "title": state.quiz.title,
+        "question_count": len(state.quiz.questions),
+        "phase": str(state.phase),
+        "score": state.visible_score(player),
+        "rank": state.rank_of(player),
+        "streak": player.streak,
+        "seq": state.seq,
+        "now_ms": now_ms,
+    }
+    question = state.current_question
+    if state.phase is Phase.QUESTION and question is not None and state.question_index is not None:
+        message["question"] = question_message(state, question, state.seq, now_ms, with_correct=False)
+        message["answered"] = state.question_index in player.answers
+    return message
+
+
+def host_welcome_message(state: RoomState, now_ms: int) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "type": "welcome",
+        "role": "host",
+        "title": state.quiz.title,
+        "now_ms": now_ms,
+        "player_list": [
+            {"player_id": p.player_id, "nickname": p.nickname, "connected": bool(p.connected)}
+            for p in state.players.values()
+        ],
+        **state.snapshot(),
+    }
+    question = state.current_question
+    if state.phase is Phase.QUESTION and question is not None:
+        message["question"] = question_message(state, question, state.seq, now_ms, with_correct=True)
+    return message
+
+
+def finished_message(seq: int, podium: list[dict[str, Any]], standing: Standing) -> dict[str, Any]:
+    return {"type": "finished", "seq": seq, "podium": podium, "score": standing.score, "rank": standing.rank}

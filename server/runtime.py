@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from quizroom.rooms.actor import CLOSE_GOING_AWAY, ActorLimits
+from quizroom.rooms.actor import ActorLimits
 from quizroom.rooms.clock import Clock, SystemClock
 from quizroom.rooms.registry import RoomRegistry
+from quizroom.rooms.sessions import CLOSE_GOING_AWAY
 from quizroom.rooms.state import RoomLimits
 from quizroom.server.settings import Settings
 from quizroom.storage import Storage, open_storage

@@ -18,15 +18,9 @@ from typing import Any
 import orjson
 import structlog
 
-from quizroom.rooms.actor import (
-    CLOSE_BAD_TOKEN,
-    CLOSE_KICKED,
-    CLOSE_ROOM_GONE,
-    Kicked,
-    RoomActor,
-    Session,
-)
-from quizroom.rooms.errors import BadMessage, QuizroomError, TooBig, Unauthorized
+from quizroom.rooms.actor import RoomActor
+from quizroom.rooms.errors import BadMessage, Kicked, QuizroomError, TooBig, Unauthorized
+from quizroom.rooms.sessions import CLOSE_BAD_TOKEN, CLOSE_KICKED, CLOSE_ROOM_GONE, CLOSE_SLOW_CONSUMER, Session
 from quizroom.server.runtime import Runtime
 
 Scope = MutableMapping[str, Any]
@@ -34,7 +28,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-CLOSE_SLOW_CONSUMER = 4008
 
 log = structlog.get_logger("quizroom.sockets")
 

@@ -1,0 +1,52 @@
+"""Sockets as the room sees them: close codes (SPEC §3), the `Connection` it writes to, one `Session` per socket."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from quizroom.rooms.ratelimit import TokenBucket
+
+CLOSE_GOING_AWAY = 1001  # server shutting down: clients reconnect
+CLOSE_POLICY = 1008  # persistent malformed messages
+CLOSE_TOO_BIG = 1009
+CLOSE_SLOW_CONSUMER = 4008  # the socket could not keep up with its outbound queue
+CLOSE_BAD_TOKEN = 4401  # bad or missing token, or no hello in time
+CLOSE_KICKED = 4403
+CLOSE_ROOM_GONE = 4404
+CLOSE_REPLACED = 4409  # the same player connected again
+CLOSE_FINISHED = 4410
+CLOSE_RATE_ABUSE = 4429
+
+
+class Connection(Protocol):
+    """What the actor needs of a socket. Both calls return at once: frames queue, slow consumers are the socket's."""
+
+    def send(self, frame: str) -> None: ...
+
+    def close(self, code: int, reason: str = "") -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    """One open socket of a player (player_id set) or of the host (player_id None)."""
+
+    conn: Connection
+    bucket: TokenBucket
+    player_id: str | None = None
+    strikes: int = 0  # consecutive rate-limited messages
+    garbage: int = 0  # consecutive malformed messages
+    open: bool = True
+
+
+def hash_token(token: str) -> str:
+    """Tokens are stored and compared only as SHA-256 digests (they carry 256 random bits, so no slow hash)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def encode(message: dict[str, Any]) -> str:
+    """One frame's text; broadcasts encode once and send the same string to every socket."""
+    return orjson.dumps(message).decode()
