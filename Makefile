@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PG_VERSION := $(shell ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: install run test lint postgres bench mypy-tree
+.PHONY: install run test lint postgres browser bench mypy-tree
 
 install: $(STAMP)
 
@@ -29,7 +29,15 @@ postgres:
 	@for i in $$(seq 1 60); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 0.5; done; \
 		echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1
 
-test: install postgres
+# The browser tests drive Debian's Chromium (never a downloaded browser). Installed from Debian's packages when root.
+browser:
+	@if ! command -v chromium >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "chromium is missing: install it (apt-get install chromium) or the browser tests are skipped" >&2; fi; \
+	fi
+
+test: install postgres browser
 	$(BIN)/pytest
 
 # mypy resolves `quizroom.*` through a tree of links, since the packages live at the top of the repository.
@@ -40,7 +48,7 @@ mypy-tree:
 lint: install mypy-tree
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MYPYPATH=.mypy-src $(BIN)/mypy --strict -p quizroom.rooms -p quizroom.storage -p quizroom.server
+	MYPYPATH=.mypy-src $(BIN)/mypy --strict -p quizroom.rooms -p quizroom.storage -p quizroom.server -p quizroom.clients
 
 bench: install
 	$(BIN)/quizroom-bench standard

@@ -1,0 +1,407 @@
+"""An asyncio client for quizroom: the HTTP control API and the player and host sockets.
+
+    async with QuizroomAPI("http://127.0.0.1:8000") as api:
+        room = await api.create_room(quiz={"title": "T", "questions": [...]})
+        ticket = await api.join(room.pin, "ada")
+        async with await PlayerSocket.connect(ticket) as player:
+            question = await player.expect(QuestionOpened)
+            await player.answer(question.index, 0)
+
+What it guarantees: every message a socket yields is a typed dataclass from `quizroom.clients.messages`; a socket
+closed for good (kicked, replaced, room gone …) raises `SessionEnded` with the close code, never a bare
+`ConnectionClosed`; with `auto_reconnect=True` a socket that drops for any other reason reconnects with the same
+token (exponential backoff with jitter) and yields the fresh `Welcome` so the caller can resynchronise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from .messages import (
+    AnswerAck,
+    ErrorMessage,
+    Pong,
+    RoomState,
+    ServerMessage,
+    Standing,
+    Welcome,
+    parse_message,
+)
+
+__all__ = [
+    "FINAL_CLOSE_CODES",
+    "ApiError",
+    "HostSocket",
+    "HostedRoom",
+    "PlayerSocket",
+    "PlayerTicket",
+    "QuizroomAPI",
+    "SessionEnded",
+    "SocketRefusal",
+]
+
+M = TypeVar("M")
+
+#: Close codes after which reconnecting with the same token cannot help (SPEC §3).
+FINAL_CLOSE_CODES = frozenset({1008, 1009, 4401, 4403, 4404, 4409, 4410, 4429})
+
+
+class ApiError(Exception):
+    """A non-2xx answer of the HTTP API: `status`, and the `code`/`message` of its error body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+class SessionEnded(Exception):
+    """The server closed the socket for good; `code` says why (4403 kicked, 4409 replaced, 4410 finished …)."""
+
+    def __init__(self, code: int | None, reason: str = "") -> None:
+        super().__init__(f"session ended: {code} {reason}".strip())
+        self.code, self.reason = code, reason
+
+
+@dataclass(frozen=True, slots=True)
+class HostedRoom:
+    """What `POST /api/rooms` returns: the host's credential and where players and the host connect."""
+
+    room_id: str
+    pin: str
+    host_token: str
+    join_url: str
+    host_ws_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerTicket:
+    """What joining returns: `token` is the player's only credential, good for every reconnect."""
+
+    pin: str
+    nickname: str
+    player_id: str
+    token: str
+    ws_url: str
+
+
+class QuizroomAPI:
+    """The HTTP control API (SPEC §2). `admin_token`, when the server requires one, authorises creating."""
+
+    def __init__(self, base_url: str, *, admin_token: str | None = None, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._admin_token = admin_token
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(
+        self, method: str, path: str, *, token: str | None = None, body: object = None, accept: str | None = None
+    ) -> httpx.Response:
+        headers = {"Accept": accept or "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        content = None if body is None else orjson.dumps(body)
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        response = await self._http.request(method, path, content=content, headers=headers)
+        if response.is_success:
+            return response
+        code, message = "http_error", response.reason_phrase
+        try:
+            error = response.json()["error"]
+            code, message = str(error["code"]), str(error.get("message", ""))
+        except (ValueError, KeyError, TypeError):
+            pass
+        raise ApiError(response.status_code, code, message)
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        data = (await self._call(method, path, **kwargs)).json()
+        if not isinstance(data, dict):
+            raise ApiError(200, "bad_response", f"expected a JSON object from {path}")
+        return data
+
+    # --- quizzes and rooms ----------------------------------------------------------------------------------
+
+    async def create_quiz(self, quiz: Mapping[str, Any]) -> str:
+        data = await self._json("POST", "/api/quizzes", body=quiz, token=self._admin_token)
+        return str(data["quiz_id"])
+
+    async def get_quiz(self, quiz_id: str) -> dict[str, Any]:
+        return await self._json("GET", f"/api/quizzes/{quiz_id}")
+
+    async def create_room(self, *, quiz: Mapping[str, Any] | None = None, quiz_id: str | None = None) -> HostedRoom:
+        """Open a room for a stored quiz (`quiz_id`) or an inline one (`quiz`); exactly one must be given."""
+        if (quiz is None) == (quiz_id is None):
+            raise ValueError("give exactly one of quiz or quiz_id")
+        body = {"quiz": quiz} if quiz is not None else {"quiz_id": quiz_id}
+        data = await self._json("POST", "/api/rooms", body=body, token=self._admin_token)
+        return HostedRoom(
+            room_id=str(data["room_id"]),
+            pin=str(data["pin"]),
+            host_token=str(data["host_token"]),
+            join_url=str(data["join_url"]),
+            host_ws_url=self._absolute_ws(str(data["host_ws_url"])),
+        )
+
+    async def join(self, pin: str, nickname: str) -> PlayerTicket:
+        data = await self._json("POST", f"/api/rooms/{pin}/players", body={"nickname": nickname})
+        return PlayerTicket(
+            pin=pin,
+            nickname=nickname,
+            player_id=str(data["player_id"]),
+            token=str(data["token"]),
+            ws_url=self._absolute_ws(str(data["ws_url"])),
+        )
+
+    def _absolute_ws(self, url: str) -> str:
+        """Socket URLs may be absolute or relative to the server; make them absolute ws(s):// URLs."""
+        if url.startswith(("ws://", "wss://")):
+            return url
+        if url.startswith(("http://", "https://")):
+            return "ws" + url[4:]
+        return "ws" + self.base_url[4:] + "/" + url.lstrip("/")
+
+    # --- host commands --------------------------------------------------------------------------------------
+
+    async def state(self, room: HostedRoom) -> RoomState:
+        return RoomState.from_wire(await self._json("GET", f"/api/rooms/{room.pin}", token=room.host_token))
+
+    async def command(self, room: HostedRoom, name: str) -> RoomState:
+        """Run `start`, `close`, `next`, `end`, `lock` or `unlock`; a command out of phase raises ApiError 409."""
+        path = f"/api/rooms/{room.pin}/{name}"
+        return RoomState.from_wire(await self._json("POST", path, token=room.host_token))
+
+    async def kick(self, room: HostedRoom, player_id: str) -> None:
+        await self._call("DELETE", f"/api/rooms/{room.pin}/players/{player_id}", token=room.host_token)
+
+    async def leaderboard(self, room: HostedRoom, limit: int = 10) -> list[Standing]:
+        data = await self._json("GET", f"/api/rooms/{room.pin}/leaderboard?limit={limit}", token=room.host_token)
+        return [Standing.from_wire(e) for e in data["entries"]]
+
+    async def results(self, room: HostedRoom) -> dict[str, Any]:
+        return await self._json("GET", f"/api/rooms/{room.pin}/results", token=room.host_token)
+
+    async def results_csv(self, room: HostedRoom) -> str:
+        response = await self._call("GET", f"/api/rooms/{room.pin}/results", token=room.host_token, accept="text/csv")
+        return response.text
+
+
+class _RoomSocket:
+    """One authenticated socket (hello → greeting) that can be reopened with the same token."""
+
+    def __init__(self, url: str, token: str, *, auto_reconnect: bool, open_timeout: float) -> None:
+        self.url, self._token = url, token
+        self.auto_reconnect = auto_reconnect
+        self._open_timeout = open_timeout
+        self._ws: ClientConnection | None = None
+        self.greeting: ServerMessage | None = None
+        #: Estimated server clock minus local clock, in ms, from the best (lowest round trip) pong so far.
+        self.clock_offset_ms: float = 0.0
+        self._best_rtt_ms = float("inf")
+        self._sent_pings: dict[int, float] = {}
+        #: Messages received while waiting for a reply (`run`, `answer_and_wait`), handed out by `recv` first.
+        self._backlog: deque[ServerMessage] = deque()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def close_code(self) -> int | None:
+        return None if self._ws is None else self._ws.close_code
+
+    async def _open(self) -> ServerMessage:
+        """Connect, say hello, and return the server's first message (raise SessionEnded if it refuses)."""
+        ws = await connect(self.url, open_timeout=self._open_timeout, max_size=2**22)
+        try:
+            await ws.send(orjson.dumps({"type": "hello", "token": self._token}).decode())
+            greeting = parse_message(await asyncio.wait_for(ws.recv(), self._open_timeout))
+        except ConnectionClosed as exc:
+            raise SessionEnded(exc.rcvd.code if exc.rcvd else None, exc.rcvd.reason if exc.rcvd else "") from exc
+        except BaseException:
+            await ws.close()
+            raise
+        if isinstance(greeting, ErrorMessage):
+            await ws.close()
+            raise SessionEnded(None, f"{greeting.code}: {greeting.message}")
+        self._ws, self.greeting = ws, greeting
+        return greeting
+
+    async def reconnect(self, *, attempts: int = 8, base_delay: float = 0.1, max_delay: float = 5.0) -> ServerMessage:
+        """Open a new socket with the same token (the server closes the old one with 4409) and return the greeting.
+
+        Retries transient failures with exponential backoff and full jitter; a final refusal raises at once.
+        """
+        await self.close()
+        for attempt in range(attempts):
+            try:
+                return await self._open()
+            except (OSError, InvalidHandshake, TimeoutError):
+                if attempt == attempts - 1:
+                    raise
+            except SessionEnded as exc:
+                if exc.code in FINAL_CLOSE_CODES or attempt == attempts - 1:
+                    raise
+            await asyncio.sleep(random.uniform(0, min(max_delay, base_delay * 2**attempt)))
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+
+    async def send(self, message: Mapping[str, Any]) -> None:
+        if self._ws is None:
+            raise RuntimeError("socket not connected")
+        await self._ws.send(orjson.dumps(message).decode())
+
+    async def ping(self) -> int:
+        """Send an application ping; the matching `Pong` updates `clock_offset_ms` when it is received."""
+        t = time.time_ns() // 1_000_000
+        self._sent_pings[t] = time.time() * 1000
+        while len(self._sent_pings) > 32:  # pongs that never came (a dropped socket) must not pile up
+            del self._sent_pings[next(iter(self._sent_pings))]
+        await self.send({"type": "ping", "t": t})
+        return t
+
+    def server_now_ms(self) -> float:
+        """The server's wall clock as best estimated from pongs (use it for countdowns to `deadline_ms`)."""
+        return time.time() * 1000 + self.clock_offset_ms
+
+    def _observe(self, message: ServerMessage) -> None:
+        if isinstance(message, Pong) and isinstance(message.t, int) and message.t in self._sent_pings:
+            sent, received = self._sent_pings.pop(message.t), time.time() * 1000
+            if received - sent <= self._best_rtt_ms:
+                self._best_rtt_ms = received - sent
+                self.clock_offset_ms = message.now_ms - (sent + received) / 2
+
+    async def recv(self) -> ServerMessage:
+        """The next message. On a transient drop with `auto_reconnect`, reconnects and returns the new greeting.
+
+        Bound the wait with `asyncio.timeout(...)` around the call, or use `expect`.
+        """
+        if self._backlog:
+            return self._backlog.popleft()
+        if self._ws is None:
+            raise RuntimeError("socket not connected")
+        try:
+            frame = await self._ws.recv()
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+            if code in FINAL_CLOSE_CODES or not self.auto_reconnect:
+                raise SessionEnded(code, exc.rcvd.reason if exc.rcvd else "") from exc
+            return await self.reconnect()
+        message = parse_message(frame)
+        self._observe(message)
+        return message
+
+    async def _reply(self, is_reply: Callable[[ServerMessage], bool], within: float) -> ServerMessage:
+        """The first message that `is_reply` accepts; the others stay queued, in order, for `recv`."""
+        skipped: list[ServerMessage] = []
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    message = await self.recv()
+                    if is_reply(message):
+                        return message
+                    skipped.append(message)
+        finally:
+            self._backlog.extendleft(reversed(skipped))
+
+    async def expect(self, kind: type[M], *, within: float = 10.0) -> M:
+        """Receive until a message of type `kind` arrives, skipping others; TimeoutError after `within` seconds."""
+        async with asyncio.timeout(within):
+            while True:
+                message = await self.recv()
+                if isinstance(message, kind):
+                    return message
+
+
+class PlayerSocket(_RoomSocket):
+    """A player's socket: `welcome` is the state at the last (re)connection."""
+
+    @classmethod
+    async def connect(
+        cls, ticket: PlayerTicket, *, auto_reconnect: bool = False, open_timeout: float = 10.0
+    ) -> PlayerSocket:
+        socket = cls(ticket.ws_url, ticket.token, auto_reconnect=auto_reconnect, open_timeout=open_timeout)
+        await socket._open()
+        return socket
+
+    @property
+    def welcome(self) -> Welcome:
+        if not isinstance(self.greeting, Welcome):
+            raise RuntimeError(f"expected a welcome, got {self.greeting!r}")
+        return self.greeting
+
+    async def answer(self, question: int, choice: int | list[int]) -> None:
+        """Answer `question` with one choice index, or a list of indexes for a multi-correct question."""
+        if isinstance(choice, list):
+            await self.send({"type": "answer", "question": question, "choices": choice})
+        else:
+            await self.send({"type": "answer", "question": question, "choice": choice})
+
+    async def answer_and_wait(self, question: int, choice: int | list[int], *, within: float = 10.0) -> AnswerAck:
+        """Answer and return the ack; a refusal (an `error` message) raises `SocketRefusal`."""
+        await self.answer(question, choice)
+        reply = await self._reply(
+            lambda m: isinstance(m, ErrorMessage) or (isinstance(m, AnswerAck) and m.question == question), within
+        )
+        if isinstance(reply, ErrorMessage):
+            raise SocketRefusal(reply.code, reply.message)
+        assert isinstance(reply, AnswerAck)
+        return reply
+
+
+class SocketRefusal(Exception):
+    """An `error` message in answer to a client message: `code` is one of SPEC §3's error codes."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+class HostSocket(_RoomSocket):
+    """The host's socket: every room event with the correct answers, plus `players` and `answers` counts."""
+
+    @classmethod
+    async def connect(cls, room: HostedRoom, *, auto_reconnect: bool = False, open_timeout: float = 10.0) -> HostSocket:
+        socket = cls(room.host_ws_url, room.host_token, auto_reconnect=auto_reconnect, open_timeout=open_timeout)
+        await socket._open()
+        return socket
+
+    async def command(self, name: str, **fields: Any) -> None:
+        """Send `start`, `close`, `next`, `end`, `lock`, `unlock` or `kick` (with `player_id`); the answer is a
+        `state` or `error` message on this socket."""
+        await self.send({"type": name, **fields})
+
+    async def run(self, name: str, *, within: float = 10.0, **fields: Any) -> RoomState:
+        """Send a command and return the room `state` it answers with; an `error` raises `SocketRefusal`."""
+        await self.command(name, **fields)
+        reply = await self._reply(lambda m: isinstance(m, RoomState | ErrorMessage), within)
+        if isinstance(reply, ErrorMessage):
+            raise SocketRefusal(reply.code, reply.message)
+        assert isinstance(reply, RoomState)
+        return reply

@@ -1,0 +1,460 @@
+// quizroom — the player page: join with PIN and nickname, then play over the player socket.
+// The session (pin, token, ws_url) lives in sessionStorage, so a reload or a dropped network resumes the game
+// where the server says it is (`welcome`), without the player doing anything.
+
+import {
+  api, countdown, el, errorMessage, formatScore, ordinal, renderPodium, renderStandings, RoomConnection,
+  ServerClock, session, shapeIcon, shapeName, showScreen,
+} from "./common.js";
+
+const SESSION_KEY = "quizroom.player";
+const $ = (id) => document.getElementById(id);
+
+const screens = {
+  join: $("screen-join"),
+  lobby: $("screen-lobby"),
+  question: $("screen-question"),
+  result: $("screen-result"),
+  finished: $("screen-finished"),
+  ended: $("screen-ended"),
+};
+
+const clock = new ServerClock();
+const state = {
+  session: null, // {pin, nickname, player_id, token, ws_url}
+  conn: null,
+  screen: null,
+  title: "",
+  questionCount: 0,
+  score: 0,
+  rank: null,
+  streak: 0,
+  question: null, // the open question event
+  answered: false,
+  selected: new Set(),
+  pending: null, // an answer sent but not yet acked: {question, choice | choices}
+  stopTimer: null,
+  finished: false,
+};
+
+// --- join ------------------------------------------------------------------------------------------------------
+
+const JOIN_ERRORS = {
+  404: "There's no game with that PIN. Check the number on the big screen.",
+  409: "Someone in this game already has that nickname. Pick another one.",
+  422: "That nickname won't work: use 1–24 letters, digits or symbols (no invisible characters).",
+  423: "This game isn't taking new players (it's locked, full or already over).",
+};
+
+function showJoin(message = "") {
+  stopConnection();
+  showScreen(screens, "join");
+  state.screen = "join";
+  $("me-name").hidden = true;
+  $("me-score").hidden = true;
+  $("join-error").textContent = message;
+  const pin = $("pin");
+  (pin.value ? $("nickname") : pin).focus();
+}
+
+async function join(event) {
+  event.preventDefault();
+  const pin = $("pin").value.replace(/\D/g, "");
+  const nickname = $("nickname").value.trim();
+  const error = $("join-error");
+  if (pin.length !== 6) {
+    error.textContent = "The game PIN has 6 digits.";
+    $("pin").focus();
+    return;
+  }
+  if (!nickname) {
+    error.textContent = "Pick a nickname.";
+    $("nickname").focus();
+    return;
+  }
+  error.textContent = "";
+  const button = $("join-button");
+  button.disabled = true;
+  button.textContent = "Joining…";
+  const result = await api("POST", `/api/rooms/${encodeURIComponent(pin)}/players`, { body: { nickname } });
+  button.disabled = false;
+  button.textContent = "Enter";
+  if (!result.ok) {
+    const detail = result.data && result.data.error && result.data.error.message;
+    let text = JOIN_ERRORS[result.status] || errorMessage(result, "Couldn't join");
+    if (result.status === 422 && detail) text = `${JOIN_ERRORS[422]}\n(${detail})`;
+    error.textContent = text;
+    (result.status === 404 ? $("pin") : $("nickname")).focus();
+    return;
+  }
+  const { player_id, token, ws_url } = result.data;
+  state.session = { pin, nickname, player_id, token, ws_url };
+  session.set(SESSION_KEY, state.session);
+  connect();
+}
+
+// --- connection ------------------------------------------------------------------------------------------------
+
+function connect() {
+  stopConnection();
+  const s = state.session;
+  $("me-name").textContent = s.nickname;
+  $("me-name").hidden = false;
+  state.conn = new RoomConnection({
+    url: s.ws_url,
+    token: s.token,
+    clock,
+    onMessage: handle,
+    onStatus: showStatus,
+    onEnd: ended,
+  });
+  state.conn.start();
+}
+
+function stopConnection() {
+  if (state.conn) state.conn.stop();
+  state.conn = null;
+  showStatus("open");
+}
+
+let statusTimer = null;
+function showStatus(status) {
+  const banner = $("conn");
+  clearTimeout(statusTimer);
+  if (status === "open") {
+    banner.hidden = true;
+    banner.textContent = "";
+    return;
+  }
+  // A quick reconnect should go unnoticed: only say something if it takes a while.
+  statusTimer = setTimeout(() => {
+    banner.hidden = false;
+    banner.className = status === "reconnecting" ? "conn bad" : "conn";
+    banner.textContent = status === "reconnecting" ? "Connection lost — reconnecting…" : "Connecting…";
+  }, status === "reconnecting" ? 1500 : 600);
+}
+
+const END_TEXT = {
+  4401: ["Session expired", "Please join the game again."],
+  4403: ["Removed from the game", "The host removed you from this game."],
+  4404: ["Game not found", "This game no longer exists."],
+  4409: ["Opened elsewhere", "This game is now open in another tab or window, so this one stopped."],
+  4410: ["Game over", "This game has finished."],
+  4429: ["Disconnected", "Too many messages — you were disconnected."],
+  1008: ["Disconnected", "The server closed the connection."],
+  1009: ["Disconnected", "The server closed the connection."],
+};
+
+function ended(code) {
+  state.conn = null;
+  showStatus("open");
+  stopTimer();
+  if (code === 4401) {
+    session.remove(SESSION_KEY);
+    showJoin(END_TEXT[4401].join(". "));
+    return;
+  }
+  if (code !== 4409) session.remove(SESSION_KEY);
+  if (code === 4410 && state.finished) return; // the podium stays up
+  const [title, text] = END_TEXT[code] || ["Disconnected", `The connection closed (${code}).`];
+  $("e-title").textContent = title;
+  $("e-text").textContent = text;
+  $("e-resume").hidden = code !== 4409;
+  setScreen("ended");
+}
+
+// --- server messages -------------------------------------------------------------------------------------------
+
+function handle(msg) {
+  switch (msg.type) {
+    case "welcome": return welcome(msg);
+    case "question": return openQuestion(msg, false);
+    case "answer_ack": return acked(msg);
+    case "result": return showResult(msg);
+    case "leaderboard": return showLeaderboard(msg);
+    case "finished": return finished(msg);
+    case "error": return refused(msg);
+    default: return undefined; // pong and future extensions
+  }
+}
+
+function welcome(msg) {
+  state.title = msg.title;
+  state.questionCount = msg.question_count;
+  setScore(msg.score, msg.rank);
+  if (typeof msg.streak === "number") state.streak = msg.streak;
+  $("me-name").textContent = msg.nickname;
+  $("lobby-quiz").textContent = msg.title;
+  if (msg.phase === "question" && msg.question) {
+    const sameQuestion = state.question && state.question.index === msg.question.index;
+    openQuestion(msg.question, msg.answered, sameQuestion);
+    // An answer tapped while the socket was down goes out now, if the server has none from us yet.
+    if (!msg.answered && state.pending && state.pending.question === msg.question.index) sendAnswer(state.pending);
+  } else if (msg.phase === "lobby") {
+    setScreen("lobby");
+  } else if (msg.phase === "reveal") {
+    if (state.screen !== "result") {
+      showVerdict(null);
+      setScreen("result");
+    }
+  } else if (msg.phase === "finished") {
+    state.finished = true;
+    $("f-me").textContent = `You finished ${ordinal(msg.rank)} with ${formatScore(msg.score)} points.`;
+    setScreen("finished");
+  }
+}
+
+function setScore(score, rank) {
+  state.score = score ?? state.score;
+  state.rank = rank ?? state.rank;
+  const badge = $("me-score");
+  badge.hidden = false;
+  badge.textContent = `${formatScore(state.score)} pts`;
+}
+
+function setScreen(name) {
+  if (state.screen === name) return;
+  state.screen = name;
+  showScreen(screens, name);
+}
+
+// --- question --------------------------------------------------------------------------------------------------
+
+function openQuestion(q, answered, keepSelection = false) {
+  state.question = q;
+  state.answered = Boolean(answered);
+  if (!keepSelection) {
+    state.selected = new Set();
+    if (!state.pending || state.pending.question !== q.index) state.pending = null;
+  }
+  $("q-count").textContent = `Question ${q.index + 1} of ${state.questionCount || "?"}`;
+  $("q-text").textContent = q.text;
+  $("q-hint").hidden = !q.multi;
+  $("q-submit").hidden = !q.multi;
+  $("q-error").textContent = "";
+  const buttons = q.choices.map((text, i) => {
+    const button = el(
+      "button",
+      {
+        type: "button",
+        class: `choice c${i % 6}`,
+        "data-choice": String(i),
+        "aria-label": `${shapeName(i)}: ${text}`,
+        "aria-pressed": q.multi ? String(state.selected.has(i)) : undefined,
+        onclick: () => choose(i),
+      },
+      shapeIcon(i),
+      el("span", { class: "label", text }),
+    );
+    return button;
+  });
+  $("q-choices").replaceChildren(...buttons);
+  updateSubmit();
+  showLocked(state.answered);
+  stopTimer();
+  state.stopTimer = countdown({
+    clock,
+    deadlineMs: q.deadline_ms,
+    limitMs: q.time_limit_ms,
+    textEl: $("q-timer"),
+    barEl: $("q-bar"),
+    onDone: () => {
+      for (const b of $("q-choices").children) b.disabled = true;
+      $("q-submit").disabled = true;
+    },
+  });
+  setScreen("question");
+}
+
+function stopTimer() {
+  if (state.stopTimer) state.stopTimer();
+  state.stopTimer = null;
+}
+
+function choose(i) {
+  const q = state.question;
+  if (!q || state.answered) return;
+  if (q.multi) {
+    if (state.selected.has(i)) state.selected.delete(i);
+    else state.selected.add(i);
+    const button = $("q-choices").children[i];
+    button.setAttribute("aria-pressed", String(state.selected.has(i)));
+    updateSubmit();
+    return;
+  }
+  state.selected = new Set([i]);
+  sendAnswer({ question: q.index, choice: i });
+}
+
+function submitMulti() {
+  const q = state.question;
+  if (!q || state.answered || state.selected.size === 0) return;
+  sendAnswer({ question: q.index, choices: [...state.selected].sort((a, b) => a - b) });
+}
+
+function updateSubmit() {
+  $("q-submit").disabled = state.answered || state.selected.size === 0;
+}
+
+function sendAnswer(answer) {
+  state.pending = answer;
+  for (const b of $("q-choices").children) b.disabled = true;
+  $("q-submit").disabled = true;
+  // If the socket is down the answer waits in `pending` and goes out after the reconnect's welcome.
+  state.conn && state.conn.send({ type: "answer", ...answer });
+}
+
+function acked(msg) {
+  if (!state.question || msg.question !== state.question.index) return;
+  if (msg.accepted) {
+    state.answered = true;
+    state.pending = null;
+    showLocked(true);
+    $("q-locked-title").focus({ preventScroll: true });
+    announce("Answer locked in.");
+  } else {
+    state.pending = null;
+    showLocked(false);
+    $("q-error").textContent = "Your answer wasn't accepted.";
+  }
+}
+
+function refused(msg) {
+  const texts = {
+    too_late: "Too late — time was up.",
+    bad_phase: "This question is already closed.",
+    wrong_question: "That question is already over.",
+    bad_choice: "That choice isn't valid.",
+    rate_limited: "Slow down a little.",
+  };
+  if (state.pending) {
+    state.pending = null;
+    if (msg.code !== "too_late") showLocked(false);
+  }
+  $("q-error").textContent = texts[msg.code] || msg.message || "Something went wrong.";
+}
+
+function showLocked(locked) {
+  const q = state.question;
+  $("q-choices").hidden = locked;
+  $("q-submit").hidden = locked || !(q && q.multi);
+  $("q-hint").hidden = locked || !(q && q.multi);
+  $("q-locked").hidden = !locked;
+  if (locked && q) {
+    const picked = [...state.selected].map((i) => q.choices[i]).filter(Boolean);
+    $("q-locked-choice").textContent = picked.length ? `You picked: ${picked.join(", ")}` : "";
+  } else if (q && clock.now() < q.deadline_ms) {
+    for (const b of $("q-choices").children) b.disabled = false;
+    updateSubmit();
+  }
+}
+
+// --- reveal and end --------------------------------------------------------------------------------------------
+
+/** Say something to screen readers without moving focus. */
+function announce(text) {
+  const region = $("announce");
+  region.textContent = "";
+  setTimeout(() => { region.textContent = text; }, 50);
+}
+
+function showResult(msg) {
+  stopTimer();
+  state.streak = msg.streak;
+  state.pending = null;
+  setScore(msg.score, msg.rank);
+  showVerdict(msg);
+  $("r-board-wrap").hidden = true;
+  setScreen("result");
+  announce(`${$("r-title").textContent} ${$("r-points").textContent}. Score ${formatScore(state.score)}, rank ${ordinal(state.rank)}.`);
+}
+
+function showVerdict(msg) {
+  const verdict = $("r-verdict");
+  if (!msg) {
+    verdict.className = "verdict none";
+    $("r-title").textContent = "Question closed";
+    $("r-points").textContent = "";
+    $("r-points").hidden = true;
+  } else {
+    const noAnswer = msg.your_choice === null || msg.your_choice === undefined;
+    verdict.className = `verdict ${msg.is_correct ? "ok" : noAnswer ? "none" : "bad"}`;
+    $("r-title").textContent = msg.is_correct ? "Correct!" : noAnswer ? "Time's up" : "Not quite";
+    $("r-points").hidden = false;
+    $("r-points").textContent = `+ ${formatScore(msg.points)} points`;
+  }
+  $("r-score").textContent = formatScore(state.score);
+  $("r-rank").textContent = ordinal(state.rank);
+  $("r-streak").textContent = String(state.streak || 0);
+}
+
+function showLeaderboard(msg) {
+  stopTimer();
+  renderStandings($("r-board"), msg.top || [], state.session && state.session.nickname);
+  $("r-board-wrap").hidden = false;
+  if (state.screen !== "result") {
+    showVerdict(null);
+    setScreen("result");
+  }
+}
+
+function finished(msg) {
+  stopTimer();
+  state.finished = true;
+  setScore(msg.score, msg.rank);
+  renderPodium($("f-podium"), msg.podium || []);
+  $("f-me").textContent = msg.rank
+    ? `You finished ${ordinal(msg.rank)} with ${formatScore(msg.score)} points.`
+    : `You scored ${formatScore(msg.score)} points.`;
+  setScreen("finished");
+  session.remove(SESSION_KEY);
+}
+
+// --- start -----------------------------------------------------------------------------------------------------
+
+function leave() {
+  session.remove(SESSION_KEY);
+  state.session = null;
+  state.finished = false;
+  state.question = null;
+  showJoin();
+}
+
+function boot() {
+  $("join-form").addEventListener("submit", join);
+  $("pin").addEventListener("input", (e) => { e.target.value = e.target.value.replace(/\D/g, "").slice(0, 6); });
+  $("q-submit").addEventListener("click", submitMulti);
+  $("f-again").addEventListener("click", leave);
+  $("e-join").addEventListener("click", leave);
+  $("e-resume").addEventListener("click", () => connect());
+  document.addEventListener("keydown", (e) => {
+    // Keys 1–6 pick a choice, for keyboards and remote presenters.
+    if (state.screen !== "question" || e.target.tagName === "INPUT" || e.altKey || e.ctrlKey || e.metaKey) return;
+    const i = Number(e.key) - 1;
+    if (Number.isInteger(i) && i >= 0 && state.question && i < state.question.choices.length) choose(i);
+  });
+
+  const params = new URLSearchParams(window.location.search);
+  const pin = (params.get("pin") || "").replace(/\D/g, "").slice(0, 6);
+  const saved = session.get(SESSION_KEY);
+  if (saved && saved.token && saved.ws_url && (!pin || pin === saved.pin)) {
+    state.session = saved;
+    $("pin").value = saved.pin;
+    $("nickname").value = saved.nickname || "";
+    connect();
+    return;
+  }
+  if (pin) $("pin").value = pin;
+  showJoin();
+}
+
+// A hook for the browser tests (and for curious people): cut the socket as a network failure would.
+window.quizroomTest = {
+  dropSocket: () => { if (state.conn && state.conn.ws) state.conn.ws.close(4000, "test drop"); },
+  socketOpen: () => Boolean(state.conn && state.conn.ws && state.conn.greeted),
+  welcomes: () => (state.conn ? state.conn.welcomes : 0),
+  clockOffset: () => clock.offset,
+  state: () => ({ screen: state.screen, score: state.score, rank: state.rank, answered: state.answered }),
+};
+
+boot();

@@ -1,0 +1,133 @@
+"""The room actor without a network: real SQLite storage, recording connections, storage that fails on demand."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from quizroom.rooms.actor import ActorLimits, RoomActor
+from quizroom.rooms.clock import SystemClock
+from quizroom.rooms.quiz import parse_quiz
+from quizroom.rooms.registry import RoomRegistry
+from quizroom.storage.base import StorageError
+from quizroom.storage.records import Batch
+from quizroom.storage.sqlite import SQLiteStorage
+from quizroom.storage.writer import GroupCommitWriter
+from quizroom.tests.gameclient import quiz
+
+
+class FailingStorage(SQLiteStorage):
+    """Real SQLite whose commits fail while `down` is set, as a disk or network fault would."""
+
+    down = False
+    failed = 0
+
+    async def commit(self, batch: Batch) -> None:
+        if self.down:
+            self.failed += 1
+            raise StorageError("injected fault")
+        await super().commit(batch)
+
+
+class Recorder:
+    """A `Connection` that keeps what the room sent it."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict[str, Any]] = []
+        self.closed: int | None = None
+        self.arrived = asyncio.Event()
+
+    def send(self, frame: str) -> None:
+        self.frames.append(orjson.loads(frame))
+        self.arrived.set()
+
+    def close(self, code: int, reason: str = "") -> None:
+        self.closed = code
+
+    async def next(self, kind: str) -> dict[str, Any]:
+        async with asyncio.timeout(10):
+            while True:
+                for i, frame in enumerate(self.frames):
+                    if frame["type"] == kind:
+                        return self.frames.pop(i)
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[tuple[RoomRegistry, FailingStorage]]:
+    storage = FailingStorage(f"sqlite:///{tmp_path / 'actor.db'}")
+    await storage.open()
+    writer = GroupCommitWriter(storage, retry_for_s=0.2)
+    writer.start()
+    registry = RoomRegistry(storage, writer, SystemClock(), ActorLimits())
+    yield registry, storage
+    await registry.close()
+    await writer.stop()
+    await storage.close()
+
+
+async def open_room(registry: RoomRegistry) -> RoomActor:
+    from quizroom.storage.records import QuizRow
+
+    body = quiz(2)
+    await registry.storage.create_quiz(QuizRow("q1", body["title"], orjson.dumps(body).decode(), 0))
+    actor, _ = await registry.create("q1", parse_quiz(body))
+    return actor
+
+
+async def test_a_failed_commit_is_an_error_never_an_ack_and_the_retry_lands_once(
+    rig: tuple[RoomRegistry, FailingStorage],
+) -> None:
+    registry, storage = rig
+    actor = await open_room(registry)
+    joined = [await actor.join(name) for name in ("ann", "bob")]
+    conns = [Recorder(), Recorder()]
+    sessions = [await actor.attach_player(c, j.token) for c, j in zip(conns, joined, strict=True)]
+    await actor.command("start")
+    await conns[0].next("question")
+
+    storage.down = True
+    actor.deliver(sessions[0], {"type": "answer", "question": 0, "choice": 0})
+    error = await conns[0].next("error")
+    assert error["code"] == "unavailable" and storage.failed >= 1
+    assert not [f for f in conns[0].frames if f["type"] == "answer_ack"]
+    assert (await actor.snapshot())["answers"] == 0
+
+    storage.down = False
+    actor.deliver(sessions[0], {"type": "answer", "question": 0, "choice": 0})
+    ack = await conns[0].next("answer_ack")
+    assert ack["accepted"] and not ack["duplicate"]
+    document = await actor.results()
+    assert [len(p["answers"]) for p in document["players"] if p["nickname"] == "ann"] == [1]
+    assert await storage.load_answers(actor.state.room_id) == [
+        a for a in await storage.load_answers(actor.state.room_id) if a.player_id == joined[0].player_id
+    ]
+
+
+async def test_joins_fail_cleanly_while_storage_is_down(rig: tuple[RoomRegistry, FailingStorage]) -> None:
+    from quizroom.rooms.errors import Unavailable
+
+    registry, storage = rig
+    actor = await open_room(registry)
+    storage.down = True
+    with pytest.raises(Unavailable):
+        await actor.join("ann")
+    storage.down = False
+    assert (await actor.join("ann")).nickname == "ann"  # the nickname was released, not leaked
+
+
+async def test_a_room_is_loaded_once_however_many_ask_at_once(rig: tuple[RoomRegistry, FailingStorage]) -> None:
+    registry, _ = rig
+    actor = await open_room(registry)
+    await actor.join("ann")
+    pin = actor.state.pin
+    await registry.close()  # forget it: the next lookups must load it from storage
+    loaded = await asyncio.gather(*(registry.get(pin) for _ in range(20)))
+    assert len({id(a) for a in loaded}) == 1 and loaded[0] is not None
+    assert [p.nickname for p in loaded[0].state.players.values()] == ["ann"]
