@@ -31,6 +31,7 @@ from quizroom.rooms.errors import (
     QuizroomError,
     RateLimited,
     TooBig,
+    TooLate,
     Unauthorized,
     Unavailable,
     UnknownType,
@@ -51,6 +52,7 @@ from quizroom.rooms.sessions import (
     hash_token,
 )
 from quizroom.rooms.state import Answer, Phase, Player, RoomLimits, RoomState
+from quizroom.rooms.telemetry import NullTelemetry, Telemetry
 from quizroom.storage.records import AnswerRow, KickRow, PlayerRow, RoomStateRow, ScoreRow
 from quizroom.storage.writer import GroupCommitWriter
 
@@ -83,6 +85,7 @@ class RoomActor:
         limits: ActorLimits,
         *,
         revoked_tokens: set[str] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.state = state
         self.writer = writer
@@ -93,6 +96,8 @@ class RoomActor:
         self.hosts: set[Session] = set()
         self.finished_at: float | None = None
         self._revoked = revoked_tokens or set()
+        self.telemetry: Telemetry = telemetry or NullTelemetry()
+        self._arrived: dict[tuple[int, str], float] = {}  # monotonic arrival of answers awaiting their commit
         self._inbox: deque[Callable[[], None]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -284,10 +289,12 @@ class RoomActor:
         self._in_transition = True
 
         def broadcast() -> None:
+            began = self.clock.monotonic()
             now_ms = self.clock.wall_ms()
             frame = encode(wire.question_message(state, question, seq, now_ms, with_correct=False))
             for session in self.sessions.values():
                 session.conn.send(frame)
+            self.telemetry.broadcast(self.clock.monotonic() - began, len(self.sessions))
             self._to_hosts(wire.question_message(state, question, seq, now_ms, with_correct=True))
             self._arm_deadline()
             self.feed.mark(answers=True)
@@ -523,6 +530,7 @@ class RoomActor:
             session.strikes = 0
             return True
         session.strikes += 1
+        self.telemetry.rate_limited()
         if session.strikes > self.limits.abuse_strikes:
             self._close_session(session, CLOSE_RATE_ABUSE)
         else:
@@ -597,6 +605,7 @@ class RoomActor:
             self._post(lambda: session.conn.send(encode({"type": "state", **self.state.snapshot()})))
 
     def _error(self, session: Session, exc: QuizroomError) -> None:
+        self.telemetry.error(exc.code)
         if session.open:
             session.conn.send(encode({"type": "error", "code": exc.code, "message": exc.message}))
 
@@ -608,12 +617,16 @@ class RoomActor:
         if player is None:
             return
         choices = _choices(message)
-        submission = self.state.submit(
-            player, message.get("question"), choices, self.clock.monotonic(), self.clock.wall_ms()
-        )
+        arrived = self.clock.monotonic()
+        try:
+            submission = self.state.submit(player, message.get("question"), choices, arrived, self.clock.wall_ms())
+        except QuizroomError as exc:
+            self.telemetry.answer("late" if isinstance(exc, TooLate) else "refused")
+            raise
         answer = submission.answer
         key = (answer.question, answer.player_id)
         if submission.duplicate:
+            self.telemetry.answer("duplicate")
             if answer.durable:
                 self._ack(session, answer, duplicate=True, same=frozenset(choices) == frozenset(answer.choices))
                 self._maybe_everyone_answered()  # after a restart, repeats may be all that arrives
@@ -621,6 +634,7 @@ class RoomActor:
                 self._waiters.setdefault(key, []).append(session)
             return
         self._waiters[key] = [session]
+        self._arrived[key] = arrived
         row = AnswerRow(
             self.state.room_id,
             answer.question,
@@ -641,8 +655,11 @@ class RoomActor:
     def _on_committed(self, committed: asyncio.Future[None]) -> None:
         answers = self._awaiting.pop(committed, [])
         failed = committed.exception() is not None
+        now = self.clock.monotonic()
         for answer in answers:
-            waiters = self._waiters.pop((answer.question, answer.player_id), [])
+            key = (answer.question, answer.player_id)
+            waiters = self._waiters.pop(key, [])
+            arrived = self._arrived.pop(key, now)
             if failed:
                 self.state.drop_pending(answer)
                 for session in waiters:
@@ -652,6 +669,8 @@ class RoomActor:
                 continue  # kicked while the commit ran
             for position, session in enumerate(waiters):
                 self._ack(session, answer, duplicate=position > 0, same=True)
+            self.telemetry.answer("accepted")
+            self.telemetry.ack_latency(now - arrived)
         self.feed.mark(answers=True)
         index = self.state.question_index
         if self._after_pending and index is not None and not self.state.pending_for(index):

@@ -15,6 +15,7 @@ from quizroom.rooms.clock import Clock
 from quizroom.rooms.quiz import Quiz, parse_quiz
 from quizroom.rooms.sessions import hash_token
 from quizroom.rooms.state import Answer, Phase, Player, RoomState
+from quizroom.rooms.telemetry import NullTelemetry, Telemetry
 from quizroom.storage.base import Storage
 from quizroom.storage.records import RoomRow
 from quizroom.storage.writer import GroupCommitWriter
@@ -39,12 +40,14 @@ class RoomRegistry:
         limits: ActorLimits,
         *,
         finished_linger_s: float = 600.0,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.storage = storage
         self.writer = writer
         self.clock = clock
         self.limits = limits
         self.finished_linger_s = finished_linger_s
+        self.telemetry: Telemetry = telemetry or NullTelemetry()
         self._rooms: dict[str, RoomActor] = {}
         self._loading: dict[str, asyncio.Task[RoomActor | None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -72,7 +75,7 @@ class RoomRegistry:
         state = RoomState(
             room_id=room_id, pin=pin, quiz=quiz, host_token_hash=row.host_token_hash, limits=self.limits.room
         )
-        actor = RoomActor(state, self.writer, self.clock, self.limits)
+        actor = RoomActor(state, self.writer, self.clock, self.limits, telemetry=self.telemetry)
         self._install(actor)
         log.info("room_created", pin=pin, room_id=room_id, questions=len(quiz.questions))
         return actor, host_token
@@ -131,7 +134,7 @@ class RoomRegistry:
             wall_ms=self.clock.wall_ms(),
         )
         revoked = {p.token_hash for p in player_rows if p.kicked}
-        actor = RoomActor(state, self.writer, self.clock, self.limits, revoked_tokens=revoked)
+        actor = RoomActor(state, self.writer, self.clock, self.limits, revoked_tokens=revoked, telemetry=self.telemetry)
         current = self._rooms.get(pin)
         if current is not None:  # created meanwhile
             await actor.stop()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -35,8 +36,15 @@ class WriterStats:
 
 
 class GroupCommitWriter:
-    def __init__(self, storage: Storage, *, retry_for_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        retry_for_s: float = 10.0,
+        on_commit: Callable[[float, int], None] | None = None,
+    ) -> None:
         self.storage = storage
+        self.on_commit = on_commit  # (seconds, rows) after each successful commit, for metrics
         self.retry_for_s = retry_for_s
         self.stats = WriterStats()
         self.healthy = True
@@ -141,4 +149,6 @@ class GroupCommitWriter:
             self.stats.last_commit_s = elapsed
             self.stats.last_batch_rows = len(batch)
             self.stats.total_commit_s += elapsed
+            if self.on_commit is not None:
+                self.on_commit(elapsed, len(batch))
             return
