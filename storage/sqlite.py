@@ -61,10 +61,14 @@ class SQLiteStorage:
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=FULL")
-        await conn.execute("PRAGMA busy_timeout=5000")
-        await conn.execute("PRAGMA foreign_keys=ON")
+        try:
+            await conn.execute("PRAGMA busy_timeout=5000")
+            await _enable_wal(conn)
+            await conn.execute("PRAGMA synchronous=FULL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            await conn.close()
+            raise
         return conn
 
     async def open(self) -> None:
@@ -75,25 +79,34 @@ class SQLiteStorage:
             await self._migrate(self._writer)
             self._reader = self._writer if self.path == ":memory:" else await self._connect()
         except (sqlite3.Error, OSError) as exc:
+            await self.close()
             raise StorageError(f"cannot open {self.path}: {exc}") from exc
 
     async def _migrate(self, conn: aiosqlite.Connection) -> None:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations"
-            " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)"
-        )
-        async with conn.execute("SELECT version FROM schema_migrations") as cursor:
-            applied = {row[0] for row in await cursor.fetchall()}
-        for migration in migrations_for(self.dialect):
-            if migration.version in applied:
-                continue
-            # executescript commits first, so the step and its record go in one explicit transaction of our own.
-            await conn.executescript(
-                "BEGIN IMMEDIATE;\n"
-                + migration.sql
-                + f"\nINSERT INTO schema_migrations VALUES ({migration.version}, '{migration.name}',"
-                f" {time.time_ns() // 1_000_000});\nCOMMIT;"
+        # One write transaction around the check and the steps, so workers opening a new file at once take turns
+        # (BEGIN IMMEDIATE waits for the write lock) and the later ones find the work done. Not executescript: it
+        # commits first, which would split the check from the steps.
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)"
             )
+            async with conn.execute("SELECT version FROM schema_migrations") as cursor:
+                applied = {row[0] for row in await cursor.fetchall()}
+            for migration in migrations_for(self.dialect):
+                if migration.version in applied:
+                    continue
+                for statement in _statements(migration.sql):
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (migration.version, migration.name, time.time_ns() // 1_000_000),
+                )
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
 
     async def close(self) -> None:
         for conn in {id(c): c for c in (self._reader, self._writer) if c is not None}.values():
@@ -176,8 +189,7 @@ class SQLiteStorage:
 
     async def find_room(self, pin: str) -> RoomRow | None:
         rows = await self._fetch(
-            f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE pin = ?"
-            " ORDER BY phase = 'finished', created_at_ms DESC LIMIT 1",
+            f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE pin = ? ORDER BY phase = 'finished', created_at_ms DESC LIMIT 1",
             [pin],
         )
         return _room(rows[0]) if rows else None
@@ -252,6 +264,34 @@ async def _apply(conn: aiosqlite.Connection, batch: Batch) -> None:
             "UPDATE players SET score = ?, streak = ? WHERE room_id = ? AND player_id = ?",
             [(s.score, s.streak, s.room_id, s.player_id) for s in batch.scores.values()],
         )
+
+
+async def _enable_wal(conn: aiosqlite.Connection, patience_s: float = 5.0) -> None:
+    """Switch the file to WAL (a no-op once it is). When several workers open a new file at once, the switch can
+    fail with "database is locked" without SQLite ever calling the busy handler, so it is retried here."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.01)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into complete statements (comments stay attached to the statement they precede)."""
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending)
+            pending = ""
+    if pending.strip():
+        statements.append(pending)  # a trailing comment runs as a no-op; a cut-off statement fails loudly
+    return statements
 
 
 def _room(row: sqlite3.Row | tuple[Any, ...]) -> RoomRow:

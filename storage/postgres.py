@@ -1,0 +1,375 @@
+"""PostgreSQL backend (asyncpg): for several workers sharing one database, or when SQLite's single file is not enough.
+
+Same semantics as `quizroom.storage.sqlite`, statement for statement. A connection pool (asyncpg reconnects a
+pooled connection found closed on acquire, and terminates one whose reset fails on release), so after the server
+restarts the next call simply gets a fresh connection: nobody needs to call `open()` again. Every driver, network
+or server failure surfaces as `StorageError`, which the `GroupCommitWriter` retries.
+
+`synchronous_commit` is forced on for our sessions: an acknowledged answer must survive a server crash.
+
+Multi-row writes go as one statement over `unnest(...)` arrays (one round trip, one plan) rather than
+`executemany`; a large batch of answers goes through binary COPY into a temporary table and one
+`INSERT … SELECT … ON CONFLICT DO NOTHING`, which is faster from about `COPY_THRESHOLD` rows (bench/storage_bench.py).
+The temporary table is `ON COMMIT DELETE ROWS` and lives as long as its connection: creating one per commit
+(`ON COMMIT DROP`) costs 3–4 ms of catalog writes each time, which made COPY lose to unnest below ~5000 rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import asyncpg
+
+from quizroom.storage.base import StorageError
+from quizroom.storage.migrate import migrations_for
+from quizroom.storage.records import (
+    AnswerRow,
+    Batch,
+    PlayerRow,
+    QuizRow,
+    RoomRow,
+    decode_choices,
+    encode_choices,
+)
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection: TypeAlias = PoolConnectionProxy[asyncpg.Record]
+
+COPY_THRESHOLD = 1000
+"""Answers per batch from which COPY → temp table beats one `unnest` INSERT (measured: bench/storage_bench.py)."""
+
+# Any 64-bit constant: the advisory lock that serialises migrations when several workers start at once.
+_MIGRATION_LOCK = 0x717569_7A726F6F6D  # "quizroom"
+
+# Failures that mean "the database is not answering right now". Integrity violations are PostgresErrors too, but
+# they are the caller's to interpret, so `_connection` lets them through unchanged.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,  # ConnectionRefusedError, ConnectionResetError, DNS failures…
+    TimeoutError,
+)
+
+_ROOM_COLUMNS = (
+    "room_id, pin, quiz_id, host_token_hash, created_at_ms, phase, question_index, opened_at_ms, locked, seq"
+)
+ANSWER_COLUMNS = ("room_id", "question", "player_id", "choices", "correct", "points", "response_ms", "received_at_ms")
+_ANSWER_INSERT = (
+    f"INSERT INTO answers ({', '.join(ANSWER_COLUMNS)})"
+    " SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bool[], $6::int[], $7::int[],"
+    " $8::bigint[]) ON CONFLICT DO NOTHING"
+)
+
+
+class PostgresStorage:
+    """The `Storage` interface on a PostgreSQL database (`postgresql://user@host:port/db`)."""
+
+    dialect = "postgresql"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        command_timeout_s: float = 10.0,
+        connect_timeout_s: float = 5.0,
+        ping_timeout_s: float = 2.0,
+        copy_threshold: int = COPY_THRESHOLD,
+    ) -> None:
+        self.url = url
+        self.min_size = min_size
+        self.max_size = max_size
+        self.command_timeout_s = command_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.ping_timeout_s = ping_timeout_s
+        self.copy_threshold = copy_threshold
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._abandoned: set[asyncio.Future[None]] = set()  # timed-out pings still cleaning up
+
+    # --- lifecycle ----------------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        try:
+            pool = await asyncpg.create_pool(
+                self.url,
+                min_size=self.min_size,
+                max_size=self.max_size,
+                command_timeout=self.command_timeout_s,
+                timeout=self.connect_timeout_s,
+                server_settings={"application_name": "quizroom", "synchronous_commit": "on"},
+                reset=_keep_session,
+            )
+        except _UNAVAILABLE as exc:
+            raise StorageError(f"cannot connect to PostgreSQL: {_describe(exc)}") from exc
+        self._pool = pool
+        try:
+            async with self._connection() as conn, conn.transaction():
+                await _migrate(conn)
+        except BaseException as exc:
+            self._pool = None
+            pool.terminate()
+            if isinstance(exc, asyncpg.PostgresError):
+                raise StorageError(f"migration failed: {_describe(exc)}") from exc
+            raise
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=self.command_timeout_s)
+            except _UNAVAILABLE:
+                pool.terminate()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection; every failure to reach or use the database becomes `StorageError`."""
+        if self._pool is None:
+            raise StorageError("storage is not open")
+        try:
+            async with self._pool.acquire(timeout=self.connect_timeout_s) as conn:
+                yield conn
+        except asyncpg.IntegrityConstraintViolationError:
+            raise
+        except _UNAVAILABLE as exc:
+            raise StorageError(_describe(exc)) from exc
+
+    async def ping(self) -> None:
+        """Answer within `ping_timeout_s` whatever the server does. The probe runs as its own task, because on a
+        hung server even giving up takes time (asyncpg waits, up to the acquire timeout, for the query's cancel
+        before it returns the connection to the pool); that clean-up finishes in the background."""
+        probe = asyncio.ensure_future(self._select_one())
+        done, _ = await asyncio.wait({probe}, timeout=self.ping_timeout_s)
+        if probe in done:
+            probe.result()
+            return
+        probe.cancel()
+        self._abandoned.add(probe)
+        probe.add_done_callback(self._forget)
+        raise StorageError(f"no answer within {self.ping_timeout_s} s")
+
+    async def _select_one(self) -> None:
+        async with self._connection() as conn:
+            await conn.fetchval("SELECT 1")
+
+    def _forget(self, task: asyncio.Future[None]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a late failure of an abandoned probe is not news
+
+    # --- quizzes and rooms --------------------------------------------------------------------------------------
+
+    async def create_quiz(self, quiz: QuizRow) -> None:
+        try:
+            async with self._connection() as conn:
+                await conn.execute(
+                    "INSERT INTO quizzes (quiz_id, title, body, created_at_ms) VALUES ($1, $2, $3, $4)",
+                    quiz.quiz_id,
+                    quiz.title,
+                    quiz.body,
+                    quiz.created_at_ms,
+                )
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise StorageError(f"integrity: {exc}") from exc
+
+    async def get_quiz(self, quiz_id: str) -> QuizRow | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT quiz_id, title, body, created_at_ms FROM quizzes WHERE quiz_id = $1", quiz_id
+            )
+        return QuizRow(row[0], row[1], row[2], row[3]) if row is not None else None
+
+    async def create_room(self, room: RoomRow) -> bool:
+        try:
+            async with self._connection() as conn:
+                await conn.execute(
+                    f"INSERT INTO rooms ({_ROOM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    room.room_id,
+                    room.pin,
+                    room.quiz_id,
+                    room.host_token_hash,
+                    room.created_at_ms,
+                    room.phase,
+                    room.question_index,
+                    room.opened_at_ms,
+                    room.locked,
+                    room.seq,
+                )
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "rooms_live_pin":
+                return False
+            raise StorageError(f"integrity: {exc}") from exc
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise StorageError(f"integrity: {exc}") from exc
+        return True
+
+    async def find_room(self, pin: str) -> RoomRow | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE pin = $1"
+                " ORDER BY phase = 'finished', created_at_ms DESC LIMIT 1",
+                pin,
+            )
+        if row is None:
+            return None
+        return RoomRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9])
+
+    async def rooms_in_phase(self, phase: str) -> list[str]:
+        async with self._connection() as conn:
+            rows = await conn.fetch("SELECT pin FROM rooms WHERE phase = $1", phase)
+        return [row[0] for row in rows]
+
+    # --- players and answers ------------------------------------------------------------------------------------
+
+    async def load_players(self, room_id: str) -> list[PlayerRow]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, kicked, score, streak"
+                " FROM players WHERE room_id = $1 ORDER BY joined_at_ms, player_id",
+                room_id,
+            )
+        return [PlayerRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
+
+    async def load_answers(self, room_id: str) -> list[AnswerRow]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT room_id, question, player_id, choices, correct, points, response_ms, received_at_ms"
+                " FROM answers WHERE room_id = $1 ORDER BY question, received_at_ms",
+                room_id,
+            )
+        return [AnswerRow(r[0], r[1], r[2], decode_choices(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+
+    # --- the group commit ---------------------------------------------------------------------------------------
+
+    async def commit(self, batch: Batch) -> None:
+        try:
+            async with self._connection() as conn, conn.transaction():
+                await self._apply(conn, batch)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise StorageError(f"integrity: {exc}") from exc
+
+    async def _apply(self, conn: Connection, batch: Batch) -> None:
+        """The batch in SQLite's order: players, answers, kicks, room states, scores."""
+        if batch.players:
+            await conn.execute(
+                "INSERT INTO players (room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms)"
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])"
+                " ON CONFLICT DO NOTHING",
+                *_columns(
+                    [
+                        (p.room_id, p.player_id, p.nickname, p.nickname_key, p.token_hash, p.joined_at_ms)
+                        for p in batch.players
+                    ],
+                    6,
+                ),
+            )
+        if batch.answers:
+            await self._insert_answers(conn, [_answer_record(a) for a in batch.answers])
+        if batch.kicks:
+            rooms, players = _columns([(k.room_id, k.player_id) for k in batch.kicks], 2)
+            await conn.execute(
+                "UPDATE players AS p SET kicked = TRUE FROM unnest($1::text[], $2::text[]) AS k(room_id, player_id)"
+                " WHERE p.room_id = k.room_id AND p.player_id = k.player_id",
+                rooms,
+                players,
+            )
+            await conn.execute(
+                "DELETE FROM answers AS a USING unnest($1::text[], $2::text[]) AS k(room_id, player_id)"
+                " WHERE a.room_id = k.room_id AND a.player_id = k.player_id",
+                rooms,
+                players,
+            )
+        if batch.rooms:
+            await conn.execute(
+                "UPDATE rooms AS r SET phase = v.phase, question_index = v.question_index,"
+                " opened_at_ms = v.opened_at_ms, locked = v.locked, seq = v.seq"
+                " FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bool[], $6::bigint[])"
+                " AS v(room_id, phase, question_index, opened_at_ms, locked, seq) WHERE r.room_id = v.room_id",
+                *_columns(
+                    [
+                        (r.room_id, r.phase, r.question_index, r.opened_at_ms, r.locked, r.seq)
+                        for r in batch.rooms.values()
+                    ],
+                    6,
+                ),
+            )
+        if batch.scores:
+            await conn.execute(
+                "UPDATE players AS p SET score = v.score, streak = v.streak"
+                " FROM unnest($1::text[], $2::text[], $3::int[], $4::int[]) AS v(room_id, player_id, score, streak)"
+                " WHERE p.room_id = v.room_id AND p.player_id = v.player_id",
+                *_columns([(s.room_id, s.player_id, s.score, s.streak) for s in batch.scores.values()], 4),
+            )
+
+    async def _insert_answers(self, conn: Connection, records: list[tuple[Any, ...]]) -> None:
+        """Insert-or-ignore answers; within one batch the first of two equal keys wins, as in SQLite."""
+        if len(records) < self.copy_threshold:
+            await conn.execute(_ANSWER_INSERT, *_columns(records, len(ANSWER_COLUMNS)))
+            return
+        # Made once per connection (a no-op with a NOTICE afterwards); emptied by every commit, and a rollback takes
+        # both its rows and, the first time, its creation with it.
+        await conn.execute("CREATE TEMP TABLE IF NOT EXISTS answers_in (LIKE answers) ON COMMIT DELETE ROWS")
+        await conn.copy_records_to_table("answers_in", records=records, columns=ANSWER_COLUMNS)
+        columns = ", ".join(ANSWER_COLUMNS)
+        await conn.execute(f"INSERT INTO answers ({columns}) SELECT {columns} FROM answers_in ON CONFLICT DO NOTHING")
+
+
+async def _migrate(conn: Connection) -> None:
+    """Apply pending migrations in the caller's transaction, holding a lock so concurrent starts take turns."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)"
+    )
+    applied = {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+    for migration in migrations_for("postgresql"):
+        if migration.version in applied:
+            continue
+        await conn.execute(migration.sql)
+        await conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)",
+            migration.version,
+            migration.name,
+            time.time_ns() // 1_000_000,
+        )
+
+
+async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
+    """Pool release hook: skip asyncpg's default `RESET ALL; UNLISTEN *; …` round trip.
+
+    We never change session state (no SET, LISTEN, cursors or session locks; temp tables drop on commit), and
+    asyncpg still rolls back any transaction left open before calling this.
+    """
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows → one list per column, the shape `unnest($1::t[], $2::t[], …)` takes."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _answer_record(a: AnswerRow) -> tuple[Any, ...]:
+    return (
+        a.room_id,
+        a.question,
+        a.player_id,
+        encode_choices(a.choices),
+        a.correct,
+        a.points,
+        a.response_ms,
+        a.received_at_ms,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
