@@ -1,0 +1,137 @@
+"""The HTTP side of a target: create a room, join players, send host commands, read results and metrics.
+
+Two flavours, one interface: `quizroom` speaks SPEC.md §2; `baseline` (bench/baseline.py) only parses GET, so
+room creation and joins go to its two GET stand-ins while results keep quizroom's path and shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+import orjson
+
+from .http1 import Http1Client, HttpError
+
+
+class ControlError(Exception):
+    """A control call failed; `code` is the server's error code, or `http_<status>` / the exception name."""
+
+    def __init__(self, status: int, code: str, message: str = "") -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+
+
+@dataclass(slots=True, frozen=True)
+class RoomInfo:
+    pin: str
+    room_id: str
+    host_token: str
+    host_ws_url: str
+
+
+@dataclass(slots=True, frozen=True)
+class Credentials:
+    player_id: str
+    token: str
+    ws_url: str
+
+
+def ws_base(http_url: str) -> str:
+    """`http://h:p` → `ws://h:p` (relative ws URLs from the server are resolved against it)."""
+    return "ws" + http_url.removeprefix("http") if http_url.startswith("http") else http_url
+
+
+def make_quiz(questions: int, time_limit_ms: int, title: str = "quizroom-bench") -> dict[str, Any]:
+    """A valid quiz whose correct choice is always 0 (the bench decides who is right without peeking)."""
+    return {
+        "title": title,
+        "questions": [
+            {
+                "text": f"Question {i + 1}: which one?",
+                "choices": ["alpha", "bravo", "charlie", "delta"],
+                "correct": [0],
+                "time_limit_ms": time_limit_ms,
+                "points": 1000,
+            }
+            for i in range(questions)
+        ],
+    }
+
+
+class Control:
+    """Control calls for one target; one instance per process (keeps its connections alive)."""
+
+    def __init__(self, base_url: str, flavour: str, connections: int = 64) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.flavour = flavour
+        self._http = Http1Client(self.base_url, connections, timeout_s=60.0)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def absolute_ws(self, url: str) -> str:
+        return url if "://" in url else urljoin(ws_base(self.base_url) + "/", url)
+
+    async def _call(
+        self, method: str, path: str, token: str | None = None, json: Any = None, params: dict[str, str] | None = None
+    ) -> Any:
+        body = orjson.dumps(json) if json is not None else None
+        try:
+            status, content = await self._http.request(method, path, body, token=token, params=params)
+        except HttpError as exc:
+            raise ControlError(0, f"connection:{exc.kind}", str(exc)) from exc
+        if status >= 400:
+            code = f"http_{status}"
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                code = f"{code}:{orjson.loads(content)['error']['code']}"
+            raise ControlError(status, code, content[:200].decode(errors="replace"))
+        return orjson.loads(content) if content else None
+
+    async def create_room(self, quiz: dict[str, Any]) -> RoomInfo:
+        if self.flavour == "baseline":
+            limit = str(quiz["questions"][0]["time_limit_ms"])
+            body = await self._call(
+                "GET", "/baseline/rooms", params={"questions": str(len(quiz["questions"])), "time_limit_ms": limit}
+            )
+        else:
+            body = await self._call("POST", "/api/rooms", json={"quiz": quiz})
+        return RoomInfo(
+            str(body["pin"]), str(body["room_id"]), body["host_token"], self.absolute_ws(body["host_ws_url"])
+        )
+
+    async def join(self, pin: str, nickname: str) -> Credentials:
+        if self.flavour == "baseline":
+            body = await self._call("GET", "/baseline/join", params={"pin": pin, "nickname": nickname})
+        else:
+            body = await self._call("POST", f"/api/rooms/{pin}/players", json={"nickname": nickname})
+        return Credentials(str(body["player_id"]), body["token"], self.absolute_ws(body["ws_url"]))
+
+    async def command(self, room: RoomInfo, name: str) -> Any:
+        """Host command over HTTP (the bench prefers the host socket; this is `--commands http`)."""
+        return await self._call("POST", f"/api/rooms/{room.pin}/{name}", token=room.host_token)
+
+    async def results(self, room: RoomInfo) -> dict[str, Any]:
+        body = await self._call("GET", f"/api/rooms/{room.pin}/results", token=room.host_token)
+        assert isinstance(body, dict)
+        return body
+
+    async def ready(self) -> bool:
+        try:
+            status, _ = await self._http.request("GET", "/healthz", timeout_s=2.0)
+        except HttpError:
+            return False
+        return status == 200
+
+    async def metrics(self) -> str | None:
+        """Prometheus text from `/metrics`, or None (the baseline has none)."""
+        if self.flavour == "baseline":
+            return None
+        try:
+            status, content = await self._http.request("GET", "/metrics", timeout_s=10.0)
+        except HttpError:
+            return None
+        return content.decode(errors="replace") if status == 200 else None

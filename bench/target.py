@@ -1,0 +1,217 @@
+"""Where the load goes: a server the bench starts (pinned to its own core) or one already running (`--url`).
+
+Why pin: on a 2-core box the server and the load generator would otherwise fight over both cores and every
+latency would include the other side's scheduling. The server gets the first allowed CPU (`taskset -c`), the load
+processes the rest (`os.sched_setaffinity`). Server RSS and CPU come from /proc, so they exist only for a server
+the bench started itself (plus its child processes, should it run workers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .control import Control
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(slots=True, frozen=True)
+class CpuPlan:
+    """Which CPUs the server and the load get; `None` means no pinning (one CPU only, or `--no-pin`)."""
+
+    server: tuple[int, ...] | None
+    load: tuple[int, ...] | None
+
+    def describe(self) -> str:
+        if self.server is None or self.load is None:
+            return "not pinned"
+        return f"server on CPU {','.join(map(str, self.server))}, load on CPU {','.join(map(str, self.load))}"
+
+
+def plan_cpus(pin: bool) -> CpuPlan:
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2:
+        return CpuPlan(None, None)
+    return CpuPlan((cpus[0],), tuple(cpus[1:]))
+
+
+def raise_nofile() -> tuple[int, int]:
+    """Raise this process's open-file limit to the hard limit (children inherit it); returns (soft, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass(slots=True, frozen=True)
+class ProcSample:
+    rss_kib: int
+    hwm_kib: int
+    cpu_s: float
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def sample_process(pid: int) -> ProcSample | None:
+    """RSS, peak RSS and user+system CPU seconds of `pid` and its descendants; None when it is gone."""
+    rss = hwm = 0
+    cpu = 0.0
+    todo, seen = [pid], 0
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("VmHWM:"):
+                        hwm += int(line.split()[1])
+            with open(f"/proc/{current}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        except (OSError, IndexError, ValueError):
+            continue
+        seen += 1
+        todo.extend(_children(current))
+    return ProcSample(rss, hwm, cpu) if seen else None
+
+
+try:  # resolved here, not in the forked child, where taking the loader's locks could deadlock
+    _PRCTL: Any = ctypes.CDLL(None).prctl
+except (OSError, AttributeError):  # not Linux
+    _PRCTL = None
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the bench dies, even by SIGKILL (Linux PR_SET_PDEATHSIG), so a
+    killed bench never leaves a server behind; the setting survives the exec of taskset and of the server."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass(slots=True)
+class ServerProcess:
+    """A server started by the bench: `quizroom serve` or the baseline, logging to a file in its temp dir."""
+
+    kind: str
+    cpus: tuple[int, ...] | None
+    database_url: str | None = None
+    extra_args: list[str] = field(default_factory=list)
+    fault: str | None = None
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    workdir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def command(self) -> list[str]:
+        assert self.workdir is not None
+        if self.kind == "baseline":
+            cmd = [
+                sys.executable,
+                "-m",
+                "quizroom.bench.baseline",
+                "--port",
+                str(self.port),
+                "--db",
+                str(self.workdir / "baseline.db"),
+            ]
+            if self.fault:
+                cmd += ["--fault", self.fault]
+        else:
+            exe = Path(sys.executable).with_name("quizroom")
+            database = self.database_url or f"sqlite:///{self.workdir / 'quizroom.db'}"
+            cmd = [
+                str(exe) if exe.exists() else "quizroom",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--database-url",
+                database,
+                *self.extra_args,
+            ]
+        if self.cpus is not None and shutil.which("taskset"):
+            cmd = ["taskset", "-c", ",".join(map(str, self.cpus)), *cmd]
+        return cmd
+
+    async def start(self, wait_s: float = 30.0) -> None:
+        self.proc = self._spawn()
+        control = Control(self.url, self.kind, connections=1)
+        deadline = time.monotonic() + wait_s
+        try:
+            while not await control.ready():
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.kind} server did not become ready:\n{self.log_tail()}")
+                await asyncio.sleep(0.05)
+        finally:
+            await control.aclose()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"quizroom-bench-{self.kind}-"))
+        self.port = free_port()
+        with open(self.workdir / "server.log", "wb") as log:
+            return subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self.workdir is None:
+            return ""
+        try:
+            text = (self.workdir / "server.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def stop(self) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(proc.wait, 15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await asyncio.to_thread(proc.wait)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        self.proc = None

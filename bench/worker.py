@@ -1,0 +1,413 @@
+"""A load-generator process: holds a share of the players' sockets and runs the coordinator's commands.
+
+Why processes: one Python event loop saturates one core long before a server does, so the players are spread
+over several processes pinned to the load CPUs, each on uvloop. A worker talks to the coordinator over a pipe —
+request `(id, command, kwargs)`, reply `(id, ok, result)` — and replies with raw CLOCK_MONOTONIC nanosecond
+timestamps; the coordinator, which stamped the host's command on the same clock, computes every statistic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from multiprocessing.connection import Connection
+from typing import Any, NamedTuple
+
+from .control import Control, ControlError
+from .target import raise_nofile
+from .wsconn import WSConn, open_ws
+
+JOINED, QUESTIONS, ACKS, ERRORS = range(4)  # progress slots per worker
+SLOTS = 4
+
+
+class AnswerRecord(NamedTuple):
+    """What happened to one player's answer to one question, as the player saw it."""
+
+    player_id: str
+    question: int
+    mode: str  # normal | drop_before | drop_after (answer sent, socket dropped before the ack, resent)
+    sent: bool  # False: never sent (question closed first, socket gone)
+    outcome: str  # ack | error:<code> | timeout | missed
+    accepted: bool
+    duplicate: bool
+    response_ms: int | None
+    sent_ns: int
+    done_ns: int
+
+
+class Player:
+    """One player: its credentials, its current socket and what it has received, keyed by question index."""
+
+    __slots__ = (
+        "acks",
+        "answered",
+        "closed_q",
+        "conn",
+        "creds",
+        "direct",
+        "finished",
+        "nickname",
+        "questions",
+        "welcome",
+        "worker",
+    )
+
+    def __init__(self, nickname: str, creds: Any, worker: Worker) -> None:
+        self.nickname, self.creds, self.worker = nickname, creds, worker
+        self.conn: WSConn | None = None
+        self.welcome: asyncio.Future[int] | None = None
+        self.questions: dict[int, asyncio.Future[int]] = {}  # index -> receive ns (-1: socket closed first)
+        self.direct: dict[int, int] = {}  # index -> receive ns of the `question` message itself
+        self.acks: dict[int, asyncio.Future[tuple[int, dict[str, Any]]]] = {}
+        self.answered: set[int] = set()
+        self.closed_q: set[int] = set()
+        self.finished = False
+
+    def question_future(self, index: int) -> asyncio.Future[int]:
+        fut = self.questions.get(index)
+        if fut is None:
+            fut = self.questions[index] = asyncio.get_running_loop().create_future()
+        return fut
+
+    def on_message(self, conn: WSConn, msg: dict[str, Any], now: int) -> None:
+        if conn is not self.conn:
+            return
+        kind = msg.get("type")
+        if kind == "question":
+            index = msg.get("index")
+            if isinstance(index, int) and index not in self.direct:
+                self.direct[index] = now
+                self.worker.bump(QUESTIONS)
+                _resolve(self.question_future(index), now)
+        elif kind == "answer_ack":
+            fut = self.acks.get(msg.get("question", -1))
+            if fut is not None and not fut.done():
+                fut.set_result((now, msg))
+                self.worker.bump(ACKS)
+        elif kind == "error":
+            pending = [f for f in self.acks.values() if not f.done()]
+            if pending:
+                pending[0].set_result((now, msg))
+            else:
+                self.worker.count(f"ws_error:{msg.get('code')}")
+        elif kind == "welcome":
+            question = msg.get("question")
+            if msg.get("phase") == "question" and isinstance(question, dict):
+                _resolve(self.question_future(int(question.get("index", -1))), now)
+                if msg.get("answered"):
+                    self.answered.add(int(question.get("index", -1)))
+            if self.welcome is not None and not self.welcome.done():
+                self.welcome.set_result(now)
+        elif kind in ("result", "leaderboard"):
+            self.closed_q.add(int(msg.get("question", -1)))
+        elif kind == "finished":
+            self.finished = True
+
+    def on_close(self, conn: WSConn, code: int | None) -> None:
+        if conn is not self.conn or (self.finished and code == 4410):
+            return  # a socket we dropped or replaced on purpose, or the room finished and closed (4410)
+        self.worker.count(f"closed:{code if code is not None else 1006}")
+        if self.welcome is not None and not self.welcome.done():
+            self.welcome.set_exception(ConnectionError(f"closed {code} before welcome"))
+        for fut in self.questions.values():
+            _resolve(fut, -1)
+        for ack in self.acks.values():
+            if not ack.done():
+                ack.set_result((time.monotonic_ns(), {"type": "error", "code": f"closed_{code}"}))
+
+    async def connect(self, wait_s: float) -> int:
+        """Open a socket, say hello and wait for `welcome`; returns its receive time (ns)."""
+        self.welcome = asyncio.get_running_loop().create_future()
+        conn = await open_ws(self.creds.ws_url, self.on_message, self.on_close, wait_s)
+        self.conn = conn
+        conn.send({"type": "hello", "token": self.creds.token})
+        async with asyncio.timeout(wait_s):
+            return await self.welcome
+
+    def drop(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.abort()
+
+    @property
+    def connected(self) -> bool:
+        return self.conn is not None and not self.conn.closed
+
+    def send_answer(self, index: int, choice: int) -> asyncio.Future[tuple[int, dict[str, Any]]]:
+        fut = self.acks.get(index)
+        if fut is None or fut.done():
+            fut = self.acks[index] = asyncio.get_running_loop().create_future()
+        if self.conn is not None:
+            self.conn.send({"type": "answer", "question": index, "choice": choice})
+        return fut
+
+
+def _resolve(fut: asyncio.Future[int], value: int) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _choice(rng: random.Random) -> int:
+    return 0 if rng.random() < 0.6 else rng.randrange(1, 4)
+
+
+def _record(
+    p: Player, index: int, mode: str, sent_ns: int, result: tuple[int, dict[str, Any]] | None, sent: bool = True
+) -> AnswerRecord:
+    pid = p.creds.player_id
+    if not sent:
+        return AnswerRecord(pid, index, mode, False, "missed", False, False, None, 0, 0)
+    if result is None:
+        return AnswerRecord(pid, index, mode, True, "timeout", False, False, None, sent_ns, 0)
+    done_ns, msg = result
+    if msg.get("type") == "answer_ack":
+        return AnswerRecord(
+            pid,
+            index,
+            mode,
+            True,
+            "ack",
+            bool(msg.get("accepted")),
+            bool(msg.get("duplicate")),
+            msg.get("response_ms"),
+            sent_ns,
+            done_ns,
+        )
+    return AnswerRecord(pid, index, mode, True, f"error:{msg.get('code')}", False, False, None, sent_ns, done_ns)
+
+
+class Worker:
+    """The commands a coordinator can run in this process; each returns picklable plain data."""
+
+    def __init__(self, wid: int, progress: Any) -> None:
+        self.wid, self.progress = wid, progress
+        self.control: Control | None = None
+        self.crowds: dict[str, list[Player]] = {}
+        self.errors: Counter[str] = Counter()
+
+    def bump(self, slot: int, by: int = 1) -> None:
+        self.progress[self.wid * SLOTS + slot] += by
+
+    def count(self, code: str) -> None:
+        self.errors[code] += 1
+        self.bump(ERRORS)
+
+    async def configure(self, base_url: str, flavour: str) -> None:
+        if self.control is not None:
+            await self.control.aclose()
+        self.control = Control(base_url, flavour)
+        self.errors.clear()
+
+    async def join(
+        self, crowd: str, pin: str, nicknames: Sequence[str], concurrency: int, wait_s: float
+    ) -> dict[str, Any]:
+        assert self.control is not None
+        control, players = self.control, self.crowds.setdefault(crowd, [])
+        gate = asyncio.Semaphore(concurrency)
+        starts: list[int] = []
+        http_ns: list[int] = []
+        welcome_ns: list[int] = []
+
+        async def one(nickname: str) -> None:
+            async with gate:
+                t0 = time.monotonic_ns()
+                try:
+                    creds = await control.join(pin, nickname)
+                except ControlError as exc:
+                    self.count(f"join:{exc.code}")
+                    return
+                t1 = time.monotonic_ns()
+                player = Player(nickname, creds, self)
+                try:
+                    t2 = await player.connect(wait_s)
+                except Exception as exc:
+                    self.count(f"connect:{type(exc).__name__}")
+                    player.drop()
+                    return
+                players.append(player)
+                starts.append(t0)
+                http_ns.append(t1 - t0)
+                welcome_ns.append(t2 - t1)
+                self.bump(JOINED)
+
+        await asyncio.gather(*(one(n) for n in nicknames))
+        return {
+            "ok": len(starts),
+            "first_ns": min(starts, default=0),
+            "http_ns": http_ns,
+            "welcome_ns": welcome_ns,
+            "last_ns": time.monotonic_ns(),
+        }
+
+    async def await_questions(self, crowd: str, index: int, wait_s: float) -> dict[str, Any]:
+        """Wait (up to `wait_s`) until every connected player has question `index`; receive times in ns."""
+        players = [p for p in self.crowds.get(crowd, []) if p.connected]
+        futures = [p.question_future(index) for p in players]
+        if futures:
+            await asyncio.wait(futures, timeout=wait_s)
+        received = [p.direct[index] for p in players if index in p.direct]
+        return {"recv_ns": received, "missing": len(players) - len(received)}
+
+    async def burst(self, crowd: str, index: int, chunk: int, wait_s: float, seed: int) -> dict[str, Any]:
+        """Every connected player answers now; sends in small chunks so acks are stamped while we still send."""
+        rng = random.Random(seed)
+        players = [p for p in self.crowds.get(crowd, []) if p.connected]
+        pending: list[tuple[Player, int, asyncio.Future[tuple[int, dict[str, Any]]]]] = []
+        for start in range(0, len(players), chunk):
+            for p in players[start : start + chunk]:
+                sent_ns = time.monotonic_ns()
+                pending.append((p, sent_ns, p.send_answer(index, _choice(rng))))
+            await asyncio.sleep(0)
+        if pending:
+            await asyncio.wait([f for _, _, f in pending], timeout=wait_s)
+        answers = [_record(p, index, "normal", sent_ns, f.result() if f.done() else None) for p, sent_ns, f in pending]
+        return {"answers": answers}
+
+    async def play(
+        self, crowd: str, index: int, spread_ms: int, drop_before: int, drop_after: int, seed: int, wait_s: float
+    ) -> dict[str, Any]:
+        """Game mode for one question: each player answers at a random moment of the window; a few drop."""
+        rng = random.Random(seed)
+        players = self.crowds.get(crowd, [])
+        chosen = rng.sample(range(len(players)), min(len(players), drop_before + drop_after))
+        modes = ["normal"] * len(players)
+        for k, i in enumerate(chosen):
+            modes[i] = "drop_before" if k < drop_before else "drop_after"
+        reconnect_ns: list[int] = []
+
+        async def one(p: Player, mode: str, delay: float, choice: int) -> AnswerRecord:
+            sent_ns = 0
+            try:
+                async with asyncio.timeout(wait_s):
+                    if await p.question_future(index) < 0:
+                        return _record(p, index, mode, 0, None, sent=False)
+                    if mode == "drop_before":
+                        await asyncio.sleep(delay * 0.3)
+                        reconnect_ns.append(await self._reconnect(p, wait_s))
+                        delay *= 0.7
+                    await asyncio.sleep(delay)
+                    if index in p.closed_q or index in p.answered or not p.connected:
+                        return _record(p, index, mode, 0, None, sent=False)
+                    sent_ns = time.monotonic_ns()
+                    fut = p.send_answer(index, choice)
+                    if mode == "drop_after":
+                        reconnect_ns.append(await self._reconnect(p, wait_s))
+                        p.send_answer(index, choice)
+                    return _record(p, index, mode, sent_ns, await fut)
+            except (TimeoutError, OSError, ConnectionError):
+                return _record(p, index, mode, sent_ns, None, sent=sent_ns > 0)
+
+        answers = await asyncio.gather(
+            *(one(p, m, rng.uniform(0, spread_ms) / 1000, _choice(rng)) for p, m in zip(players, modes, strict=True))
+        )
+        received = [p.direct[index] for p in players if index in p.direct]
+        return {"answers": answers, "recv_ns": received, "reconnect_ns": reconnect_ns}
+
+    async def _reconnect(self, p: Player, wait_s: float) -> int:
+        p.drop()
+        t0 = time.monotonic_ns()
+        return await p.connect(wait_s) - t0
+
+    async def storm(self, crowd: str, jitter_ms: int, seed: int, wait_s: float) -> dict[str, Any]:
+        """Drop every socket at once; each comes back after a random delay up to `jitter_ms`."""
+        rng = random.Random(seed)
+        players = [p for p in self.crowds.get(crowd, []) if p.connected]
+        dropped_ns = time.monotonic_ns()
+        for p in players:
+            p.drop()
+
+        async def back(p: Player, delay: float) -> tuple[int, int] | None:
+            await asyncio.sleep(delay)
+            t0 = time.monotonic_ns()
+            try:
+                return t0, await p.connect(wait_s)
+            except Exception as exc:
+                self.count(f"reconnect:{type(exc).__name__}")
+                return None
+
+        done = await asyncio.gather(*(back(p, rng.uniform(0, jitter_ms) / 1000) for p in players))
+        ok = [d for d in done if d is not None]
+        return {
+            "reconnect_ns": [t1 - t0 for t0, t1 in ok],
+            "since_drop_ns": [t1 - dropped_ns for _, t1 in ok],
+            "dropped_ns": dropped_ns,
+            "failed": len(done) - len(ok),
+        }
+
+    async def close(self, crowd: str) -> None:
+        for p in self.crowds.pop(crowd, []):
+            conn, p.conn = p.conn, None
+            if conn is not None:
+                conn.close()
+
+    async def take_errors(self) -> dict[str, int]:
+        errors, self.errors = dict(self.errors), Counter()
+        return errors
+
+    async def serve(self, pipe: Connection) -> None:
+        inbox: asyncio.Queue[Any] = asyncio.Queue()
+        threading.Thread(
+            target=read_pipe,
+            args=(pipe, asyncio.get_running_loop(), inbox.put_nowait),
+            daemon=True,
+            name="quizroom-bench-pipe",
+        ).start()
+        tasks: set[asyncio.Task[None]] = set()
+        while (request := await inbox.get()) is not None:
+            call_id, command, kwargs = request
+            if command == "exit":
+                break
+            task = asyncio.create_task(self._run(pipe, call_id, getattr(self, command), kwargs))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        for crowd in list(self.crowds):
+            await self.close(crowd)
+        if self.control is not None:
+            await self.control.aclose()
+
+    async def _run(
+        self, pipe: Connection, call_id: int, method: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]
+    ) -> None:
+        try:
+            reply: tuple[int, bool, Any] = (call_id, True, await method(**kwargs))
+        except Exception:  # shipped to the coordinator, which raises it there
+            reply = (call_id, False, traceback.format_exc())
+        pipe.send(reply)
+
+
+def read_pipe(pipe: Connection, loop: asyncio.AbstractEventLoop, deliver: Callable[[Any], None]) -> None:
+    """Thread body: hand every message from `pipe` to the loop; None when the other side is gone.
+
+    Why a thread: registering the pipe with the event loop would make its fd non-blocking, and
+    `Connection.recv()` cannot resume a half-read message (a 500 kB reply arrives in many pieces).
+    """
+    while True:
+        try:
+            message = pipe.recv()
+        except (EOFError, OSError):
+            loop.call_soon_threadsafe(deliver, None)
+            return
+        loop.call_soon_threadsafe(deliver, message)
+
+
+def worker_main(pipe: Connection, wid: int, cpus: tuple[int, ...] | None, progress: Any) -> None:
+    """Process entry point (spawned): pin, raise the fd limit, run the command loop on uvloop."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    raise_nofile()
+    worker = Worker(wid, progress)
+    try:
+        import uvloop
+
+        uvloop.run(worker.serve(pipe))
+    except ImportError:
+        asyncio.run(worker.serve(pipe))
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,189 @@
+"""quizroom-bench: it runs end to end on small N, reports what it promises, and its exactly-once check bites.
+
+The bench is run as users run it (its CLI in a subprocess: it starts the servers and its own load processes).
+The negative controls use the baseline's fault switches: a server that acks an answer without storing it, and
+one whose results list an answer twice — the check must say FAIL and exit non-zero. No timing thresholds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from quizroom.bench import exactly_once
+from quizroom.bench.stats import percentile, summarize
+from quizroom.bench.worker import AnswerRecord
+
+RUN_LIMIT_S = 120
+
+
+async def bench(tmp_path: Path, *args: str) -> tuple[int, str, dict[str, Any]]:
+    """Run `quizroom-bench ARGS` to completion; returns (exit status, stdout, the JSON report)."""
+    out = tmp_path / "results"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "quizroom.bench.cli",
+        *args,
+        "--out",
+        str(out),
+        "--quiet",
+        "--no-chart",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), RUN_LIMIT_S)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    reports = sorted(out.glob("*.json"))
+    assert reports, f"no JSON report; stderr:\n{stderr.decode()[-3000:]}"
+    assert proc.returncode is not None
+    return proc.returncode, stdout.decode(), json.loads(reports[-1].read_text())
+
+
+def assert_latency(summary: dict[str, Any], count: int) -> None:
+    assert summary["count"] == count
+    for key in ("p50", "p95", "p99", "max", "until_last"):
+        assert summary[key] is not None and summary[key] >= 0
+    assert summary["p50"] <= summary["p95"] <= summary["p99"] <= summary["max"]
+    assert len(summary["cdf"]) == 101
+
+
+async def test_burst_reports_every_figure_and_exactly_once_passes_against_quizroom_and_baseline(tmp_path: Path) -> None:
+    n = 30
+    status, stdout, report = await bench(tmp_path, "burst", "-n", str(n))
+    assert status == 0, stdout
+    assert "EXACTLY-ONCE: FAIL" not in stdout
+    assert stdout.count("EXACTLY-ONCE: PASS") == 2
+    assert report["exactly_once_ok"] is True
+    assert {"nproc", "cpu_model", "kernel", "python"} <= set(report["machine"])
+    assert [(r["target"], r["n"]) for r in report["runs"]] == [("quizroom", n), ("baseline", n)]
+    for run in report["runs"]:
+        assert run["join"]["ok"] == n and run["join"]["rate_per_s"] > 0
+        assert_latency(run["fanout"], n)
+        assert_latency(run["ack"], n)
+        assert run["success_rate"] == 1.0
+        assert run["errors"] == {}
+        assert run["exactly_once"]["ok"] and run["exactly_once"]["acked"] == n == run["exactly_once"]["stored"]
+        assert run["server"]["rss_peak_kib"] > 0 and run["server"]["cpu_s"] >= 0
+        assert run["server"]["load_cpu_s"] > 0
+        assert run["loop_lag"]["ping_rtt_ms"]["count"] >= 1
+    (ratios,) = report["ratios"]
+    assert ratios["n"] == n and ratios["fanout_p50"] is not None and ratios["ack_p99"] is not None
+
+
+async def test_game_with_reconnects_keeps_every_acked_answer_exactly_once(tmp_path: Path) -> None:
+    n, questions, reconnects = 20, 2, 2
+    status, stdout, report = await bench(
+        tmp_path,
+        "game",
+        "-n",
+        str(n),
+        "--questions",
+        str(questions),
+        "--spread-ms",
+        "300",
+        "--reconnects",
+        str(reconnects),
+        "--targets",
+        "quizroom",
+    )
+    assert status == 0, stdout
+    (run,) = report["runs"]
+    assert run["exactly_once"]["ok"], run["exactly_once"]
+    assert run["reconnect"]["count"] == questions * reconnects
+    assert run["fanout"]["count"] == n * questions
+    assert len(run["fanout_until_last_per_question_ms"]) == questions
+    assert run["answers"]["sent"] == n * questions
+
+
+async def test_reconnect_storm_brings_every_player_back_and_loses_no_answer(tmp_path: Path) -> None:
+    n = 20
+    status, stdout, report = await bench(
+        tmp_path, "reconnect-storm", "-n", str(n), "--jitter-ms", "200", "--targets", "quizroom"
+    )
+    assert status == 0, stdout
+    (run,) = report["runs"]
+    assert run["reconnect"]["count"] == n and run["reconnect"]["failed"] == 0
+    assert run["exactly_once"]["ok"] and run["exactly_once"]["acked"] == n
+
+
+async def test_soak_samples_memory_while_idle_and_active_rooms_run(tmp_path: Path) -> None:
+    status, stdout, report = await bench(
+        tmp_path,
+        "soak",
+        "--idle",
+        "20",
+        "--active",
+        "5",
+        "--minutes",
+        "0.05",
+        "--spread-ms",
+        "200",
+        "--targets",
+        "quizroom",
+    )
+    assert status == 0, stdout
+    (run,) = report["runs"]
+    assert run["join"]["ok"] == 20 and run["series"] and run["series"][0]["rss_kib"] > 0
+    assert run["exactly_once"]["ok"] and run["rooms"][0]["questions"] >= 1
+
+
+async def test_exactly_once_fails_loudly_when_the_server_acks_an_answer_it_did_not_store(tmp_path: Path) -> None:
+    status, stdout, report = await bench(
+        tmp_path, "burst", "-n", "20", "--targets", "baseline", "--baseline-fault", "drop-one-answer"
+    )
+    assert status == 3
+    assert "EXACTLY-ONCE: FAIL" in stdout
+    check = report["runs"][0]["exactly_once"]
+    assert not check["ok"] and check["missing"] == 1 and check["doubled"] == 0
+    assert report["exactly_once_ok"] is False
+
+
+async def test_exactly_once_fails_loudly_when_an_answer_is_stored_twice(tmp_path: Path) -> None:
+    status, stdout, report = await bench(
+        tmp_path, "burst", "-n", "20", "--targets", "baseline", "--baseline-fault", "double-one-answer"
+    )
+    assert status == 3
+    assert "EXACTLY-ONCE: FAIL" in stdout
+    check = report["runs"][0]["exactly_once"]
+    assert not check["ok"] and check["doubled"] == 1 and check["missing"] == 0
+
+
+def _record(
+    player: str, question: int, outcome: str = "ack", accepted: bool = True, mode: str = "normal"
+) -> AnswerRecord:
+    return AnswerRecord(player, question, mode, True, outcome, accepted, False, 10, 1, 2)
+
+
+def _results(*stored: tuple[str, int]) -> dict[str, Any]:
+    players: dict[str, list[dict[str, Any]]] = {}
+    for player, question in stored:
+        players.setdefault(player, []).append({"question": question, "points": 0, "response_ms": 10})
+    return {"players": [{"player_id": p, "score": 0, "answers": a} for p, a in players.items()]}
+
+
+def test_a_stored_answer_whose_ack_was_lost_is_not_a_failure() -> None:
+    lost = _record("b", 0, outcome="timeout", accepted=False, mode="drop_after")
+    check = exactly_once.check(_results(("a", 0), ("b", 0)), [_record("a", 0), lost])
+    assert check["ok"] and check["unacked_stored"] == 1
+
+
+def test_a_stored_answer_nobody_sent_or_that_was_rejected_fails() -> None:
+    phantom = exactly_once.check(_results(("a", 0), ("z", 0)), [_record("a", 0)])
+    assert not phantom["ok"] and phantom["phantom"] == 1
+    rejected = exactly_once.check(_results(("a", 0)), [_record("a", 0, outcome="error:too_late", accepted=False)])
+    assert not rejected["ok"] and rejected["stored_though_rejected"] == 1
+
+
+def test_percentiles_use_the_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0 and percentile(values, 99) == 99.0 and percentile(values, 100) == 100.0
+    summary = summarize([3.0, 1.0, 2.0])
+    assert (summary["p50"], summary["max"], summary["until_last"]) == (2.0, 3.0, 3.0)
