@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
+
+
+@dataclass(slots=True)
+class RoomStats:
+    """Per-room figures for the host's `stats` block (process-wide ones go to metrics, never labelled by room)."""
+
+    answers_accepted: int = 0
+    answers_duplicate: int = 0
+    last_broadcast_s: float | None = None
 
 
 class Telemetry(Protocol):

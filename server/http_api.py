@@ -20,7 +20,8 @@ from quizroom.rooms.actor import RoomActor
 from quizroom.rooms.errors import InvalidInput, NotFound, QuizroomError, Unauthorized, Unavailable
 from quizroom.rooms.quiz import parse_quiz
 from quizroom.server.errors import error_response
-from quizroom.server.metrics import render_metrics
+from quizroom.server.metrics import CONTENT_TYPE, package_version, room_stats
+from quizroom.server.openapi import openapi_document
 from quizroom.server.responses import json_response
 from quizroom.server.runtime import Runtime
 from quizroom.storage import StorageError
@@ -183,7 +184,7 @@ async def join_room(request: Request) -> Response:
 @refusals
 async def room_state(request: Request) -> Response:
     actor = await host_room(request)
-    return json_response(await actor.snapshot())
+    return json_response({**await actor.snapshot(), "stats": room_stats(actor)})
 
 
 def command(name: str) -> Handler:
@@ -249,7 +250,11 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    return PlainTextResponse(render_metrics(runtime_of(request)), media_type="text/plain; version=0.0.4")
+    return Response(runtime_of(request).metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def openapi(request: Request) -> Response:
+    return json_response(openapi_document(package_version()))
 
 
 def api_routes() -> list[Route]:
@@ -265,6 +270,7 @@ def api_routes() -> list[Route]:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
     ]
     for name in ("start", "close", "next", "end", "lock", "unlock"):
         routes.append(Route(f"/api/rooms/{{pin}}/{name}", command(name), methods=["POST"]))

@@ -1,29 +1,59 @@
-"""structlog set-up: readable console lines in development, one JSON object per line in production."""
+"""structlog set-up: readable console lines in development, one JSON object per line in production.
+
+Every line carries `worker` (the process id, so lines of several workers can be told apart) and, from the room
+actor's bound logger, `pin`. Standard-library records (uvicorn, asyncio) go through the same renderer, so a JSON log
+is JSON on every line. Tokens are never logged: nothing here sees request headers or query strings.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import structlog
+from structlog.types import EventDict, Processor, WrappedLogger
+
+
+def add_worker(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    event.setdefault("worker", os.getpid())
+    return event
+
+
+class NoFrameDumps(logging.Filter):
+    """Drops the `websockets` library's debug records: they print every frame's payload, and a player's `hello`
+    carries its token. uvicorn hands that library its own logger, so the level alone cannot keep them out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG or f"{os.sep}websockets{os.sep}" not in record.pathname
 
 
 def configure_logging(level: str = "info", fmt: str = "console") -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
-    renderer: structlog.types.Processor
+    renderer: Processor
     renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_worker,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.processors.format_exc_info],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    handler.addFilter(NoFrameDumps())
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(numeric)

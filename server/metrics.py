@@ -1,35 +1,216 @@
-"""Prometheus text exposition of the process's counters and gauges (no per-player labels)."""
+"""Prometheus metrics of one server process, in a registry of its own (never the global default).
+
+`Metrics` is the room's `Telemetry` (answers, errors, rate limits, ack latency, broadcasts), the writer's
+`on_commit` hook, and the sink of the event-loop lag monitor. Values the process already counts elsewhere (sockets,
+rooms, joins, commit failures) are read at scrape time by `RuntimeCollector`, so nothing on a hot path pays twice.
+Label values come from closed sets (outcomes, error codes), never from players or rooms: cardinality stays bounded.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import platform
+from collections.abc import Iterable, Iterator
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from quizroom.rooms.errors import QuizroomError
 
 if TYPE_CHECKING:
+    from quizroom.rooms.actor import RoomActor
     from quizroom.server.runtime import Runtime
 
+# The text format every Prometheus version reads; `generate_latest` writes it.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-def render_metrics(runtime: Runtime) -> str:
-    rooms = runtime.registry.rooms()
-    stats = runtime.writer.stats
-    samples: list[tuple[str, str, str, float]] = [
-        ("quizroom_rooms", "gauge", "rooms in memory", len(rooms)),
-        (
+ANSWER_OUTCOMES = ("accepted", "duplicate", "late", "refused")
+OTHER = "other"
+
+# Seconds. Broadcasts and acks are expected in the low milliseconds; commits on a slow disk take tens.
+FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+ROW_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+
+
+def error_codes() -> tuple[str, ...]:
+    """Every documented error code: the label values `quizroom_errors_total` may take (plus `other`)."""
+    codes: set[str] = set()
+    pending: list[type[QuizroomError]] = list(QuizroomError.__subclasses__())
+    while pending:
+        kind = pending.pop()
+        pending.extend(kind.__subclasses__())
+        code = getattr(kind, "code", "")
+        if isinstance(code, str) and code:
+            codes.add(code)
+    return tuple(sorted(codes))
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("quizroom")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class Metrics:
+    """The process's instruments. Every method is cheap and never raises (the `Telemetry` contract)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, process: bool = True) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` twin of each counter: half the series
+        if process:  # CPU, memory, file descriptors, GC, Python version: what every operator looks at first
+            ProcessCollector(registry=r)
+            GCCollector(registry=r)
+            PlatformCollector(registry=r)
+        self.answers = Counter("quizroom_answers", "answer messages judged, by outcome", ["outcome"], registry=r)
+        # Children resolved once: `labels()` takes a lock and builds a key on every call, and answers come in bursts.
+        self._by_outcome = {outcome: self.answers.labels(outcome) for outcome in (*ANSWER_OUTCOMES, OTHER)}
+        self._codes = frozenset(error_codes())
+        self.errors = Counter("quizroom_errors", "error messages sent to sockets, by code", ["code"], registry=r)
+        self._by_code = {code: self.errors.labels(code) for code in (*self._codes, OTHER)}
+        self.rate_limited_messages = Counter(
+            "quizroom_rate_limited_messages", "socket messages refused by the rate limit", registry=r
+        )
+        self.slow_consumer_drops = Counter(
+            "quizroom_slow_consumer_drops", "sockets closed with 4008: their send queue overflowed", registry=r
+        )
+        self.broadcast_seconds = Histogram(
+            "quizroom_question_broadcast_seconds",
+            "time a room spends encoding and queuing one question to its players",
+            buckets=FAST_BUCKETS,
+            registry=r,
+        )
+        self.broadcast_recipients = Counter(
+            "quizroom_broadcast_recipients", "question frames queued to player sockets", registry=r
+        )
+        self.ack_seconds = Histogram(
+            "quizroom_answer_ack_seconds",
+            "from an answer's arrival in its room to its acknowledgement (the commit included)",
+            buckets=ACK_BUCKETS,
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "quizroom_commit_seconds", "duration of each successful group commit", buckets=ACK_BUCKETS, registry=r
+        )
+        self.commit_rows = Histogram(
+            "quizroom_commit_batch_rows", "rows in each successful group commit", buckets=ROW_BUCKETS, registry=r
+        )
+        self.loop_lag_seconds = Histogram(
+            "quizroom_event_loop_lag_seconds",
+            "how late the event loop ran a timer: the delay every socket and room waits behind",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self._runtime: RuntimeCollector | None = None
+
+    # --- Telemetry (rooms/telemetry.py) -------------------------------------------------------------------------
+
+    def answer(self, outcome: str) -> None:
+        (self._by_outcome.get(outcome) or self._by_outcome[OTHER]).inc()
+
+    def error(self, code: str) -> None:
+        (self._by_code.get(code) or self._by_code[OTHER]).inc()
+
+    def rate_limited(self) -> None:
+        self.rate_limited_messages.inc()
+
+    def ack_latency(self, seconds: float) -> None:
+        self.ack_seconds.observe(seconds)
+
+    def broadcast(self, seconds: float, recipients: int) -> None:
+        self.broadcast_seconds.observe(seconds)
+        self.broadcast_recipients.inc(recipients)
+
+    # --- other hooks --------------------------------------------------------------------------------------------
+
+    def on_commit(self, seconds: float, rows: int) -> None:
+        """`GroupCommitWriter(on_commit=…)`."""
+        self.commit_seconds.observe(seconds)
+        self.commit_rows.observe(rows)
+
+    def loop_lag(self, seconds: float) -> None:
+        self.loop_lag_seconds.observe(seconds)
+
+    def slow_consumer(self) -> None:
+        """A socket was closed with 4008 because it fell behind."""
+        self.slow_consumer_drops.inc()
+
+    def watch(self, runtime: Runtime) -> None:
+        """Export what the runtime already counts (sockets, rooms, joins, the writer's totals) at scrape time."""
+        if self._runtime is None:
+            self._runtime = RuntimeCollector(runtime)
+            self.registry.register(self._runtime)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class RuntimeCollector(Collector):
+    """Reads the runtime's own counters when Prometheus scrapes, instead of mirroring them on every event."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # values exist only at collect time; describing them would run collect at registration
+
+    def collect(self) -> Iterator[Metric]:
+        runtime = self.runtime
+        counters = runtime.counters
+        stats = runtime.writer.stats
+        rooms = runtime.registry.rooms()
+        info = InfoMetricFamily("quizroom_build", "version of this server")
+        info.add_metric([], {"version": package_version(), "python": platform.python_version()})
+        yield info
+        yield GaugeMetricFamily("quizroom_rooms", "rooms in memory", value=len(rooms))
+        yield GaugeMetricFamily(
             "quizroom_players_connected",
-            "gauge",
             "player sockets attached to rooms",
-            sum(len(r.sessions) for r in rooms),
-        ),
-        ("quizroom_sockets_open", "gauge", "WebSocket connections open", runtime.counters.sockets_open),
-        ("quizroom_sockets_total", "counter", "WebSocket connections accepted", runtime.counters.sockets_total),
-        ("quizroom_joins_total", "counter", "players joined", runtime.counters.joins),
-        ("quizroom_commits_total", "counter", "group commits", stats.commits),
-        ("quizroom_committed_rows_total", "counter", "rows made durable", stats.rows),
-        ("quizroom_commit_failures_total", "counter", "batches that failed after retries", stats.failures),
-        ("quizroom_commit_seconds_total", "counter", "time spent committing", stats.total_commit_s),
-        ("quizroom_last_commit_seconds", "gauge", "duration of the last commit", stats.last_commit_s),
-        ("quizroom_last_batch_rows", "gauge", "rows in the last commit", stats.last_batch_rows),
-    ]
-    lines: list[str] = []
-    for name, kind, help_text, value in samples:
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
-    return "\n".join(lines) + "\n"
+            value=sum(len(room.sessions) for room in rooms),
+        )
+        yield GaugeMetricFamily("quizroom_sockets_open", "WebSocket connections open", value=counters.sockets_open)
+        yield CounterMetricFamily(
+            "quizroom_sockets_accepted", "WebSocket connections accepted", value=counters.sockets_total
+        )
+        yield CounterMetricFamily(
+            "quizroom_sockets_refused",
+            "WebSocket connections refused (origin, shutting down)",
+            value=counters.refused_origin,
+        )
+        yield CounterMetricFamily("quizroom_joins", "players joined", value=counters.joins)
+        yield CounterMetricFamily("quizroom_commits", "successful group commits", value=stats.commits)
+        yield CounterMetricFamily("quizroom_committed_rows", "rows made durable", value=stats.rows)
+        yield CounterMetricFamily(
+            "quizroom_commit_failures", "batches that still failed after the retry patience", value=stats.failures
+        )
+        yield GaugeMetricFamily(
+            "quizroom_storage_healthy", "1 while the last commit attempt succeeded", value=int(runtime.writer.healthy)
+        )
+        yield GaugeMetricFamily("quizroom_draining", "1 while the server is shutting down", value=int(runtime.draining))
+
+
+def room_stats(actor: RoomActor) -> dict[str, Any]:
+    """The `stats` block of `GET /api/rooms/{pin}`: this room's sockets and answers, as its actor counted them."""
+    stats = actor.stats
+    broadcast_s = stats.last_broadcast_s
+    return {
+        "sockets_connected": len(actor.sessions),
+        "hosts_connected": len(actor.hosts),
+        "answers_accepted": stats.answers_accepted,
+        "answers_duplicate": stats.answers_duplicate,
+        "last_broadcast_ms": None if broadcast_s is None else round(broadcast_s * 1000, 3),
+    }

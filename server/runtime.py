@@ -9,9 +9,12 @@ import structlog
 
 from quizroom.rooms.actor import ActorLimits
 from quizroom.rooms.clock import Clock, SystemClock
+from quizroom.rooms.nicknames import load_blocklist
 from quizroom.rooms.registry import RoomRegistry
 from quizroom.rooms.sessions import CLOSE_GOING_AWAY
 from quizroom.rooms.state import RoomLimits
+from quizroom.server.looplag import LoopLagMonitor
+from quizroom.server.metrics import Metrics
 from quizroom.server.settings import Settings
 from quizroom.storage import Storage, open_storage
 from quizroom.storage.writer import GroupCommitWriter
@@ -47,29 +50,37 @@ class Runtime:
     clock: Clock
     counters: Counters = field(default_factory=Counters)
     draining: bool = False
+    metrics: Metrics = field(default_factory=Metrics)
+    lag_monitor: LoopLagMonitor | None = None
 
     @classmethod
     async def start(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
         clock = clock or SystemClock()
         storage = open_storage(settings.database_url)
         await storage.open()
-        writer = GroupCommitWriter(storage, retry_for_s=settings.storage_retry_s)
+        metrics = Metrics()  # a registry per runtime: several apps in one process (tests) never collide
+        writer = GroupCommitWriter(storage, retry_for_s=settings.storage_retry_s, on_commit=metrics.on_commit)
         writer.start()
         limits = ActorLimits(
             room=RoomLimits(
                 players_per_room=settings.players_per_room,
                 answer_attempts=settings.answer_attempts,
                 grace_ms=settings.answer_grace_ms,
+                blocked_words=load_blocklist(settings.nickname_blocklist_file),
             ),
             rate_per_s=settings.rate_per_second,
             rate_burst=settings.rate_burst,
             abuse_strikes=settings.rate_abuse_strikes,
         )
-        registry = RoomRegistry(storage, writer, clock, limits)
+        registry = RoomRegistry(storage, writer, clock, limits, telemetry=metrics)
         await registry.resume_open_questions()
         registry.start_sweeper()
         log.info("started", database=settings.database_url.split("@")[-1], rooms_resumed=len(registry))
-        return cls(settings, storage, writer, registry, clock)
+        runtime = cls(settings, storage, writer, registry, clock, metrics=metrics)
+        metrics.watch(runtime)
+        runtime.lag_monitor = LoopLagMonitor(metrics.loop_lag)
+        runtime.lag_monitor.start()
+        return runtime
 
     async def drain(self) -> None:
         """Graceful shutdown, first half: refuse new work, close every socket with 1001, commit what is queued."""
@@ -83,6 +94,8 @@ class Runtime:
         try:
             await self.drain()
         finally:
+            if self.lag_monitor is not None:
+                await self.lag_monitor.stop()
             await self.storage.close()
             log.info("stopped")
 

@@ -1,0 +1,478 @@
+"""The OpenAPI 3.1 description of the HTTP control API (SPEC §2 and docs/protocol.md), served at `/openapi.json`.
+
+Written by hand from the contract rather than derived from the handlers: it states what clients may rely on, and
+tests/test_openapi.py checks the running server against it with generated requests (schemathesis), so the two
+cannot drift apart silently. WebSockets are out of OpenAPI's reach; docs/protocol.md describes them.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from quizroom.rooms import quiz as limits
+from quizroom.server.metrics import error_codes
+
+JSON = "application/json"
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def text(max_length: int, description: str = "") -> Schema:
+    schema: Schema = {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": r"\S"}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def obj(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
+    return {"type": "object", "properties": properties, "required": required or list(properties), **extra}
+
+
+def json_body(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def error(description: str) -> Schema:
+    return json_body(ref("Error"), description)
+
+
+INT = {"type": "integer"}
+COUNT = {"type": "integer", "minimum": 0}
+PIN = {
+    "name": "pin",
+    "in": "path",
+    "required": True,
+    "description": "the room's 6-digit PIN",
+    "schema": {"type": "string"},
+}
+PLAYER_ID = {"name": "player_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+QUESTION = obj(
+    {
+        "text": text(limits.TEXT_MAX),
+        "choices": {
+            "type": "array",
+            "items": text(limits.CHOICE_TEXT_MAX),
+            "minItems": limits.CHOICES_MIN,
+            "maxItems": limits.CHOICES_MAX,
+        },
+        "correct": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 0, "maximum": limits.CHOICES_MAX - 1},
+            "minItems": 1,
+            "maxItems": limits.CHOICES_MAX,
+            "uniqueItems": True,
+            "description": "indexes into `choices`; more than one makes a multi-correct question",
+        },
+        "time_limit_ms": {
+            "type": "integer",
+            "minimum": limits.TIME_LIMIT_MIN,
+            "maximum": limits.TIME_LIMIT_MAX,
+            "default": limits.TIME_LIMIT_DEFAULT,
+        },
+        "points": {
+            "type": "integer",
+            "minimum": limits.POINTS_MIN,
+            "maximum": limits.POINTS_MAX,
+            "default": limits.POINTS_DEFAULT,
+        },
+    },
+    ["text", "choices", "correct"],
+)
+
+QUIZ = obj(
+    {
+        "title": text(limits.TITLE_MAX),
+        "questions": {
+            "type": "array",
+            "items": ref("Question"),
+            "minItems": 1,
+            "maxItems": limits.QUESTIONS_MAX,
+        },
+    },
+    description="Unknown fields are ignored.",
+)
+
+ROOM_STATE_FIELDS: dict[str, Schema] = {
+    "pin": {"type": "string"},
+    "room_id": {"type": "string"},
+    "phase": {"type": "string", "enum": ["lobby", "question", "reveal", "finished"]},
+    "question_index": {"type": ["integer", "null"], "minimum": 0, "description": "null in the lobby"},
+    "question_count": COUNT,
+    "players": COUNT,
+    "connected": COUNT,
+    "answers": {**COUNT, "description": "answers stored for the current question"},
+    "locked": {"type": "boolean"},
+    "deadline_ms": {"type": ["integer", "null"], "description": "epoch ms; null outside a question"},
+}
+
+ROOM_STATS = obj(
+    {
+        "sockets_connected": COUNT,
+        "hosts_connected": COUNT,
+        "answers_accepted": {**COUNT, "description": "answers stored for this room, all questions"},
+        "answers_duplicate": {"type": ["integer", "null"], "minimum": 0},
+        "last_broadcast_ms": {"type": ["number", "null"], "minimum": 0},
+    },
+    description="Extension: this room's sockets and answers (no per-player data).",
+)
+
+ENTRY = obj({"rank": {"type": "integer", "minimum": 1}, "nickname": {"type": "string"}, "score": COUNT})
+
+RESULTS = obj(
+    {
+        "pin": {"type": "string"},
+        "title": {"type": "string"},
+        "phase": {"type": "string"},
+        "questions": {
+            "type": "array",
+            "items": obj({"index": COUNT, "text": {"type": "string"}, "correct": {"type": "array", "items": INT}}),
+        },
+        "players": {
+            "type": "array",
+            "items": obj(
+                {
+                    "player_id": {"type": "string"},
+                    "nickname": {"type": "string"},
+                    "score": COUNT,
+                    "rank": {"type": "integer", "minimum": 1},
+                    "answers": {
+                        "type": "array",
+                        "items": obj(
+                            {
+                                "question": COUNT,
+                                "choices": {"type": "array", "items": INT},
+                                "correct": {"type": "boolean"},
+                                "points": COUNT,
+                                "response_ms": COUNT,
+                            }
+                        ),
+                    },
+                }
+            ),
+        },
+    }
+)
+
+
+def components() -> Schema:
+    return {
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "the room's host token; the admin token (when configured) is accepted wherever the "
+                "host token is, and is required to create quizzes and rooms",
+            }
+        },
+        "schemas": {
+            "Error": obj(
+                {
+                    "error": obj(
+                        {
+                            "code": {"type": "string", "enum": list(error_codes())},
+                            "message": {"type": "string"},
+                            "field": {"type": "string", "description": "422 `invalid`: the offending field's path"},
+                        },
+                        ["code", "message"],
+                    )
+                }
+            ),
+            "Question": QUESTION,
+            "Quiz": QUIZ,
+            "StoredQuiz": {"allOf": [ref("Quiz"), obj({"quiz_id": {"type": "string"}})]},
+            "RoomState": obj(ROOM_STATE_FIELDS),
+            "RoomStateWithStats": obj({**ROOM_STATE_FIELDS, "stats": ref("RoomStats")}),
+            "RoomStats": ROOM_STATS,
+            "LeaderboardEntry": ENTRY,
+            "Results": RESULTS,
+        },
+    }
+
+
+ADMIN: list[dict[str, list[str]]] = [{}, {"bearer": []}]  # open unless the server has an admin token
+HOST: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def host_command(name: str, summary: str) -> Schema:
+    return {
+        "post": {
+            "operationId": f"room_{name}",
+            "summary": summary,
+            "tags": ["host"],
+            "security": HOST,
+            "parameters": [PIN],
+            "responses": {
+                "200": json_body(ref("RoomState"), "the room's new state"),
+                "401": error("missing or wrong host token"),
+                "404": error("no room with this PIN"),
+                "409": error("`bad_phase`: the command does not fit the room's phase"),
+                "503": error("storage could not make the change durable in time; nothing was done"),
+            },
+        }
+    }
+
+
+def paths() -> Schema:
+    unauthorized = error("an admin token is configured and was not given")
+    unavailable = error("storage is unavailable; nothing was done, retry")
+    not_found = error("no room with this PIN")
+    host_errors = {"401": error("missing or wrong host token"), "404": not_found}
+    result: Schema = {
+        "/api/quizzes": {
+            "post": {
+                "operationId": "create_quiz",
+                "summary": "Store a quiz",
+                "tags": ["quizzes"],
+                "security": ADMIN,
+                "requestBody": {"required": True, "content": {JSON: {"schema": ref("Quiz")}}},
+                "responses": {
+                    "201": json_body(obj({"quiz_id": {"type": "string"}}), "stored"),
+                    "401": unauthorized,
+                    "422": error("`invalid`, with `field` naming the first offending field"),
+                    "503": unavailable,
+                },
+            }
+        },
+        "/api/quizzes/{quiz_id}": {
+            "get": {
+                "operationId": "get_quiz",
+                "summary": "Read a stored quiz",
+                "tags": ["quizzes"],
+                "security": ADMIN,
+                "parameters": [{"name": "quiz_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": json_body(ref("StoredQuiz"), "the quiz"),
+                    "401": unauthorized,
+                    "404": error("no such quiz"),
+                    "503": unavailable,
+                },
+            }
+        },
+        "/api/rooms": {
+            "post": {
+                "operationId": "create_room",
+                "summary": "Open a room for a stored quiz or a quiz given inline",
+                "tags": ["rooms"],
+                "security": ADMIN,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                "oneOf": [
+                                    obj({"quiz_id": {"type": "string"}}),
+                                    obj({"quiz": ref("Quiz")}),
+                                ]
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": json_body(
+                        obj(
+                            {
+                                "room_id": {"type": "string"},
+                                "pin": {"type": "string", "pattern": "^[0-9]{6}$"},
+                                "host_token": {"type": "string"},
+                                "join_url": {"type": "string"},
+                                "host_ws_url": {"type": "string"},
+                            }
+                        ),
+                        "the room; `host_token` is shown only here",
+                    ),
+                    "401": unauthorized,
+                    "404": error("no such quiz"),
+                    "422": error("`invalid`: neither `quiz_id` nor a valid `quiz` (`field` is `quiz.…`)"),
+                    "503": unavailable,
+                },
+            }
+        },
+        "/api/rooms/{pin}": {
+            "get": {
+                "operationId": "room_state",
+                "summary": "The room's state, with its `stats`",
+                "tags": ["host"],
+                "security": HOST,
+                "parameters": [PIN],
+                "responses": {
+                    "200": json_body(ref("RoomStateWithStats"), "the state"),
+                    **host_errors,
+                    "503": unavailable,
+                },
+            }
+        },
+        "/api/rooms/{pin}/players": {
+            "post": {
+                "operationId": "join_room",
+                "summary": "Join a room as a player (no credentials)",
+                "tags": ["players"],
+                "security": [{}],
+                "parameters": [PIN],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": obj(
+                                {
+                                    "nickname": {
+                                        "type": "string",
+                                        "description": "1–24 characters once NFKC-normalised and trimmed; no "
+                                        "control or invisible characters; unique in the room ignoring case",
+                                    }
+                                }
+                            )
+                        }
+                    },
+                },
+                "responses": {
+                    "201": json_body(
+                        obj(
+                            {
+                                "player_id": {"type": "string"},
+                                "token": {"type": "string", "description": "the player's only credential"},
+                                "nickname": {"type": "string", "description": "the normalised nickname"},
+                                "ws_url": {"type": "string"},
+                            }
+                        ),
+                        "joined: open `ws_url` and say hello with `token`",
+                    ),
+                    "404": not_found,
+                    "409": error("`nickname_taken`"),
+                    "422": error("`bad_nickname`"),
+                    "423": error("`room_locked`, `room_full` or `room_finished`"),
+                    "503": unavailable,
+                },
+            }
+        },
+        "/api/rooms/{pin}/players/{player_id}": {
+            "delete": {
+                "operationId": "kick_player",
+                "summary": "Kick a player: socket closed with 4403, token revoked",
+                "tags": ["host"],
+                "security": HOST,
+                "parameters": [PIN, PLAYER_ID],
+                "responses": {
+                    "204": {"description": "kicked"},
+                    "401": host_errors["401"],
+                    "404": error("no such room or player"),
+                    "503": unavailable,
+                },
+            }
+        },
+        "/api/rooms/{pin}/leaderboard": {
+            "get": {
+                "operationId": "leaderboard",
+                "summary": "Ranked scores; ties share a rank",
+                "tags": ["host"],
+                "security": HOST,
+                "parameters": [
+                    PIN,
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 10},
+                    },
+                ],
+                "responses": {
+                    "200": json_body(obj({"entries": {"type": "array", "items": ref("LeaderboardEntry")}}), "ranked"),
+                    **host_errors,
+                    "422": error("`invalid`: `limit` is not an integer from 1 to 10000"),
+                    "503": unavailable,
+                },
+            }
+        },
+        "/api/rooms/{pin}/results": {
+            "get": {
+                "operationId": "results",
+                "summary": "Every stored answer exactly once (JSON, or CSV with `Accept: text/csv`)",
+                "tags": ["host"],
+                "security": HOST,
+                "parameters": [PIN],
+                "responses": {
+                    "200": {
+                        "description": "the results",
+                        "content": {
+                            JSON: {"schema": ref("Results")},
+                            "text/csv": {
+                                "schema": {
+                                    "type": "string",
+                                    "description": "player_id,nickname,question,choices,correct,points,response_ms",
+                                }
+                            },
+                        },
+                    },
+                    **host_errors,
+                    "503": unavailable,
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "The process is alive",
+                "tags": ["operations"],
+                "responses": {"200": json_body(obj({"status": {"type": "string", "enum": ["ok"]}}), "alive")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "Ready for traffic: storage reachable, commits succeeding, not shutting down",
+                "tags": ["operations"],
+                "responses": {
+                    "200": json_body(obj({"status": {"type": "string", "enum": ["ready"]}}), "ready"),
+                    "503": json_body(
+                        obj(
+                            {
+                                "status": {"type": "string", "enum": ["unavailable"]},
+                                "problems": {"type": "array", "items": {"type": "string"}},
+                            }
+                        ),
+                        "not ready; `problems` says why",
+                    ),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics (text format 0.0.4)",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                },
+            }
+        },
+    }
+    for name, summary in [
+        ("start", "lobby → question 0"),
+        ("close", "question → reveal, early"),
+        ("next", "reveal → the next question, or → finished after the last"),
+        ("end", "any phase → finished"),
+        ("lock", "refuse new joins (423)"),
+        ("unlock", "accept joins again"),
+    ]:
+        result[f"/api/rooms/{{pin}}/{name}"] = host_command(name, summary)
+    return result
+
+
+@cache
+def openapi_document(version: str) -> Schema:
+    """The whole document (built once per process; it depends only on the code)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "quizroom",
+            "version": version,
+            "description": "HTTP control API of the quizroom real-time quiz server. Errors are "
+            '`{"error": {"code", "message"}}`. The player and host WebSockets are described in docs/protocol.md.',
+        },
+        "paths": paths(),
+        "components": components(),
+    }
