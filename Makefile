@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PG_VERSION := $(shell ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: install run test lint postgres browser bench mypy-tree
+.PHONY: install run test lint postgres browser bench conformance mypy-tree
 
 install: $(STAMP)
 
@@ -48,7 +48,13 @@ mypy-tree:
 lint: install mypy-tree
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MYPYPATH=.mypy-src $(BIN)/mypy --strict -p quizroom.rooms -p quizroom.storage -p quizroom.server -p quizroom.clients
+	MYPYPATH=.mypy-src $(BIN)/mypy --strict -p quizroom.rooms -p quizroom.storage -p quizroom.server -p quizroom.clients -p quizroom.bench
 
+# The standard benchmark set (about 6 minutes on 2 cores); matplotlib (the `bench` extra) draws the chart.
 bench: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/quizroom-bench standard
+
+# WebSocket conformance: the Autobahn|Testsuite fuzzing client (Python 2.7 venv in conformance/) against our stack.
+conformance: install
+	conformance/run.sh

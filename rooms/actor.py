@@ -52,7 +52,7 @@ from quizroom.rooms.sessions import (
     hash_token,
 )
 from quizroom.rooms.state import Answer, Phase, Player, RoomLimits, RoomState
-from quizroom.rooms.telemetry import NullTelemetry, Telemetry
+from quizroom.rooms.telemetry import NullTelemetry, RoomStats, Telemetry
 from quizroom.storage.records import AnswerRow, KickRow, PlayerRow, RoomStateRow, ScoreRow
 from quizroom.storage.writer import GroupCommitWriter
 
@@ -97,6 +97,7 @@ class RoomActor:
         self.finished_at: float | None = None
         self._revoked = revoked_tokens or set()
         self.telemetry: Telemetry = telemetry or NullTelemetry()
+        self.stats = RoomStats()
         self._arrived: dict[tuple[int, str], float] = {}  # monotonic arrival of answers awaiting their commit
         self._inbox: deque[Callable[[], None]] = deque()
         self._wake = asyncio.Event()
@@ -294,7 +295,8 @@ class RoomActor:
             frame = encode(wire.question_message(state, question, seq, now_ms, with_correct=False))
             for session in self.sessions.values():
                 session.conn.send(frame)
-            self.telemetry.broadcast(self.clock.monotonic() - began, len(self.sessions))
+            self.stats.last_broadcast_s = self.clock.monotonic() - began
+            self.telemetry.broadcast(self.stats.last_broadcast_s, len(self.sessions))
             self._to_hosts(wire.question_message(state, question, seq, now_ms, with_correct=True))
             self._arm_deadline()
             self.feed.mark(answers=True)
@@ -627,6 +629,7 @@ class RoomActor:
         key = (answer.question, answer.player_id)
         if submission.duplicate:
             self.telemetry.answer("duplicate")
+            self.stats.answers_duplicate += 1
             if answer.durable:
                 self._ack(session, answer, duplicate=True, same=frozenset(choices) == frozenset(answer.choices))
                 self._maybe_everyone_answered()  # after a restart, repeats may be all that arrives
@@ -670,6 +673,7 @@ class RoomActor:
             for position, session in enumerate(waiters):
                 self._ack(session, answer, duplicate=position > 0, same=True)
             self.telemetry.answer("accepted")
+            self.stats.answers_accepted += 1
             self.telemetry.ack_latency(now - arrived)
         self.feed.mark(answers=True)
         index = self.state.question_index

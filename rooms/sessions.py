@@ -22,10 +22,22 @@ CLOSE_FINISHED = 4410
 CLOSE_RATE_ABUSE = 4429
 
 
+@dataclass(slots=True)
+class Frame:
+    """One outbound message: its JSON text, and a slot where the transport may cache its encoded wire bytes.
+
+    A broadcast builds one `Frame` and hands the same object to every socket, so the JSON is encoded once and the
+    transport can frame it once, whatever the number of recipients.
+    """
+
+    text: str
+    wire: bytes | None = None
+
+
 class Connection(Protocol):
     """What the actor needs of a socket. Both calls return at once: frames queue, slow consumers are the socket's."""
 
-    def send(self, frame: str) -> None: ...
+    def send(self, frame: Frame) -> None: ...
 
     def close(self, code: int, reason: str = "") -> None: ...
 
@@ -47,6 +59,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def encode(message: dict[str, Any]) -> str:
-    """One frame's text; broadcasts encode once and send the same string to every socket."""
-    return orjson.dumps(message).decode()
+def encode(message: dict[str, Any]) -> Frame:
+    """One message as a frame; broadcasts encode once and send the same frame to every socket."""
+    return Frame(orjson.dumps(message).decode())

@@ -45,6 +45,7 @@ class RoomLimits:
     players_per_room: int = 10_000
     answer_attempts: int = 3
     grace_ms: int = 250
+    blocked_words: frozenset[str] = frozenset()  # nickname block list, as block keys (rooms/nicknames.py)
 
 
 @dataclass(slots=True)
@@ -130,7 +131,7 @@ class RoomState:
 
     def check_join(self, raw_nickname: object) -> tuple[str, str]:
         """Validate a join; returns `(nickname, key)` or raises the documented refusal."""
-        nickname, key = normalise_nickname(raw_nickname)
+        nickname, key = normalise_nickname(raw_nickname, self.limits.blocked_words)
         if self.phase is Phase.FINISHED:
             raise RoomFinished("the game has finished")
         if self.locked:

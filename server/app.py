@@ -1,4 +1,4 @@
-"""The Starlette application: routes, static pages, and the runtime's life cycle."""
+"""The ASGI application: player and host sockets, the Starlette app for HTTP, and the runtime's life cycle."""
 
 from __future__ import annotations
 
@@ -8,16 +8,21 @@ from importlib import resources
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.datastructures import State
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from quizroom.rooms.clock import Clock
+from quizroom.server.accesslog import AccessLog
+from quizroom.server.admission import Admission
+from quizroom.server.compliance import EchoEndpoint
 from quizroom.server.http_api import api_routes
 from quizroom.server.runtime import Runtime
 from quizroom.server.settings import Settings
-from quizroom.server.sockets import HostEndpoint, PlayerEndpoint
+from quizroom.server.sockets import HostEndpoint, PlayerEndpoint, Receive, Scope, Send
 
 
 def web_dir() -> Path:
@@ -34,7 +39,37 @@ def page(name: str) -> Route:
     return Route("/" if name == "index.html" else f"/{name.removesuffix('.html')}", serve, methods=["GET"])
 
 
-def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
+class QuizroomApp:
+    """The ASGI entry point. Player and host sockets go straight to their endpoints, everything else to Starlette.
+
+    Why not Starlette's `WebSocketRoute`: its exception middleware wraps `send` in one more coroutine for every
+    frame, and a broadcast is thousands of frames. Here the endpoints get uvicorn's own `send`.
+    """
+
+    SOCKETS = (("/ws/play/", PlayerEndpoint()), ("/ws/host/", HostEndpoint()))
+
+    def __init__(self, http: Starlette) -> None:
+        self.http = http
+
+    @property
+    def state(self) -> State:
+        return self.http.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            path: str = scope["path"]
+            for prefix, endpoint in self.SOCKETS:
+                if path.startswith(prefix):
+                    pin = path[len(prefix) :]
+                    if pin and "/" not in pin:
+                        scope["app"] = self.http
+                        scope["path_params"] = {"pin": pin}
+                        await endpoint(scope, receive, send)
+                        return
+        await self.http(scope, receive, send)
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> QuizroomApp:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings, clock)
@@ -47,10 +82,12 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     web = web_dir()
     routes = [
         *api_routes(),
-        WebSocketRoute("/ws/play/{pin}", PlayerEndpoint()),
-        WebSocketRoute("/ws/host/{pin}", HostEndpoint()),
         page("index.html"),
         page("host.html"),
         Mount("/static", app=StaticFiles(directory=web, check_dir=False), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    if settings.compliance_echo:
+        routes.insert(0, WebSocketRoute("/ws/echo", EchoEndpoint()))
+    http = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(AccessLog)])
+    http.state.admission = Admission.from_settings(settings)  # every game socket's handshake passes it (429/503)
+    return QuizroomApp(http)

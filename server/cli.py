@@ -37,9 +37,10 @@ def _add_setting_flags(parser: argparse.ArgumentParser, only: Sequence[str] | No
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
-    origins = overrides.get("allowed_origins")
-    if isinstance(origins, str):
-        overrides["allowed_origins"] = tuple(o.strip() for o in origins.split(",") if o.strip())
+    for f in fields(Settings):  # comma-separated lists (allowed_origins, trusted_proxies) arrive as one string
+        value = overrides.get(f.name)
+        if isinstance(value, str) and str(f.type).startswith("tuple"):
+            overrides[f.name] = tuple(o.strip() for o in value.split(",") if o.strip())
     return Settings.from_env(os.environ, **overrides)
 
 
@@ -59,6 +60,7 @@ class QuizroomServer(uvicorn.Server):
 
 def serve(settings: Settings) -> None:
     from quizroom.server.app import create_app
+    from quizroom.server.handshake import guarded_http_protocol
     from quizroom.server.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
@@ -69,14 +71,15 @@ def serve(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         ws=WS_IMPLEMENTATION,
-        http="httptools",
+        http=guarded_http_protocol(settings.handshake_timeout_s),  # httptools, with a bound on unfinished requests
         loop="uvloop",
         lifespan="on",
         ws_max_size=max(65_536, 16 * settings.max_message_bytes),
         ws_ping_interval=settings.heartbeat_interval_s,
         ws_ping_timeout=settings.heartbeat_timeout_s,
         log_level=settings.log_level.lower() if settings.log_level.lower() != "info" else "warning",
-        access_log=False,
+        access_log=False,  # ours is server/accesslog.py: no query strings
+        log_config=None,  # uvicorn's records go to the root logger, rendered by server/logs.py (JSON in production)
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
     )
     QuizroomServer(config).run()

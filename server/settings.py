@@ -50,6 +50,28 @@ class Settings:
         default=10.0, metadata={"help": "how long a failing commit is retried before answers get `unavailable`"}
     )
     shutdown_timeout_s: float = field(default=10.0, metadata={"help": "bound on a graceful shutdown"})
+    # Hardening (docs/protocol.md "Hardening"). Socket limits are off at 0: one NAT'd hall, our tests and the bench
+    # open thousands of sockets from one address.
+    max_sockets: int = field(default=0, metadata={"help": "open WebSockets per process, then 503 (0: unlimited)"})
+    max_sockets_per_ip: int = field(
+        default=0, metadata={"help": "open WebSockets per client address, then 429 (0: unlimited)"}
+    )
+    handshakes_per_ip_per_second: float = field(
+        default=0.0, metadata={"help": "WebSocket handshakes per second per client address, then 429 (0: unlimited)"}
+    )
+    handshake_burst: float = field(default=20.0, metadata={"help": "burst allowance of the handshake rate"})
+    trusted_proxies: tuple[str, ...] = field(
+        default=(), metadata={"help": "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed"}
+    )
+    handshake_timeout_s: float = field(
+        default=10.0, metadata={"help": "close a connection whose HTTP request headers are not complete by then"}
+    )
+    nickname_blocklist_file: str = field(
+        default="", metadata={"help": "file of blocked words, one a line, refused inside nicknames (422)"}
+    )
+    compliance_echo: int = field(
+        default=0, metadata={"help": "1: serve /ws/echo, an echo socket for the Autobahn conformance run only"}
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

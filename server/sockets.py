@@ -1,9 +1,9 @@
 """The player and host WebSocket endpoints (SPEC §3–4), as raw ASGI apps.
 
 Raw ASGI rather than Starlette's `WebSocket` wrapper: these loops run once per message for thousands of sockets,
-and the wrapper's state checks buy nothing here. Each socket has a `SocketConn`: a bounded outbound queue drained
-by its own sender task, so the room actor never waits on a slow phone, and a phone that cannot keep up is dropped
-(4008) instead of growing memory without bound.
+and the wrapper's state checks buy nothing here. Each socket has a `SocketConn` that writes frames at once while the
+transport takes them and queues them (bounded) behind a drain task when it pushes back, so the room actor never
+waits on a slow phone, and a phone that cannot keep up is dropped (4008) instead of growing memory without bound.
 """
 
 from __future__ import annotations
@@ -12,15 +12,18 @@ import abc
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Generator, MutableMapping
+from typing import Any, cast
 
 import orjson
 import structlog
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State as WsState
 
 from quizroom.rooms.actor import RoomActor
 from quizroom.rooms.errors import BadMessage, Kicked, QuizroomError, TooBig, Unauthorized
-from quizroom.rooms.sessions import CLOSE_BAD_TOKEN, CLOSE_KICKED, CLOSE_ROOM_GONE, CLOSE_SLOW_CONSUMER, Session
+from quizroom.rooms.sessions import CLOSE_BAD_TOKEN, CLOSE_KICKED, CLOSE_ROOM_GONE, CLOSE_SLOW_CONSUMER, Frame, Session
+from quizroom.server.admission import Admission, deny
 from quizroom.server.runtime import Runtime
 
 Scope = MutableMapping[str, Any]
@@ -32,49 +35,142 @@ Send = Callable[[Message], Awaitable[None]]
 log = structlog.get_logger("quizroom.sockets")
 
 
+class _Resume:
+    """Await the rest of a coroutine that was started by hand and suspended on the future `waiting`.
+
+    When a Task wakes up after `waiting` completes, sending `None` into the suspended coroutine is exactly what the
+    Task would have done had it run the coroutine from the start.
+    """
+
+    __slots__ = ("coro", "waiting")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+        self.coro = coro
+        self.waiting = waiting
+
+    def __await__(self) -> Generator[Any, None, None]:
+        yield self.waiting
+        return (yield from self.coro.__await__())
+
+
+def wire_bytes(frame: Frame) -> bytes:
+    """An unmasked, unfragmented RFC 6455 text frame for `frame`, built once and cached on it."""
+    wire = frame.wire
+    if wire is None:
+        payload = frame.text.encode()
+        size = len(payload)
+        if size < 126:
+            header = bytes((0x81, size))
+        elif size < 65_536:
+            header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+        else:
+            header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+        wire = frame.wire = header + payload
+    return wire
+
+
+def direct_protocol(send: Send) -> WebSocketsSansIOProtocol | None:
+    """uvicorn's protocol behind `send`, when frames may be written straight to its transport.
+
+    That is the case for uvicorn's sans-I/O websockets protocol with no extension negotiated: no compression means
+    a text frame's bytes are the same for every socket, and the protocol object keeps no per-frame state for data
+    it sends. Anything else (another server, permessage-deflate) goes through ASGI `send` as usual.
+    """
+    protocol = getattr(send, "__self__", None)
+    if isinstance(protocol, WebSocketsSansIOProtocol) and not protocol.conn.extensions:
+        return protocol
+    return None
+
+
 class SocketConn:
-    """The outbound half of one socket; `send` and `close` never block the caller."""
+    """The outbound half of one socket; `send` and `close` never block the caller.
 
-    __slots__ = ("_queue", "_ready", "_send", "closing", "max_queue")
+    A frame is written at once while the transport accepts it, so a broadcast to thousands of sockets costs no task
+    switch per recipient; on uvicorn's sans-I/O protocol the frame's bytes, built once per broadcast, go straight to
+    the transport (see `direct_protocol`). When a transport pushes back, the suspended send and every later frame
+    move to a drain task, in order; a socket whose backlog exceeds `max_queue` is closed with 4008 (slow consumer)
+    so that it cannot grow memory without bound or slow the room.
+    """
 
-    def __init__(self, send: Send, max_queue: int) -> None:
+    __slots__ = ("_backlog", "_direct", "_drainer", "_on_slow", "_send", "closing", "max_queue")
+
+    def __init__(self, send: Send, max_queue: int, on_slow: Callable[[], None] | None = None) -> None:
         self._send = send
-        self._queue: deque[str | int] = deque()
-        self._ready = asyncio.Event()
+        self._on_slow = on_slow  # told when this socket is dropped as a slow consumer (metrics)
+        self._direct = direct_protocol(send)
+        self._backlog: deque[Frame | int] | None = None  # set while a send is suspended on backpressure
+        self._drainer: asyncio.Task[None] | None = None
         self.closing = False
         self.max_queue = max_queue
 
-    def send(self, frame: str) -> None:
+    def send(self, frame: Frame) -> None:
         if self.closing:
             return
-        if len(self._queue) >= self.max_queue:
-            self.close(CLOSE_SLOW_CONSUMER, "slow consumer")
-            return
-        self._queue.append(frame)
-        self._ready.set()
+        backlog = self._backlog
+        if backlog is None:
+            direct = self._direct
+            if (
+                direct is not None
+                and direct.writable.is_set()
+                and not direct.close_sent
+                and not direct.disconnected
+                and direct.conn.state is WsState.OPEN
+            ):
+                direct.transport.write(frame.wire or wire_bytes(frame))
+            else:
+                self._start({"type": "websocket.send", "text": frame.text})
+        elif len(backlog) < self.max_queue:
+            backlog.append(frame)
+        else:
+            backlog.clear()
+            self.closing = True
+            backlog.append(CLOSE_SLOW_CONSUMER)
+            if self._on_slow is not None:
+                self._on_slow()
 
     def close(self, code: int, reason: str = "") -> None:
         if self.closing:
             return
         self.closing = True
-        self._queue.append(code)
-        self._ready.set()
+        if self._backlog is None:
+            self._start({"type": "websocket.close", "code": code, "reason": reason})
+        else:
+            self._backlog.append(code)
 
-    async def run(self) -> None:
-        """Send queued frames in order; a queued close code ends the socket after the frames before it."""
-        queue, send = self._queue, self._send
+    def _start(self, message: Message) -> None:
+        coro = cast(Coroutine[Any, Any, None], self._send(message))  # ASGI servers' send is a coroutine function
         try:
-            while True:
-                await self._ready.wait()
-                self._ready.clear()
-                while queue:
-                    item = queue.popleft()
-                    if isinstance(item, int):
-                        await send({"type": "websocket.close", "code": item})
-                        return
-                    await send({"type": "websocket.send", "text": item})
+            waiting = coro.send(None)
+        except StopIteration:
+            return  # written: the common case
         except (OSError, RuntimeError):
-            return  # the peer went away; the receive loop sees the disconnect
+            self.closing = True  # the peer went away; the receive loop sees the disconnect
+            return
+        self._backlog = deque()
+        self._drainer = asyncio.get_running_loop().create_task(self._drain(coro, waiting))
+
+    async def _drain(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+        send = self._send
+        try:
+            await _Resume(coro, waiting)
+            backlog = self._backlog
+            while backlog:
+                item = backlog.popleft()
+                if isinstance(item, int):
+                    await send({"type": "websocket.close", "code": item})
+                    return
+                await send({"type": "websocket.send", "text": item.text})
+        except (OSError, RuntimeError):
+            self.closing = True
+        finally:
+            self._backlog = None
+
+    async def finish(self, timeout_s: float) -> None:
+        """Close (if not yet) and give queued frames a bounded time to leave."""
+        self.close(1000)
+        if self._drainer is not None and not self._drainer.done():
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._drainer, timeout=timeout_s)
 
 
 def decode(message: Message, max_bytes: int) -> dict[str, Any] | QuizroomError:
@@ -122,10 +218,19 @@ class _Endpoint(abc.ABC):
             runtime.counters.refused_origin += 1
             await send({"type": "websocket.close", "code": 1008 if runtime.draining else 403})
             return
-        await send({"type": "websocket.accept"})
+        admission: Admission = scope["app"].state.admission  # per-address and total limits, still before the upgrade
+        client = admission.client_of(scope)
+        refusal = admission.admit(client)
+        if refusal is not None:
+            await deny(scope, send, refusal)
+            return
+        try:
+            await send({"type": "websocket.accept"})
+        except BaseException:
+            admission.release(client)
+            raise
         runtime.counters.socket_opened()
-        conn = SocketConn(send, settings.send_queue)
-        sender = asyncio.get_running_loop().create_task(conn.run())
+        conn = SocketConn(send, settings.send_queue, on_slow=runtime.metrics.slow_consumer)
         actor: RoomActor | None = None
         session: Session | None = None
         try:
@@ -154,12 +259,11 @@ class _Endpoint(abc.ABC):
                     break
                 deliver(session, decode(message, max_bytes))
         finally:
+            admission.release(client)
             runtime.counters.socket_closed()
             if actor is not None and session is not None:
                 actor.detach(session)
-            conn.close(1000)
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(sender, timeout=1.0)
+            await conn.finish(timeout_s=1.0)
 
     @staticmethod
     async def _hello(receive: Receive, hello_timeout_s: float, max_bytes: int) -> str | None:

@@ -23,8 +23,16 @@ def free_port() -> int:
 class ServerProcess:
     """`python -m quizroom.server.cli serve` with the given database and extra flags; logs go to a file."""
 
-    def __init__(self, database_url: str, workdir: Path, *extra: str, port: int | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        workdir: Path,
+        *extra: str,
+        port: int | None = None,
+        module: str = "quizroom.server.cli",
+    ) -> None:
         self.database_url = database_url
+        self.module = module  # another entry point with the same CLI (tests/unsafe_server.py)
         self.workdir = workdir
         self.extra = list(extra)
         self.port = port or free_port()
@@ -41,7 +49,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         env = {**os.environ, "QUIZROOM_LOG_LEVEL": os.environ.get("QUIZROOM_LOG_LEVEL", "info")}
-        cmd = [sys.executable, "-m", "quizroom.server.cli", "serve", "--port", str(self.port)]
+        cmd = [sys.executable, "-m", self.module, "serve", "--port", str(self.port)]
         cmd += ["--database-url", self.database_url, *self.extra]
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -14,6 +14,7 @@ from quizroom.rooms.actor import ActorLimits, RoomActor
 from quizroom.rooms.clock import SystemClock
 from quizroom.rooms.quiz import parse_quiz
 from quizroom.rooms.registry import RoomRegistry
+from quizroom.rooms.sessions import Frame
 from quizroom.storage.base import StorageError
 from quizroom.storage.records import Batch
 from quizroom.storage.sqlite import SQLiteStorage
@@ -42,8 +43,8 @@ class Recorder:
         self.closed: int | None = None
         self.arrived = asyncio.Event()
 
-    def send(self, frame: str) -> None:
-        self.frames.append(orjson.loads(frame))
+    def send(self, frame: Frame) -> None:
+        self.frames.append(orjson.loads(frame.text))
         self.arrived.set()
 
     def close(self, code: int, reason: str = "") -> None:

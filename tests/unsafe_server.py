@@ -1,0 +1,56 @@
+"""A deliberately broken server, for the kill -9 harness's negative control only: it acknowledges before committing.
+
+`python -m quizroom.tests.unsafe_server serve …` takes the same flags as `quizroom serve`. Two patches:
+
+- `RoomActor._on_answer` sends `answer_ack` the moment an answer is judged, before the writer has committed it
+  (the output gate removed), and takes the sender off the waiters so the commit does not ack a second time;
+- every group commit first sleeps `UNSAFE_COMMIT_DELAY_S` (default 1 s), so a SIGKILL after an ack lands inside
+  the window in which the acknowledged answer exists only in memory.
+
+If the harness does not report lost answers against this server, the harness is not able to see loss, and its
+passing verdict on the real server would mean nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from quizroom.rooms.actor import RoomActor
+from quizroom.rooms.sessions import Session
+from quizroom.server import cli
+from quizroom.storage.records import Batch
+from quizroom.storage.writer import GroupCommitWriter
+
+COMMIT_DELAY_S = float(os.environ.get("UNSAFE_COMMIT_DELAY_S", "1.0"))
+
+_on_answer = RoomActor._on_answer
+_commit = GroupCommitWriter._commit
+
+
+def _ack_before_commit(self: RoomActor, session: Session, message: dict[str, Any]) -> None:
+    _on_answer(self, session, message)
+    key = (message.get("question"), session.player_id)
+    waiters = self._waiters.get(key)  # type: ignore[arg-type]
+    if waiters and waiters[0] is session:
+        player = self.state.players[session.player_id or ""]
+        answer = player.answers[key[0]]  # type: ignore[index]
+        if not answer.durable:
+            waiters.pop(0)
+            self._ack(session, answer, duplicate=False, same=True)
+
+
+async def _slow_commit(self: GroupCommitWriter, batch: Batch) -> None:
+    await asyncio.sleep(COMMIT_DELAY_S)
+    await _commit(self, batch)
+
+
+def main() -> None:
+    RoomActor._on_answer = _ack_before_commit  # type: ignore[method-assign]
+    GroupCommitWriter._commit = _slow_commit  # type: ignore[method-assign]
+    cli.main()
+
+
+if __name__ == "__main__":
+    main()
