@@ -77,9 +77,15 @@ def direct_protocol(send: Send) -> WebSocketsSansIOProtocol | None:
     it sends. Anything else (another server, permessage-deflate) goes through ASGI `send` as usual.
     """
     protocol = getattr(send, "__self__", None)
-    if isinstance(protocol, WebSocketsSansIOProtocol) and not protocol.conn.extensions:
-        return protocol
-    return None
+    if not isinstance(protocol, WebSocketsSansIOProtocol):
+        return None
+    if not all(hasattr(protocol, name) for name in _DIRECT_ATTRIBUTES) or protocol.conn.extensions:
+        return None  # another uvicorn layout than the one this was written against: stay on ASGI `send`
+    return protocol
+
+
+# What the direct path reads of uvicorn's protocol object (uvicorn 0.30–0.54).
+_DIRECT_ATTRIBUTES = ("writable", "close_sent", "disconnected", "conn", "transport")
 
 
 class SocketConn:
