@@ -7,8 +7,11 @@ VENV2=.venv2
 if [ -x "$VENV2/bin/wstest" ]; then exit 0; fi
 PY2=${PY2:-}
 if [ -z "$PY2" ]; then
-    if command -v pyenv >/dev/null && pyenv versions --bare | grep -qx '2.7.18'; then
-        PY2="env PYENV_VERSION=2.7.18 $(command -v pyenv) exec python"
+    # pyenv's 2.7.18 by path: `pyenv versions | grep -q` can die of SIGPIPE under pipefail, and the shims need
+    # PYENV_VERSION in every child process.
+    PYENV_PY2="$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")/versions/2.7.18/bin/python"
+    if [ -x "$PYENV_PY2" ]; then
+        PY2="$PYENV_PY2"
     elif command -v python2.7 >/dev/null; then
         PY2=python2.7
     else

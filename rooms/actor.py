@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import structlog
 
 from quizroom.rooms import wire
+from quizroom.rooms.answers import AnswerDesk
 from quizroom.rooms.clock import Clock
 from quizroom.rooms.errors import (
     BadMessage,
@@ -31,7 +32,6 @@ from quizroom.rooms.errors import (
     QuizroomError,
     RateLimited,
     TooBig,
-    TooLate,
     Unauthorized,
     Unavailable,
     UnknownType,
@@ -51,9 +51,9 @@ from quizroom.rooms.sessions import (
     encode,
     hash_token,
 )
-from quizroom.rooms.state import Answer, Phase, Player, RoomLimits, RoomState
+from quizroom.rooms.state import Phase, Player, RoomLimits, RoomState
 from quizroom.rooms.telemetry import NullTelemetry, RoomStats, Telemetry
-from quizroom.storage.records import AnswerRow, KickRow, PlayerRow, RoomStateRow, ScoreRow
+from quizroom.storage.records import KickRow, PlayerRow, RoomStateRow, ScoreRow
 from quizroom.storage.writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -98,16 +98,23 @@ class RoomActor:
         self._revoked = revoked_tokens or set()
         self.telemetry: Telemetry = telemetry or NullTelemetry()
         self.stats = RoomStats()
-        self._arrived: dict[tuple[int, str], float] = {}  # monotonic arrival of answers awaiting their commit
         self._inbox: deque[Callable[[], None]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._in_transition = False
         self._deferred: deque[Callable[[], None]] = deque()
-        self._awaiting: dict[asyncio.Future[None], list[Answer]] = {}
-        self._waiters: dict[tuple[int, str], list[Session]] = {}
         self._after_pending: list[Callable[[], None]] = []
+        self.answers = AnswerDesk(
+            state,
+            writer,
+            clock,
+            self.telemetry,
+            self.stats,
+            post=self._post,
+            error=self._error,
+            settled=self._answers_settled,
+        )
         self.feed = HostFeed(state, clock, limits.host_coalesce_s, self._post, self._to_hosts)
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
@@ -243,8 +250,7 @@ class RoomActor:
                 raise NotFound("no such player in this room")
             player = self.state.remove_player(player_id)
             self._revoked.add(player.token_hash)
-            for key in [k for k in self._waiters if k[1] == player_id]:
-                del self._waiters[key]
+            self.answers.forget_player(player_id)
             self.feed.left.append({"player_id": player_id, "nickname": player.nickname})
             committed = self.writer.add_kick(KickRow(self.state.room_id, player_id))
 
@@ -558,7 +564,7 @@ class RoomActor:
             elif session.player_id is None:
                 self._on_host_message(session, kind, message)
             elif kind == "answer":
-                self._on_answer(session, message)
+                self.answers.submit(session, message)
             elif kind == "hello":
                 raise BadMessage("already said hello")
             elif not isinstance(kind, str):
@@ -613,68 +619,8 @@ class RoomActor:
 
     # --- answers ------------------------------------------------------------------------------------------------
 
-    def _on_answer(self, session: Session, message: dict[str, Any]) -> None:
-        assert session.player_id is not None
-        player = self.state.players.get(session.player_id)
-        if player is None:
-            return
-        choices = _choices(message)
-        arrived = self.clock.monotonic()
-        try:
-            submission = self.state.submit(player, message.get("question"), choices, arrived, self.clock.wall_ms())
-        except QuizroomError as exc:
-            self.telemetry.answer("late" if isinstance(exc, TooLate) else "refused")
-            raise
-        answer = submission.answer
-        key = (answer.question, answer.player_id)
-        if submission.duplicate:
-            self.telemetry.answer("duplicate")
-            self.stats.answers_duplicate += 1
-            if answer.durable:
-                self._ack(session, answer, duplicate=True, same=frozenset(choices) == frozenset(answer.choices))
-                self._maybe_everyone_answered()  # after a restart, repeats may be all that arrives
-            else:
-                self._waiters.setdefault(key, []).append(session)
-            return
-        self._waiters[key] = [session]
-        self._arrived[key] = arrived
-        row = AnswerRow(
-            self.state.room_id,
-            answer.question,
-            answer.player_id,
-            answer.choices,
-            answer.correct,
-            answer.points,
-            answer.response_ms,
-            answer.received_at_ms,
-        )
-        committed = self.writer.add_answer(row)
-        batch = self._awaiting.get(committed)
-        if batch is None:
-            self._awaiting[committed] = batch = []
-            committed.add_done_callback(lambda f: self._post(lambda: self._on_committed(f)))
-        batch.append(answer)
-
-    def _on_committed(self, committed: asyncio.Future[None]) -> None:
-        answers = self._awaiting.pop(committed, [])
-        failed = committed.exception() is not None
-        now = self.clock.monotonic()
-        for answer in answers:
-            key = (answer.question, answer.player_id)
-            waiters = self._waiters.pop(key, [])
-            arrived = self._arrived.pop(key, now)
-            if failed:
-                self.state.drop_pending(answer)
-                for session in waiters:
-                    self._error(session, Unavailable("your answer could not be stored; send it again"))
-                continue
-            if not self.state.mark_durable(answer):
-                continue  # kicked while the commit ran
-            for position, session in enumerate(waiters):
-                self._ack(session, answer, duplicate=position > 0, same=True)
-            self.telemetry.answer("accepted")
-            self.stats.answers_accepted += 1
-            self.telemetry.ack_latency(now - arrived)
+    def _answers_settled(self) -> None:
+        """After a commit (or a durable repeat): update the host, finish a close that waited, check all-answered."""
         self.feed.mark(answers=True)
         index = self.state.question_index
         if self._after_pending and index is not None and not self.state.pending_for(index):
@@ -682,22 +628,6 @@ class RoomActor:
             for job in pending:
                 job()
         self._maybe_everyone_answered()
-
-    def _ack(self, session: Session, answer: Answer, *, duplicate: bool, same: bool) -> None:
-        """`accepted` says the answer the message carried is the one stored; a different repeat is `accepted: false`."""
-        if not session.open:
-            return
-        session.conn.send(
-            encode(
-                {
-                    "type": "answer_ack",
-                    "question": answer.question,
-                    "accepted": same,
-                    "duplicate": duplicate,
-                    "response_ms": answer.response_ms,
-                }
-            )
-        )
 
     def _maybe_everyone_answered(self) -> None:
         if not self._in_transition and self.state.everyone_answered():
@@ -710,16 +640,3 @@ class RoomActor:
             frame = encode(message)
             for session in self.hosts:
                 session.conn.send(frame)
-
-
-def _choices(message: dict[str, Any]) -> tuple[int, ...]:
-    """`choice` (an int) or `choices` (a list of ints) from an answer message."""
-    if "choices" in message:
-        raw = message["choices"]
-        if not isinstance(raw, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in raw):
-            raise BadMessage("`choices` must be a list of integers")
-        return tuple(raw)
-    raw_choice = message.get("choice")
-    if not isinstance(raw_choice, int) or isinstance(raw_choice, bool):
-        raise BadMessage("an answer needs `choice` (an integer) or `choices` (a list)")
-    return (raw_choice,)

@@ -2,7 +2,7 @@
 
 `python -m quizroom.tests.unsafe_server serve …` takes the same flags as `quizroom serve`. Two patches:
 
-- `RoomActor._on_answer` sends `answer_ack` the moment an answer is judged, before the writer has committed it
+- `AnswerDesk.submit` sends `answer_ack` the moment an answer is judged, before the writer has committed it
   (the output gate removed), and takes the sender off the waiters so the commit does not ack a second time;
 - every group commit first sleeps `UNSAFE_COMMIT_DELAY_S` (default 1 s), so a SIGKILL after an ack lands inside
   the window in which the acknowledged answer exists only in memory.
@@ -17,7 +17,7 @@ import asyncio
 import os
 from typing import Any
 
-from quizroom.rooms.actor import RoomActor
+from quizroom.rooms.answers import AnswerDesk
 from quizroom.rooms.sessions import Session
 from quizroom.server import cli
 from quizroom.storage.records import Batch
@@ -25,12 +25,12 @@ from quizroom.storage.writer import GroupCommitWriter
 
 COMMIT_DELAY_S = float(os.environ.get("UNSAFE_COMMIT_DELAY_S", "1.0"))
 
-_on_answer = RoomActor._on_answer
+_submit = AnswerDesk.submit
 _commit = GroupCommitWriter._commit
 
 
-def _ack_before_commit(self: RoomActor, session: Session, message: dict[str, Any]) -> None:
-    _on_answer(self, session, message)
+def _ack_before_commit(self: AnswerDesk, session: Session, message: dict[str, Any]) -> None:
+    _submit(self, session, message)
     key = (message.get("question"), session.player_id)
     waiters = self._waiters.get(key)  # type: ignore[arg-type]
     if waiters and waiters[0] is session:
@@ -47,7 +47,7 @@ async def _slow_commit(self: GroupCommitWriter, batch: Batch) -> None:
 
 
 def main() -> None:
-    RoomActor._on_answer = _ack_before_commit  # type: ignore[method-assign]
+    AnswerDesk.submit = _ack_before_commit  # type: ignore[method-assign]
     GroupCommitWriter._commit = _slow_commit  # type: ignore[method-assign]
     cli.main()
 
