@@ -220,7 +220,8 @@ async def run(args: argparse.Namespace) -> int:
     print("\n" + "\n".join(verdicts) if verdicts else "")
     print(f"\nJSON: {json_path}" + (f"\nchart: {png}" if png else ""))
     if args.scenario == "standard" and not args.no_results_md:
-        args.results_md.write_text(report.results_markdown(result, json_path, png))
+        kept = report.kept_sections(args.results_md)
+        args.results_md.write_text(report.results_markdown(result, json_path, png) + kept)
         print(f"report: {args.results_md}")
     return 0 if ok else 3
 

@@ -291,3 +291,15 @@ def results_markdown(report: dict[str, Any], json_path: Path, png_path: Path | N
         lines += ["## Latency CDFs", "", "First repetition of each run.", "", f"![latency CDFs]({_rel(png_path)})", ""]
     lines += [f"Raw data: `{_rel(json_path)}`.", ""]
     return "\n".join(lines)
+
+
+KEEP_MARKER = "<!-- kept across standard runs: sections below were measured by other commands -->"
+
+
+def kept_sections(path: Path) -> str:
+    """The part of RESULTS.md after `KEEP_MARKER` (storage and profiling sections, each saying how it was taken)."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    at = text.find(KEEP_MARKER)
+    return "" if at < 0 else "\n" + text[at:]

@@ -187,3 +187,14 @@ def test_percentiles_use_the_nearest_rank() -> None:
     assert percentile(values, 50) == 50.0 and percentile(values, 99) == 99.0 and percentile(values, 100) == 100.0
     summary = summarize([3.0, 1.0, 2.0])
     assert (summary["p50"], summary["max"], summary["until_last"]) == (2.0, 3.0, 3.0)
+
+
+def test_results_md_keeps_the_sections_other_commands_measured(tmp_path: Path) -> None:
+    from quizroom.bench.report import KEEP_MARKER, kept_sections
+
+    path = tmp_path / "RESULTS.md"
+    assert kept_sections(path) == ""
+    path.write_text("# old standard run\n")
+    assert kept_sections(path) == ""
+    path.write_text(f"# old standard run\n\n{KEEP_MARKER}\n## Storage\n| rows/s |\n")
+    assert kept_sections(path) == f"\n{KEEP_MARKER}\n## Storage\n| rows/s |\n"
