@@ -150,7 +150,9 @@ class RoomState:
         self._nickname_keys.discard(key)
 
     def add_player(self, player: Player) -> None:
-        self._ranking = None
+        if self._ranking is not None:
+            # Keep the ranking instead of rebuilding it: a join storm would otherwise sort n scores n times.
+            bisect.insort(self._ranking, self.visible_score(player))
         self.players[player.player_id] = player
         self._by_token[player.token_hash] = player.player_id
         self._nickname_keys.add(player.nickname_key)
@@ -161,10 +163,12 @@ class RoomState:
 
     def remove_player(self, player_id: str) -> Player:
         """Kick: the player leaves counts, leaderboards and podium, and their answers are dropped with them."""
-        player = self.players.pop(player_id, None)
+        player = self.players.get(player_id)
         if player is None:
             raise KeyError(player_id)
-        self._ranking = None
+        if self._ranking is not None:
+            del self._ranking[bisect.bisect_left(self._ranking, self.visible_score(player))]
+        del self.players[player_id]
         self._by_token.pop(player.token_hash, None)
         self._nickname_keys.discard(player.nickname_key)
         for question in list(player.answers):

@@ -275,7 +275,8 @@ class _Endpoint(abc.ABC):
     async def _hello(receive: Receive, hello_timeout_s: float, max_bytes: int) -> str | None:
         """The first message must be `{"type": "hello", "token": "…"}` within the timeout; anything else is refused."""
         try:
-            message = await asyncio.wait_for(receive(), hello_timeout_s)
+            async with asyncio.timeout(hello_timeout_s):  # no extra task per socket, unlike wait_for
+                message = await receive()
         except TimeoutError:
             return None
         if message["type"] != "websocket.receive":
