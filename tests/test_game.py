@@ -7,6 +7,8 @@ import csv
 import io
 
 import httpx
+import orjson
+from websockets.asyncio.client import connect
 
 from quizroom.rooms.scoring import answer_points
 from quizroom.tests.gameclient import Host, quiz
@@ -141,3 +143,41 @@ async def test_reconnect_takes_over_and_resumes_state(http: httpx.AsyncClient) -
     await player.answer(0, 0)
     ack = await player.expect("answer_ack")
     assert ack["duplicate"] is True and ack["accepted"] is True
+
+
+async def test_host_socket_gets_coalesced_players_and_runs_commands(http: httpx.AsyncClient) -> None:
+    host = await Host.open(http, quiz(1))
+    async with connect(host.room["host_ws_url"]) as ws:
+        await ws.send(orjson.dumps({"type": "hello", "token": host.room["host_token"]}).decode())
+        welcome = orjson.loads(await ws.recv())
+        assert welcome["type"] == "welcome" and welcome["role"] == "host" and welcome["phase"] == "lobby"
+        players = await asyncio.gather(*(host.join(f"J{i:02d}") for i in range(30)))
+        seen: set[str] = set()
+        largest = 0
+        async with asyncio.timeout(10):
+            while len(seen) < 30:
+                message = orjson.loads(await ws.recv())
+                if message["type"] == "players":
+                    largest = max(largest, len(message["joined"]))
+                    seen |= {p["nickname"] for p in message["joined"]}
+                    assert message["count"] >= len(seen)
+        assert largest >= 2  # joins are coalesced into shared updates, not sent as one frame each
+
+        await ws.send(orjson.dumps({"type": "kick", "player_id": players[0].player_id}).decode())
+        await ws.send('{"type": "start"}')
+        kinds: list[str] = []
+        async with asyncio.timeout(10):
+            while "question" not in kinds or "state" not in kinds:
+                message = orjson.loads(await ws.recv())
+                kinds.append(message["type"])
+                if message["type"] == "question":
+                    assert message["correct"] == [0]  # the host sees the answer
+                if message["type"] == "players" and message["left"]:
+                    assert message["left"][0]["player_id"] == players[0].player_id
+        await ws.send('{"type": "start"}')
+        async with asyncio.timeout(10):
+            while (message := orjson.loads(await ws.recv()))["type"] != "error":
+                pass
+        assert message["code"] == "bad_phase"
+    state = await host.state()
+    assert state["phase"] == "question" and state["players"] == 29
