@@ -191,6 +191,11 @@ class RuntimeCollector(Collector):
             "WebSocket connections refused (origin, shutting down)",
             value=counters.refused_origin,
         )
+        yield CounterMetricFamily(
+            "quizroom_sockets_limited",
+            "WebSocket handshakes refused by the per-address or server-wide limits (429/503)",
+            value=counters.refused_admission,
+        )
         yield CounterMetricFamily("quizroom_joins", "players joined", value=counters.joins)
         yield CounterMetricFamily("quizroom_commits", "successful group commits", value=stats.commits)
         yield CounterMetricFamily("quizroom_committed_rows", "rows made durable", value=stats.rows)

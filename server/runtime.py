@@ -28,6 +28,7 @@ class Counters:
     sockets_total: int = 0
     joins: int = 0
     refused_origin: int = 0
+    refused_admission: int = 0  # per-address or server-wide limits (429/503 before the upgrade)
     no_sockets: asyncio.Event = field(default_factory=asyncio.Event)
 
     def socket_opened(self) -> None:

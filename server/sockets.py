@@ -228,6 +228,7 @@ class _Endpoint(abc.ABC):
         client = admission.client_of(scope)
         refusal = admission.admit(client)
         if refusal is not None:
+            runtime.counters.refused_admission += 1
             await deny(scope, send, refusal)
             return
         try:

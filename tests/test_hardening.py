@@ -233,6 +233,8 @@ async def test_handshake_rate_per_address_is_limited_with_retry_after(start_serv
     refused.close()
     async with httpx.AsyncClient(base_url=server.url) as client:
         assert (await client.get("/healthz")).status_code == 200  # HTTP is not metered by the socket limits
+        metrics = (await client.get("/metrics")).text
+    assert "quizroom_sockets_limited_total 1.0" in metrics  # the refusal is counted for the operator
 
 
 def test_client_address_believes_forwarded_for_only_from_trusted_proxies() -> None:
