@@ -11,7 +11,6 @@ from quizroom.rooms.actor import ActorLimits
 from quizroom.rooms.clock import Clock, SystemClock
 from quizroom.rooms.nicknames import load_blocklist
 from quizroom.rooms.registry import RoomRegistry
-from quizroom.rooms.sessions import CLOSE_GOING_AWAY
 from quizroom.rooms.state import RoomLimits
 from quizroom.server.looplag import LoopLagMonitor
 from quizroom.server.metrics import Metrics
@@ -99,7 +98,3 @@ class Runtime:
                 await self.lag_monitor.stop()
             await self.storage.close()
             log.info("stopped")
-
-    @property
-    def close_code(self) -> int:
-        return CLOSE_GOING_AWAY

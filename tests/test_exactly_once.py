@@ -69,6 +69,8 @@ async def test_burst_with_duplicates_stores_one_answer_each_and_scores_once(http
 
     await host.command("close")
     scored = {p.player_id: (await p.expect("result"))["score"] for p in players}
+    board = await players[0].expect("leaderboard")
+    assert len(board["top"]) == 10 and board["answered"] == PLAYERS and sum(board["counts"]) == PLAYERS
     assert scored == {p["player_id"]: p["score"] for p in document["players"] if p["nickname"] != "silent"}
 
 
