@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from quizroom.storage.records import AnswerRow, Batch, PlayerRow, QuizRow, RoomRow
+from quizroom.storage.records import AnswerRow, Batch, PlayerRow, QuizRow, RoomRow, RoomView
 
 
 class StorageError(Exception):
@@ -40,10 +40,31 @@ class Storage(Protocol):
     async def rooms_in_phase(self, phase: str) -> list[str]:
         """PINs of rooms in a phase (used at start to resume open questions, whose deadlines must fire)."""
 
-    async def load_players(self, room_id: str) -> list[PlayerRow]:
-        """Every player of a room, kicked ones included (their tokens stay revoked)."""
+    async def load_players(self, room_id: str, shard: int | None = None) -> list[PlayerRow]:
+        """Every player of a room (or of one shard of it), kicked ones included (their tokens stay revoked), in
+        join order. A shard loads only its own players, so a restarted shard does not read the whole room."""
 
-    async def load_answers(self, room_id: str) -> list[AnswerRow]: ...
+    async def load_answers(self, room_id: str, shard: int | None = None) -> list[AnswerRow]:
+        """The stored answers of a room (or of one shard's players), by question then arrival: what a restarted
+        room or shard replays to rebuild scores and streaks."""
+
+    async def player_by_token(self, token_hash: str) -> PlayerRow | None:
+        """The player holding this token, kicked ones included (so a kicked token is recognised and refused), in
+        any room: a resuming client only has its token, and token hashes are unique across rooms."""
+
+    async def room_view(
+        self, room_id: str, *, question: int | None, choices: int, through: int | None, top: int
+    ) -> RoomView:
+        """The merged view of a room over its non-kicked players, read from stored answers in one snapshot.
+
+        Answer counts and `answered` are for `question` (zeros when None); scores are sums of points of answers to
+        questions up to `through` (0 for everyone when None). Scores come from the database rather than from any
+        process's memory, so a shard that died cannot make the view wrong: every answer it acknowledged is stored.
+        """
+
+    async def shard_counts(self, room_id: str) -> dict[int, int]:
+        """Non-kicked players per shard (shards without any are absent): how full each shard is when placing a
+        new player."""
 
     async def commit(self, batch: Batch) -> None:
         """Make a batch durable in one transaction."""

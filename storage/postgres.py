@@ -32,6 +32,8 @@ from quizroom.storage.records import (
     PlayerRow,
     QuizRow,
     RoomRow,
+    RoomView,
+    TopRow,
     decode_choices,
     encode_choices,
 )
@@ -61,6 +63,51 @@ _ROOM_COLUMNS = (
     "room_id, pin, quiz_id, host_token_hash, created_at_ms, phase, question_index, opened_at_ms, locked, seq"
 )
 ANSWER_COLUMNS = ("room_id", "question", "player_id", "choices", "correct", "points", "response_ms", "received_at_ms")
+_PLAYER_COLUMNS = "room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, kicked, score, streak, shard"
+_PLAYER_ORDER = "ORDER BY joined_at_ms, player_id"
+_ANSWER_COLUMNS = "a.room_id, a.question, a.player_id, a.choices, a.correct, a.points, a.response_ms, a.received_at_ms"
+_ANSWER_ORDER = "ORDER BY a.question, a.received_at_ms"
+
+# The merged view (`room_view`) in one statement. $1 room, $2 question, $3 through, $4 top. One row: players,
+# answered, then parallel arrays — (choice, answers including it), (score, players with it) by score descending,
+# and the leaderboard head (player_id, nickname, nickname_key, score). A NULL question or through matches no
+# answer, which is exactly "no question" / "nobody has scored yet". Arrays over no rows are NULL.
+_ROOM_VIEW = """
+WITH live AS MATERIALIZED (
+    SELECT player_id, nickname, nickname_key FROM players WHERE room_id = $1 AND NOT kicked
+),
+scored AS MATERIALIZED (
+    SELECT l.player_id, l.nickname, l.nickname_key, coalesce(s.score, 0)::bigint AS score
+    FROM live AS l LEFT JOIN (
+        SELECT player_id, sum(points) AS score FROM answers WHERE room_id = $1 AND question <= $3 GROUP BY player_id
+    ) AS s USING (player_id)
+),
+current AS MATERIALIZED (
+    SELECT a.choices FROM answers AS a JOIN live AS l USING (player_id) WHERE a.room_id = $1 AND a.question = $2
+),
+picks AS (
+    SELECT c::int AS choice, count(*) AS n FROM current, unnest(string_to_array(current.choices, ',')) AS c
+    GROUP BY 1
+),
+histogram AS (SELECT score, count(*) AS n FROM scored GROUP BY score),
+head AS (SELECT * FROM scored ORDER BY score DESC, nickname_key, player_id LIMIT $4)
+SELECT
+    (SELECT count(*) FROM live),
+    (SELECT count(*) FROM current),
+    (SELECT array_agg(choice ORDER BY choice) FROM picks),
+    (SELECT array_agg(n ORDER BY choice) FROM picks),
+    (SELECT array_agg(score ORDER BY score DESC) FROM histogram),
+    (SELECT array_agg(n ORDER BY score DESC) FROM histogram),
+    h.ids, h.nicknames, h.keys, h.scores
+FROM (
+    SELECT
+        array_agg(player_id ORDER BY score DESC, nickname_key, player_id) AS ids,
+        array_agg(nickname ORDER BY score DESC, nickname_key, player_id) AS nicknames,
+        array_agg(nickname_key ORDER BY score DESC, nickname_key, player_id) AS keys,
+        array_agg(score ORDER BY score DESC, nickname_key, player_id) AS scores
+    FROM head
+) AS h
+"""
 _ANSWER_INSERT = (
     f"INSERT INTO answers ({', '.join(ANSWER_COLUMNS)})"
     " SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bool[], $6::int[], $7::int[],"
@@ -230,23 +277,72 @@ class PostgresStorage:
 
     # --- players and answers ------------------------------------------------------------------------------------
 
-    async def load_players(self, room_id: str) -> list[PlayerRow]:
+    async def load_players(self, room_id: str, shard: int | None = None) -> list[PlayerRow]:
         async with self._connection() as conn:
-            rows = await conn.fetch(
-                "SELECT room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, kicked, score, streak"
-                " FROM players WHERE room_id = $1 ORDER BY joined_at_ms, player_id",
-                room_id,
-            )
-        return [PlayerRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
+            if shard is None:
+                rows = await conn.fetch(
+                    f"SELECT {_PLAYER_COLUMNS} FROM players WHERE room_id = $1 {_PLAYER_ORDER}", room_id
+                )
+            else:
+                rows = await conn.fetch(
+                    f"SELECT {_PLAYER_COLUMNS} FROM players WHERE room_id = $1 AND shard = $2 {_PLAYER_ORDER}",
+                    room_id,
+                    shard,
+                )
+        return [_player(r) for r in rows]
 
-    async def load_answers(self, room_id: str) -> list[AnswerRow]:
+    async def load_answers(self, room_id: str, shard: int | None = None) -> list[AnswerRow]:
+        async with self._connection() as conn:
+            if shard is None:
+                rows = await conn.fetch(
+                    f"SELECT {_ANSWER_COLUMNS} FROM answers AS a WHERE a.room_id = $1 {_ANSWER_ORDER}", room_id
+                )
+            else:
+                rows = await conn.fetch(
+                    f"SELECT {_ANSWER_COLUMNS} FROM answers AS a"
+                    " JOIN players AS p ON p.room_id = a.room_id AND p.player_id = a.player_id"
+                    f" WHERE a.room_id = $1 AND p.shard = $2 {_ANSWER_ORDER}",
+                    room_id,
+                    shard,
+                )
+        return [AnswerRow(r[0], r[1], r[2], decode_choices(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+
+    async def player_by_token(self, token_hash: str) -> PlayerRow | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(f"SELECT {_PLAYER_COLUMNS} FROM players WHERE token_hash = $1", token_hash)
+        return _player(row) if row is not None else None
+
+    async def room_view(
+        self, room_id: str, *, question: int | None, choices: int, through: int | None, top: int
+    ) -> RoomView:
+        """One statement, so one snapshot; it returns one row of parallel arrays (the histogram can have as many
+        entries as players, and one array decodes far faster than thousands of rows).
+
+        Measured once (this 2-core development machine, local PostgreSQL 15): 10,000 players × 20 answered questions
+        (200,000 answers, ~4,400 distinct scores), `question=19, through=19, top=10`: 65–70 ms (median of 7 calls;
+        up to ~110 ms while the shared machine was busy). EXPLAIN ANALYZE: ~50 ms of it is reading the room's
+        answers and summing them per player (hash aggregate); counts, histogram and the top-N sort take the rest.
+        """
+        async with self._connection() as conn:
+            row = await conn.fetchrow(_ROOM_VIEW, room_id, question, through, max(0, top))
+        assert row is not None  # an aggregate-only SELECT always returns its row
+        players, answered, picked, picks, scores, holders, ids, nicknames, keys, totals = row
+        counts = [0] * choices
+        for choice, n in zip(picked or (), picks or (), strict=True):
+            if 0 <= choice < choices:
+                counts[choice] = n
+        histogram = tuple(zip(scores or (), holders or (), strict=True))
+        head = tuple(
+            TopRow(*fields) for fields in zip(ids or (), nicknames or (), keys or (), totals or (), strict=True)
+        )
+        return RoomView(players, answered, tuple(counts), histogram, head)
+
+    async def shard_counts(self, room_id: str) -> dict[int, int]:
         async with self._connection() as conn:
             rows = await conn.fetch(
-                "SELECT room_id, question, player_id, choices, correct, points, response_ms, received_at_ms"
-                " FROM answers WHERE room_id = $1 ORDER BY question, received_at_ms",
-                room_id,
+                "SELECT shard, count(*) FROM players WHERE room_id = $1 AND NOT kicked GROUP BY shard", room_id
             )
-        return [AnswerRow(r[0], r[1], r[2], decode_choices(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+        return {row[0]: row[1] for row in rows}
 
     # --- the group commit ---------------------------------------------------------------------------------------
 
@@ -261,15 +357,15 @@ class PostgresStorage:
         """The batch in SQLite's order: players, answers, kicks, room states, scores."""
         if batch.players:
             await conn.execute(
-                "INSERT INTO players (room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms)"
-                " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])"
-                " ON CONFLICT DO NOTHING",
+                "INSERT INTO players (room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, shard)"
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],"
+                " $7::int[]) ON CONFLICT DO NOTHING",
                 *_columns(
                     [
-                        (p.room_id, p.player_id, p.nickname, p.nickname_key, p.token_hash, p.joined_at_ms)
+                        (p.room_id, p.player_id, p.nickname, p.nickname_key, p.token_hash, p.joined_at_ms, p.shard)
                         for p in batch.players
                     ],
-                    6,
+                    7,
                 ),
             )
         if batch.answers:
@@ -356,6 +452,10 @@ def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     if not rows:
         return [[] for _ in range(width)]
     return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _player(r: asyncpg.Record) -> PlayerRow:
+    return PlayerRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
 
 
 def _answer_record(a: AnswerRow) -> tuple[Any, ...]:

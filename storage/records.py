@@ -50,6 +50,7 @@ class PlayerRow:
     kicked: bool = False
     score: int = 0
     streak: int = 0
+    shard: int = 0  # the shard of its room that owns the player's socket (0 in an unsharded room)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,51 @@ class ScoreRow:
 class KickRow:
     room_id: str
     player_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TopRow:
+    """One player of a room's leaderboard head, as `Storage.room_view` ranks it."""
+
+    player_id: str
+    nickname: str
+    nickname_key: str
+    score: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomView:
+    """The merged view of a room at a reveal, computed from stored answers over its non-kicked players.
+
+    `counts[i]` is how many answers to the question include choice i; `histogram` is (score, players with that
+    score) by score descending, so any shard can rank its own players against the whole room; `top` is the head of
+    the leaderboard by (score desc, nickname_key, player_id).
+    """
+
+    players: int
+    answered: int
+    counts: tuple[int, ...]
+    histogram: tuple[tuple[int, int], ...]
+    top: tuple[TopRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRow:
+    """A live worker of the cluster (`quizroom.storage.cluster`): where it serves and how loaded it is."""
+
+    worker_id: str
+    url: str
+    load: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShardRow:
+    """Where shard `shard` of a room is placed; `alive` is False when its worker's heartbeat has expired."""
+
+    shard: int
+    worker_id: str
+    url: str  # "" when the worker's row is gone
+    alive: bool
 
 
 @dataclass(slots=True)

@@ -25,6 +25,8 @@ from quizroom.storage.records import (
     PlayerRow,
     QuizRow,
     RoomRow,
+    RoomView,
+    TopRow,
     decode_choices,
     encode_choices,
 )
@@ -32,6 +34,42 @@ from quizroom.storage.records import (
 _ROOM_COLUMNS = (
     "room_id, pin, quiz_id, host_token_hash, created_at_ms, phase, question_index, opened_at_ms, locked, seq"
 )
+_PLAYER_COLUMNS = "room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, kicked, score, streak, shard"
+_PLAYER_ORDER = "ORDER BY joined_at_ms, player_id"
+_ANSWER_COLUMNS = "a.room_id, a.question, a.player_id, a.choices, a.correct, a.points, a.response_ms, a.received_at_ms"
+_ANSWER_ORDER = "ORDER BY a.question, a.received_at_ms"
+
+# The merged view (`room_view`) in one statement. ?1 room, ?2 question, ?3 through, ?4 top. Rows:
+# (0, players, answered, …), (1, choice, answers including it, …), (2, score, players with it, …),
+# (3, score, NULL, player_id, nickname, nickname_key) for the leaderboard head; ordered for direct use.
+# A NULL question or through matches no answer, which is exactly "no question" / "nobody has scored yet".
+_ROOM_VIEW = """
+WITH live AS MATERIALIZED (
+    SELECT player_id, nickname, nickname_key FROM players WHERE room_id = ?1 AND kicked = 0
+),
+scored AS MATERIALIZED (
+    SELECT l.player_id, l.nickname, l.nickname_key, coalesce(s.score, 0) AS score
+    FROM live AS l LEFT JOIN (
+        SELECT player_id, sum(points) AS score FROM answers WHERE room_id = ?1 AND question <= ?3 GROUP BY player_id
+    ) AS s ON s.player_id = l.player_id
+),
+current AS MATERIALIZED (
+    SELECT a.choices FROM answers AS a JOIN live AS l ON l.player_id = a.player_id
+    WHERE a.room_id = ?1 AND a.question = ?2
+)
+SELECT 0, (SELECT count(*) FROM live), (SELECT count(*) FROM current), NULL, NULL, NULL
+UNION ALL
+SELECT 1, c.value, count(*), NULL, NULL, NULL FROM current, json_each('[' || current.choices || ']') AS c
+GROUP BY c.value
+UNION ALL
+SELECT 2, score, count(*), NULL, NULL, NULL FROM scored GROUP BY score
+UNION ALL
+SELECT * FROM (
+    SELECT 3, score, NULL, player_id, nickname, nickname_key FROM scored
+    ORDER BY score DESC, nickname_key, player_id LIMIT ?4
+)
+ORDER BY 1, 2 DESC, 6, 4
+"""
 
 
 def sqlite_path(url: str) -> str:
@@ -197,21 +235,69 @@ class SQLiteStorage:
     async def rooms_in_phase(self, phase: str) -> list[str]:
         return [row[0] for row in await self._fetch("SELECT pin FROM rooms WHERE phase = ?", [phase])]
 
-    async def load_players(self, room_id: str) -> list[PlayerRow]:
-        rows = await self._fetch(
-            "SELECT room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, kicked, score, streak"
-            " FROM players WHERE room_id = ? ORDER BY joined_at_ms, player_id",
-            [room_id],
-        )
-        return [PlayerRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8]) for r in rows]
+    async def load_players(self, room_id: str, shard: int | None = None) -> list[PlayerRow]:
+        if shard is None:
+            rows = await self._fetch(
+                f"SELECT {_PLAYER_COLUMNS} FROM players WHERE room_id = ?1 {_PLAYER_ORDER}", [room_id]
+            )
+        else:
+            rows = await self._fetch(
+                f"SELECT {_PLAYER_COLUMNS} FROM players WHERE room_id = ?1 AND shard = ?2 {_PLAYER_ORDER}",
+                [room_id, shard],
+            )
+        return [_player(r) for r in rows]
 
-    async def load_answers(self, room_id: str) -> list[AnswerRow]:
-        rows = await self._fetch(
-            "SELECT room_id, question, player_id, choices, correct, points, response_ms, received_at_ms"
-            " FROM answers WHERE room_id = ? ORDER BY question, received_at_ms",
-            [room_id],
-        )
+    async def load_answers(self, room_id: str, shard: int | None = None) -> list[AnswerRow]:
+        if shard is None:
+            rows = await self._fetch(
+                f"SELECT {_ANSWER_COLUMNS} FROM answers AS a WHERE a.room_id = ?1 {_ANSWER_ORDER}", [room_id]
+            )
+        else:
+            rows = await self._fetch(
+                f"SELECT {_ANSWER_COLUMNS} FROM answers AS a"
+                " JOIN players AS p ON p.room_id = a.room_id AND p.player_id = a.player_id"
+                f" WHERE a.room_id = ?1 AND p.shard = ?2 {_ANSWER_ORDER}",
+                [room_id, shard],
+            )
         return [AnswerRow(r[0], r[1], r[2], decode_choices(r[3]), bool(r[4]), r[5], r[6], r[7]) for r in rows]
+
+    async def player_by_token(self, token_hash: str) -> PlayerRow | None:
+        rows = await self._fetch(f"SELECT {_PLAYER_COLUMNS} FROM players WHERE token_hash = ?1", [token_hash])
+        return _player(rows[0]) if rows else None
+
+    async def room_view(
+        self, room_id: str, *, question: int | None, choices: int, through: int | None, top: int
+    ) -> RoomView:
+        """One statement, so one read snapshot: its rows are tagged by kind (0: totals, 1: choice counts,
+        2: histogram, 3: leaderboard head) and come back sorted, so Python only files each row in its place.
+
+        Measured once (this 2-core development machine, file database in WAL, synchronous=FULL): 10,000 players
+        × 20 answered questions (200,000 answers, ~4,400 distinct scores), `question=19, through=19, top=10`:
+        85 ms (median of 7 calls; 84–113 ms). Most of it is summing every answer of the room per player, which
+        the definition of a score requires.
+        """
+        rows = await self._fetch(_ROOM_VIEW, [room_id, question, through, max(0, top)])
+        players = answered = 0
+        counts = [0] * choices
+        histogram: list[tuple[int, int]] = []
+        head: list[TopRow] = []
+        for kind, key, n, player_id, nickname, nickname_key in rows:
+            if kind == 0:
+                players, answered = key, n
+            elif kind == 1:
+                if 0 <= key < choices:
+                    counts[key] = n
+            elif kind == 2:
+                histogram.append((key, n))
+            else:
+                head.append(TopRow(player_id, nickname, nickname_key, key))
+        return RoomView(players, answered, tuple(counts), tuple(histogram), tuple(head))
+
+    async def shard_counts(self, room_id: str) -> dict[int, int]:
+        rows = await self._fetch(
+            "SELECT shard, count(*) FROM players WHERE room_id = ?1 AND kicked = 0 GROUP BY shard", [room_id]
+        )
+        return {shard: n for shard, n in rows}
 
     async def commit(self, batch: Batch) -> None:
         try:
@@ -224,9 +310,12 @@ class SQLiteStorage:
 async def _apply(conn: aiosqlite.Connection, batch: Batch) -> None:
     if batch.players:
         await conn.executemany(
-            "INSERT INTO players (room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [(p.room_id, p.player_id, p.nickname, p.nickname_key, p.token_hash, p.joined_at_ms) for p in batch.players],
+            "INSERT INTO players (room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, shard)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [
+                (p.room_id, p.player_id, p.nickname, p.nickname_key, p.token_hash, p.joined_at_ms, p.shard)
+                for p in batch.players
+            ],
         )
     if batch.answers:
         await conn.executemany(
@@ -292,6 +381,10 @@ def _statements(script: str) -> list[str]:
     if pending.strip():
         statements.append(pending)  # a trailing comment runs as a no-op; a cut-off statement fails loudly
     return statements
+
+
+def _player(r: sqlite3.Row | tuple[Any, ...]) -> PlayerRow:
+    return PlayerRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], r[9])
 
 
 def _room(row: sqlite3.Row | tuple[Any, ...]) -> RoomRow:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,7 +22,9 @@ from quizroom.storage.records import (
     QuizRow,
     RoomRow,
     RoomStateRow,
+    RoomView,
     ScoreRow,
+    TopRow,
 )
 from quizroom.storage.sqlite import sqlite_path
 from quizroom.storage.writer import GroupCommitWriter
@@ -100,7 +103,10 @@ async def test_migrations_apply_once_however_often_storage_opens(database_url: s
     again = await open_url(database_url)
     try:
         assert await again.get_quiz("q1") == quiz()
-        assert await raw_fetch(database_url, "SELECT version, name FROM schema_migrations") == [(1, "initial")]
+        assert await raw_fetch(database_url, "SELECT version, name FROM schema_migrations ORDER BY version") == [
+            (1, "initial"),
+            (2, "shards"),
+        ]
     finally:
         await again.close()
 
@@ -275,6 +281,160 @@ async def test_a_failing_batch_leaves_nothing_behind(storage: Storage, case: str
     await storage.commit(Batch(answers=[answer("later")]))
     await storage.commit(Batch(answers=[answer(f"big{i:04d}") for i in range(COPY_THRESHOLD)]))
     assert len(await storage.load_answers("r1")) == 2 + COPY_THRESHOLD
+
+
+# --- shards, tokens and the merged view ------------------------------------------------------------------------------
+
+
+async def test_players_keep_their_shard_and_load_by_shard(storage: Storage) -> None:
+    rows = [player("a", shard=0), player("b", shard=1, joined_at_ms=T0 + 1), player("c", shard=1, joined_at_ms=T0 + 2)]
+    await storage.commit(Batch(players=[*rows, player("d", shard=2, joined_at_ms=T0 + 3)]))
+    await storage.commit(Batch(answers=[answer(p, q) for p in "abcd" for q in (0, 1)]))
+    await storage.commit(Batch(kicks=[KickRow("r1", "c")]))
+    assert [(p.player_id, p.shard) for p in await storage.load_players("r1")] == [
+        ("a", 0),
+        ("b", 1),
+        ("c", 1),
+        ("d", 2),
+    ]
+    # A shard's players, kicked ones included (their tokens stay revoked there too), in join order.
+    assert await storage.load_players("r1", 1) == [rows[1], dataclasses.replace(rows[2], kicked=True)]
+    assert await storage.load_players("r1", shard=7) == []
+    # A shard's answers are its players' answers, in the same order as the whole room's.
+    assert [(a.question, a.player_id) for a in await storage.load_answers("r1", shard=1)] == [(0, "b"), (1, "b")]
+    assert [(a.question, a.player_id) for a in await storage.load_answers("r1", 2)] == [(0, "d"), (1, "d")]
+    assert len(await storage.load_answers("r1")) == 6
+    assert await storage.load_answers("r1", shard=7) == []
+
+
+async def test_player_by_token_finds_any_room_and_kicked_players(storage: Storage) -> None:
+    assert await storage.create_room(room("r2", pin="222222"))
+    await storage.commit(Batch(players=[player("a", shard=3), player("b"), player("a", room_id="r2")]))
+    await storage.commit(Batch(kicks=[KickRow("r1", "b")]))
+    assert await storage.player_by_token(player("a").token_hash) == player("a", shard=3)
+    assert await storage.player_by_token(player("b").token_hash) == player("b", kicked=True)
+    assert await storage.player_by_token(player("a", room_id="r2").token_hash) == player("a", room_id="r2")
+    assert await storage.player_by_token("no-such-token") is None
+
+
+async def test_shard_counts_count_players_that_are_not_kicked(storage: Storage) -> None:
+    assert await storage.shard_counts("r1") == {}
+    await storage.commit(
+        Batch(players=[player("a", shard=0), player("b", shard=1), player("c", shard=1), player("d", shard=2)])
+    )
+    await storage.commit(Batch(kicks=[KickRow("r1", "c"), KickRow("r1", "d")]))
+    assert await storage.shard_counts("r1") == {0: 1, 1: 1}
+
+
+async def test_room_view_of_an_empty_room(storage: Storage) -> None:
+    view = await storage.room_view("r1", question=0, choices=3, through=0, top=10)
+    assert view == RoomView(players=0, answered=0, counts=(0, 0, 0), histogram=(), top=())
+
+
+async def test_room_view_before_any_question_ranks_everyone_at_zero(storage: Storage) -> None:
+    await storage.commit(Batch(players=[player("b", nickname_key="zed"), player("a", nickname_key="amy")]))
+    view = await storage.room_view("r1", question=None, choices=2, through=None, top=10)
+    assert view == RoomView(
+        players=2,
+        answered=0,
+        counts=(0, 0),
+        histogram=((0, 2),),
+        top=(TopRow("a", "Nick a", "amy", 0), TopRow("b", "Nick b", "zed", 0)),
+    )
+
+
+async def test_room_view_counts_scores_ranks_and_ignores_kicked_players(storage: Storage) -> None:
+    assert await storage.create_room(room("r2", pin="222222"))
+    names = {"a": "ann", "b": "bob", "c": "cat", "d": "dan", "e": "eve", "k": "kim"}
+    await storage.commit(
+        Batch(players=[player(p, nickname_key=key, shard=ord(p) % 2) for p, key in names.items()] + [player("z", "r2")])
+    )
+    await storage.commit(Batch(kicks=[KickRow("r1", "k")]))
+    await storage.commit(
+        Batch(
+            answers=[
+                # Question 0: points that tie a and c at 700 through question 1.
+                answer("a", 0, choices=(0,), points=500),
+                answer("b", 0, choices=(1,), points=900),
+                answer("c", 0, choices=(0,), points=700),
+                # Question 1: multi-choice answers count once in each choice; an empty answer counts in none;
+                # a choice past the question's range is not counted.
+                answer("a", 1, choices=(0, 2), points=200),
+                answer("b", 1, choices=(2,), points=0),
+                answer("c", 1, choices=(), points=0),
+                answer("d", 1, choices=(1, 2, 5), points=100),
+                # Question 2: after the `through` cut-off below.
+                answer("e", 2, choices=(0,), points=5000),
+                # Another room's answers and a kicked player's (written after the kick) count nowhere.
+                answer("z", 1, room_id="r2", choices=(0,), points=9999),
+                answer("k", 1, choices=(0, 1, 2), points=9999),
+            ]
+        )
+    )
+    view = await storage.room_view("r1", question=1, choices=3, through=1, top=4)
+    assert view.players == 5 and view.answered == 4
+    assert view.counts == (1, 1, 3)
+    # Scores through question 1: b 900, a 700, c 700, d 100, e 0 (its only answer is to question 2).
+    assert view.histogram == ((900, 1), (700, 2), (100, 1), (0, 1))
+    assert view.top == (
+        TopRow("b", "Nick b", "bob", 900),
+        TopRow("a", "Nick a", "ann", 700),
+        TopRow("c", "Nick c", "cat", 700),
+        TopRow("d", "Nick d", "dan", 100),
+    )
+    # Through question 2, e leads; counts follow the question asked, independently of `through`.
+    later = await storage.room_view("r1", question=2, choices=3, through=2, top=1)
+    assert later.answered == 1 and later.counts == (1, 0, 0)
+    assert later.top == (TopRow("e", "Nick e", "eve", 5000),)
+    assert later.histogram[0] == (5000, 1) and sum(n for _, n in later.histogram) == 5
+    # Nobody has scored yet, but the question's answers are counted.
+    early = await storage.room_view("r1", question=1, choices=3, through=None, top=0)
+    assert (early.answered, early.counts, early.histogram, early.top) == (4, (1, 1, 3), ((0, 5),), ())
+
+
+async def test_room_view_matches_a_reference_computed_in_python(storage: Storage) -> None:
+    """Random rooms against the definition, computed from what `load_players` and `load_answers` return."""
+    rng = random.Random(20240611)
+    players = [player(f"p{i:03d}", nickname_key=f"key{rng.randrange(1000):03d}-{i}") for i in range(120)]
+    await storage.commit(Batch(players=players))
+    answers = [
+        answer(
+            p.player_id,
+            q,
+            choices=tuple(sorted(rng.sample(range(4), rng.randrange(3)))),
+            points=rng.choice([0, 0, 100, 250, 500, 1000]),
+        )
+        for p in players
+        for q in range(5)
+        if rng.random() < 0.8
+    ]
+    await storage.commit(Batch(answers=answers))
+    await storage.commit(Batch(kicks=[KickRow("r1", p.player_id) for p in rng.sample(players, 15)]))
+    live = [p for p in await storage.load_players("r1") if not p.kicked]
+    stored = await storage.load_answers("r1")
+    for question, through in [(0, 0), (2, 1), (4, 4), (3, None), (None, 2)]:
+        scores = {p.player_id: 0 for p in live}
+        counts = [0, 0, 0, 0]
+        answered = 0
+        for a in stored:
+            if through is not None and a.question <= through:
+                scores[a.player_id] += a.points
+            if a.question == question:
+                answered += 1
+                for c in a.choices:
+                    counts[c] += 1
+        ranked = sorted(live, key=lambda p: (-scores[p.player_id], p.nickname_key, p.player_id))
+        histogram: dict[int, int] = {}
+        for score in scores.values():
+            histogram[score] = histogram.get(score, 0) + 1
+        expected = RoomView(
+            players=len(live),
+            answered=answered,
+            counts=tuple(counts),
+            histogram=tuple(sorted(histogram.items(), reverse=True)),
+            top=tuple(TopRow(p.player_id, p.nickname, p.nickname_key, scores[p.player_id]) for p in ranked[:10]),
+        )
+        assert await storage.room_view("r1", question=question, choices=4, through=through, top=10) == expected
 
 
 # --- the group-commit writer ----------------------------------------------------------------------------------------
