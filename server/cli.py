@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
@@ -58,15 +57,12 @@ class QuizroomServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def serve(settings: Settings) -> None:
+def uvicorn_config(settings: Settings) -> uvicorn.Config:
+    """The uvicorn configuration of one serving process: the single server, or each worker of several."""
     from quizroom.server.app import create_app
     from quizroom.server.handshake import guarded_http_protocol
-    from quizroom.server.logs import configure_logging
 
-    configure_logging(settings.log_level, settings.log_format)
-    if settings.workers != 1:
-        sys.exit("quizroom: --workers other than 1 needs sharded rooms, which this version does not have yet")
-    config = uvicorn.Config(
+    return uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -82,7 +78,18 @@ def serve(settings: Settings) -> None:
         log_config=None,  # uvicorn's records go to the root logger, rendered by server/logs.py (JSON in production)
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
     )
-    QuizroomServer(config).run()
+
+
+def serve(settings: Settings) -> None:
+    from quizroom.server.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.workers != 1:
+        from quizroom.server.workers import supervise
+
+        supervise(settings)  # a supervisor and `workers` worker processes (server/workers.py)
+        return
+    QuizroomServer(uvicorn_config(settings)).run()
 
 
 def migrate(settings: Settings) -> None:

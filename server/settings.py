@@ -32,6 +32,24 @@ class Settings:
     log_level: str = field(default="info", metadata={"help": "debug, info, warning, error"})
     log_format: str = field(default="console", metadata={"help": "console or json"})
     workers: int = field(default=1, metadata={"help": "worker processes (one per core)"})
+    worker_url: str = field(
+        default="",
+        metadata={
+            "help": "base URL that reaches this very process (several workers: each worker's own port); "
+            "default http://HOST:PORT"
+        },
+    )
+    advertise_host: str = field(
+        default="",
+        metadata={"help": "host name in worker URLs when HOST is 0.0.0.0 or :: (empty: the machine's host name)"},
+    )
+    cluster_heartbeat_s: float = field(
+        default=0.5, metadata={"help": "worker heartbeat and lease renewal interval (PostgreSQL)"}
+    )
+    cluster_ttl_s: float = field(
+        default=2.0,
+        metadata={"help": "a worker or a room's coordinator is presumed dead after this long without a heartbeat"},
+    )
     max_message_bytes: int = field(default=4096, metadata={"help": "largest inbound WebSocket message"})
     rate_per_second: float = field(default=20.0, metadata={"help": "messages per second per socket"})
     rate_burst: float = field(default=40.0, metadata={"help": "burst allowance per socket"})
