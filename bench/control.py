@@ -15,14 +15,30 @@ import orjson
 
 from .http1 import Http1Client, HttpError
 
+#: Refusals of a "where do I connect" lookup that the socket would give too (4401, 4403, 4404): reconnecting
+#: cannot help. Matched on the status *and* the server's error code, so a server without the sharding extension
+#: (a bare 404 for an unknown path) is not mistaken for "no room".
+FINAL_LOOKUP_REFUSALS = frozenset({(401, "unauthorized"), (403, "kicked"), (404, "not_found")})
+
 
 class ControlError(Exception):
-    """A control call failed; `code` is the server's error code, or `http_<status>` / the exception name."""
+    """A control call failed; `code` is `http_<status>:<server's error code>`, `http_<status>`, or
+    `connection:<exception name>` (status 0) when the server could not be reached."""
 
     def __init__(self, status: int, code: str, message: str = "") -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
+
+    @property
+    def final(self) -> bool:
+        """A lookup refusal that reconnecting cannot get past (unknown token, kicked, no room)."""
+        return (self.status, self.code.partition(":")[2]) in FINAL_LOOKUP_REFUSALS
+
+    @property
+    def transient(self) -> bool:
+        """Worth asking again after a pause: 5xx (503 during a failover) or 429."""
+        return self.status >= 500 or self.status == 429
 
 
 @dataclass(slots=True, frozen=True)
@@ -38,6 +54,7 @@ class Credentials:
     player_id: str
     token: str
     ws_url: str
+    pin: str = ""
 
 
 def ws_base(http_url: str) -> str:
@@ -108,7 +125,24 @@ class Control:
             body = await self._call("GET", "/baseline/join", params={"pin": pin, "nickname": nickname})
         else:
             body = await self._call("POST", f"/api/rooms/{pin}/players", json={"nickname": nickname})
-        return Credentials(str(body["player_id"]), body["token"], self.absolute_ws(body["ws_url"]))
+        return Credentials(str(body["player_id"]), body["token"], self.absolute_ws(body["ws_url"]), pin)
+
+    async def resume(self, pin: str, token: str) -> str | None:
+        """Where a player's socket must connect now (sharding extension: `POST /api/rooms/{pin}/resume`); None for
+        the baseline, which has one process. Raises ControlError; see its `final` and `transient`."""
+        if self.flavour == "baseline":
+            return None
+        body = await self._call("POST", f"/api/rooms/{pin}/resume", token=token)
+        return self.absolute_ws(str(body["ws_url"]))
+
+    async def host_ws_url(self, room: RoomInfo) -> str | None:
+        """Where the host's socket must connect now (`host_ws_url` of `GET /api/rooms/{pin}`); None when the
+        server does not say (the baseline, or a server without sharding). Raises ControlError."""
+        if self.flavour == "baseline":
+            return None
+        body = await self._call("GET", f"/api/rooms/{room.pin}", token=room.host_token)
+        url = body.get("host_ws_url") if isinstance(body, dict) else None
+        return self.absolute_ws(url) if isinstance(url, str) and url else None
 
     async def command(self, room: RoomInfo, name: str) -> Any:
         """Host command over HTTP (the bench prefers the host socket; this is `--commands http`)."""

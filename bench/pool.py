@@ -10,15 +10,30 @@ import asyncio
 import contextlib
 import multiprocessing as mp
 import threading
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 from multiprocessing.connection import Connection
 from time import monotonic_ns
 from typing import Any
 
+from websockets.exceptions import InvalidHandshake
+
 from .control import Control, ControlError, RoomInfo
 from .target import sample_process
-from .worker import ACKS, ERRORS, JOINED, QUESTIONS, SLOTS, read_pipe, worker_main
+from .worker import (
+    ACKS,
+    ERRORS,
+    JOINED,
+    QUESTIONS,
+    RECONNECT_CODES,
+    RECONNECTS,
+    SLOTS,
+    backoff_s,
+    read_pipe,
+    worker_main,
+)
 from .wsconn import WSConn, open_ws
 
 
@@ -100,7 +115,20 @@ class LoadPool:
 
     def totals(self) -> dict[str, int]:
         sums = [sum(self.progress[w * SLOTS + s] for w in range(self.procs)) for s in range(SLOTS)]
-        return {"joined": sums[JOINED], "questions": sums[QUESTIONS], "acks": sums[ACKS], "errors": sums[ERRORS]}
+        return {
+            "joined": sums[JOINED],
+            "questions": sums[QUESTIONS],
+            "acks": sums[ACKS],
+            "errors": sums[ERRORS],
+            "reconnects": sums[RECONNECTS],
+        }
+
+    async def take_reconnects(self) -> dict[str, int]:
+        """Players the workers brought back after the server dropped them (1001, 1006, 4421), by close code."""
+        merged: Counter[str] = Counter()
+        for reply in await self.all("take_reconnects"):
+            merged.update(reply)
+        return dict(sorted(merged.items()))
 
     def cpu_seconds(self) -> float:
         """User+system CPU seconds used so far by the load processes."""
@@ -121,7 +149,12 @@ class LoadPool:
 
 
 class HostSocket:
-    """The host's socket: sends commands (stamped just before the write) and waits for `state` or `error`."""
+    """The host's socket: sends commands (stamped just before the write) and waits for `state` or `error`.
+
+    When the server drops it (1001, 1006, 4421 moved: the room's coordinator changed), it reads `host_ws_url` from
+    `GET /api/rooms/{pin}` and reconnects with backoff; meanwhile commands go over HTTP, and a command whose
+    socket dropped before the answer is asked again over HTTP (one that already ran answers 409 `bad_phase`).
+    """
 
     def __init__(self, room: RoomInfo, control: Control, via_http: bool) -> None:
         self.room, self.control, self.via_http = room, control, via_http
@@ -129,15 +162,54 @@ class HostSocket:
         self._replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._welcome: asyncio.Future[None] | None = None
         self._probe: asyncio.Task[None] | None = None
+        self._recovery: asyncio.Task[None] | None = None
+        self._wait_s = 30.0
+        self._closing = False
+        self.reconnects = 0
         self.rtts: list[int] = []
         self.closed_questions: set[int] = set()
 
     async def open(self, wait_s: float = 30.0) -> None:
+        self._wait_s = wait_s
         self._welcome = asyncio.get_running_loop().create_future()
-        self.conn = await open_ws(self.room.host_ws_url, self._on_message, None, wait_s)
+        self.conn = await open_ws(self.room.host_ws_url, self._on_message, self._on_close, wait_s)
         self.conn.send({"type": "hello", "token": self.room.host_token})
         async with asyncio.timeout(wait_s):
             await self._welcome
+
+    def _on_close(self, conn: WSConn, code: int | None) -> None:
+        if conn is not self.conn or self._closing:
+            return
+        self._replies.put_nowait({"type": "closed", "code": code})
+        if self._welcome is not None and not self._welcome.done():
+            self._welcome.set_exception(ConnectionError(f"host socket closed {code} before welcome"))
+        elif code in RECONNECT_CODES and self._recovery is None:
+            self._recovery = asyncio.create_task(self._recover())
+
+    async def _recover(self) -> None:
+        """Ask where the host socket goes now, reconnect; give up on a final refusal or after `wait_s`."""
+        deadline = monotonic_ns() + int(self._wait_s * 1e9)
+        try:
+            attempt = 0
+            while monotonic_ns() < deadline:
+                await asyncio.sleep(backoff_s(attempt))
+                attempt += 1
+                try:
+                    url = await self.control.host_ws_url(self.room)
+                except ControlError as exc:
+                    if exc.final:
+                        return
+                    url = None  # unreachable, or a server without the extension: try the URL we have
+                if url is not None:
+                    self.room = replace(self.room, host_ws_url=url)
+                try:
+                    await self.open(self._wait_s)
+                except (OSError, TimeoutError, InvalidHandshake):
+                    continue
+                self.reconnects += 1
+                return
+        finally:
+            self._recovery = None
 
     def _on_message(self, conn: WSConn, msg: dict[str, Any], now: int) -> None:
         kind = msg.get("type")
@@ -158,8 +230,9 @@ class HostSocket:
         self.rtts = []
 
         async def loop() -> None:
-            while self.conn is not None and not self.conn.closed:
-                self.conn.send({"type": "ping", "t": monotonic_ns()})
+            while True:  # (skips while the socket is down, goes on after a reconnect)
+                if self.conn is not None and not self.conn.closed:
+                    self.conn.send({"type": "ping", "t": monotonic_ns()})
                 await asyncio.sleep(interval_s)
 
         if self._probe is None:
@@ -174,21 +247,30 @@ class HostSocket:
 
     async def command(self, name: str, wait_s: float = 60.0) -> tuple[int, dict[str, Any]]:
         """Send one host command; returns (send time ns, the `state` or `error` reply)."""
-        if self.via_http or self.conn is None:
-            sent_ns = monotonic_ns()
-            try:
-                state = await self.control.command(self.room, name)
-            except ControlError as exc:
-                return sent_ns, {"type": "error", "code": exc.code}
-            return sent_ns, {"type": "state", **(state if isinstance(state, dict) else {})}
+        if self.via_http or self.conn is None or self.conn.closed:
+            return await self._http_command(name)
         while not self._replies.empty():
             self._replies.get_nowait()
         sent_ns = monotonic_ns()
         self.conn.send({"type": name})
         async with asyncio.timeout(wait_s):
-            return sent_ns, await self._replies.get()
+            reply = await self._replies.get()
+        if reply.get("type") == "closed":  # the socket dropped before the answer: ask again over HTTP
+            _, reply = await self._http_command(name)
+        return sent_ns, reply
+
+    async def _http_command(self, name: str) -> tuple[int, dict[str, Any]]:
+        sent_ns = monotonic_ns()
+        try:
+            state = await self.control.command(self.room, name)
+        except ControlError as exc:
+            return sent_ns, {"type": "error", "code": exc.code}
+        return sent_ns, {"type": "state", **(state if isinstance(state, dict) else {})}
 
     def close(self) -> None:
+        self._closing = True
+        if self._recovery is not None:
+            self._recovery.cancel()
         self.stop_probe()
         if self.conn is not None:
             self.conn.close()

@@ -4,6 +4,12 @@ Why processes: one Python event loop saturates one core long before a server doe
 over several processes pinned to the load CPUs, each on uvloop. A worker talks to the coordinator over a pipe —
 request `(id, command, kwargs)`, reply `(id, ok, result)` — and replies with raw CLOCK_MONOTONIC nanosecond
 timestamps; the coordinator, which stamped the host's command on the same clock, computes every statistic.
+
+Players reconnect like real clients: every reconnect first asks `POST /api/rooms/{pin}/resume` where the socket must
+go (sharding: a player's worker can change), and a socket the server closes during a run with 1001 (shutting
+down), 4421 (moved: wrong worker) or without a close frame (1006) is resumed and reconnected with capped
+exponential backoff and jitter; its unacked answers are sent again (a stored one comes back as a duplicate ack,
+so the exactly-once check still holds).
 """
 
 from __future__ import annotations
@@ -16,15 +22,41 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
-from .control import Control, ControlError
+from websockets.exceptions import InvalidHandshake
+
+from .control import Control, ControlError, Credentials
 from .target import raise_nofile
 from .wsconn import WSConn, open_ws
 
-JOINED, QUESTIONS, ACKS, ERRORS = range(4)  # progress slots per worker
-SLOTS = 4
+JOINED, QUESTIONS, ACKS, ERRORS, RECONNECTS = range(5)  # progress slots per worker
+SLOTS = 5
+
+#: Close codes (SPEC §3) after which a player comes back by itself: 1001 the server is shutting down, 1006 (or no
+#: code: no close frame) a dead network, 4421 (sharding extension) moved: the socket reached a worker that does not
+#: hold the player's shard. Any other code ends the player's session.
+RECONNECT_CODES = frozenset({None, 1001, 1006, 4421})
+MOVED = 4421
+#: A reconnect keeps trying for the run's `wait_s` (a failover takes `cluster_ttl_s` plus a reload, a restart
+#: longer); a socket dropped again right after its welcome goes round at most this many times.
+RECONNECT_ROUNDS = 6
+BACKOFF_BASE_S, BACKOFF_CAP_S = 0.1, 5.0
+
+
+def backoff_s(attempt: int) -> float:
+    """Capped exponential backoff with full jitter, so a crowd dropped at once does not come back at once."""
+    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
+
+
+class SocketClosed(ConnectionError):
+    """The socket closed before its `welcome`; `code` is the close code (None: no close frame)."""
+
+    def __init__(self, code: int | None) -> None:
+        super().__init__(f"closed {code} before welcome")
+        self.code = code
 
 
 class AnswerRecord(NamedTuple):
@@ -34,7 +66,7 @@ class AnswerRecord(NamedTuple):
     question: int
     mode: str  # normal | drop_before | drop_after (answer sent, socket dropped before the ack, resent)
     sent: bool  # False: never sent (question closed first, socket gone)
-    outcome: str  # ack | error:<code> | timeout | missed
+    outcome: str  # ack | error:<code> (refused) | closed:<code> (socket gone for good, no ack) | timeout | missed
     accepted: bool
     duplicate: bool
     response_ms: int | None
@@ -48,6 +80,7 @@ class Player:
     __slots__ = (
         "acks",
         "answered",
+        "choices",
         "closed_q",
         "conn",
         "creds",
@@ -55,20 +88,24 @@ class Player:
         "finished",
         "nickname",
         "questions",
+        "recovery",
+        "wait_s",
         "welcome",
         "worker",
     )
 
-    def __init__(self, nickname: str, creds: Any, worker: Worker) -> None:
-        self.nickname, self.creds, self.worker = nickname, creds, worker
+    def __init__(self, nickname: str, creds: Credentials, worker: Worker, wait_s: float) -> None:
+        self.nickname, self.creds, self.worker, self.wait_s = nickname, creds, worker, wait_s
         self.conn: WSConn | None = None
         self.welcome: asyncio.Future[int] | None = None
         self.questions: dict[int, asyncio.Future[int]] = {}  # index -> receive ns (-1: socket closed first)
         self.direct: dict[int, int] = {}  # index -> receive ns of the `question` message itself
         self.acks: dict[int, asyncio.Future[tuple[int, dict[str, Any]]]] = {}
+        self.choices: dict[int, int] = {}  # index -> the choice sent, to send again after a reconnect
         self.answered: set[int] = set()
         self.closed_q: set[int] = set()
         self.finished = False
+        self.recovery: asyncio.Task[None] | None = None  # resume + reconnect after the server dropped us
 
     def question_future(self, index: int) -> asyncio.Future[int]:
         fut = self.questions.get(index)
@@ -115,12 +152,46 @@ class Player:
             return  # a socket we dropped or replaced on purpose, or the room finished and closed (4410)
         self.worker.count(f"closed:{code if code is not None else 1006}")
         if self.welcome is not None and not self.welcome.done():
-            self.welcome.set_exception(ConnectionError(f"closed {code} before welcome"))
+            self.welcome.set_exception(SocketClosed(code))  # `connect` raises; its caller decides
+            return
+        if code in RECONNECT_CODES:
+            if self.recovery is None:  # (one in progress sees this socket gone and goes round again)
+                self.recovery = asyncio.create_task(self._recover(code))
+            return
+        self._abandon(code)
+
+    def _abandon(self, code: int | None) -> None:
+        """The socket is gone for good: nothing more will arrive on it."""
         for fut in self.questions.values():
             _resolve(fut, -1)
         for ack in self.acks.values():
             if not ack.done():
-                ack.set_result((time.monotonic_ns(), {"type": "error", "code": f"closed_{code}"}))
+                ack.set_result((time.monotonic_ns(), {"type": "closed", "code": code}))
+
+    async def _recover(self, code: int | None) -> None:
+        """The server dropped an established socket (1001, 1006, 4421): resume, reconnect, resend unacked answers."""
+        try:
+            for _ in range(RECONNECT_ROUNDS):
+                await self.reopen(self.wait_s)
+                if self.connected:  # not dropped again between the welcome and here
+                    break
+            else:
+                raise SocketClosed(code)
+        except Exception as exc:
+            self.worker.count(f"reconnect_failed:{getattr(exc, 'code', None) or type(exc).__name__}")
+            self._abandon(code)
+        else:
+            self.worker.reconnected(code)
+            for index, ack in self.acks.items():
+                if not ack.done() and index in self.choices and self.conn is not None:
+                    self.conn.send({"type": "answer", "question": index, "choice": self.choices[index]})
+        finally:
+            self.recovery = None
+
+    async def settled(self) -> None:
+        """Wait for a reconnect in progress, if any (never cancels it)."""
+        if self.recovery is not None:
+            await asyncio.shield(self.recovery)
 
     async def connect(self, wait_s: float) -> int:
         """Open a socket, say hello and wait for `welcome`; returns its receive time (ns)."""
@@ -131,19 +202,81 @@ class Player:
         async with asyncio.timeout(wait_s):
             return await self.welcome
 
+    async def reopen(self, wait_s: float, *, resume: bool = True) -> int:
+        """Reconnect as a client does: ask resume where to go (`resume=False` skips it on the first attempt), then
+        connect; transient failures (network, handshake refused, 1001, 4421, a 503 from resume) are retried with
+        backoff for up to `wait_s`. Returns the welcome's receive time (ns); on giving up, resolves the player's
+        futures and raises."""
+        deadline = time.monotonic() + wait_s
+        code: int | None = None
+        attempt = 0
+        while True:
+            if attempt:
+                await asyncio.sleep(backoff_s(attempt - 1))
+            self.drop()
+            try:
+                if resume or attempt:
+                    await self._resume()
+                return await self.connect(wait_s)
+            except ControlError as exc:
+                if exc.final or time.monotonic() >= deadline:
+                    self._abandon(code)
+                    raise
+            except SocketClosed as exc:
+                code = exc.code
+                if exc.code not in RECONNECT_CODES or time.monotonic() >= deadline:
+                    self._abandon(code)
+                    raise
+            except (OSError, TimeoutError, InvalidHandshake):
+                if time.monotonic() >= deadline:
+                    self._abandon(code)
+                    raise
+            attempt += 1
+            self.worker.count("reconnect_retry")
+
+    async def _resume(self) -> None:
+        """Point the credentials at the socket URL resume names. Keeps the old URL when the call cannot reach the
+        server or the server does not know it; raises ControlError when it is final or worth asking again."""
+        control = self.worker.control
+        if control is None:
+            return
+        try:
+            url = await control.resume(self.creds.pin, self.creds.token)
+        except ControlError as exc:
+            self.worker.count(f"resume:{exc.code}")
+            if exc.final or exc.transient:
+                raise
+            return
+        if url is not None and url != self.creds.ws_url:
+            self.creds = replace(self.creds, ws_url=url)
+
     def drop(self) -> None:
         conn, self.conn = self.conn, None
         if conn is not None:
             conn.abort()
 
+    def stop(self) -> None:
+        """Leave for good: no reconnect, a clean close."""
+        if self.recovery is not None:
+            self.recovery.cancel()
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()
+
     @property
     def connected(self) -> bool:
         return self.conn is not None and not self.conn.closed
+
+    @property
+    def present(self) -> bool:
+        """Connected, or on the way back: an answer sent now goes out once the reconnect's welcome arrives."""
+        return self.connected or self.recovery is not None
 
     def send_answer(self, index: int, choice: int) -> asyncio.Future[tuple[int, dict[str, Any]]]:
         fut = self.acks.get(index)
         if fut is None or fut.done():
             fut = self.acks[index] = asyncio.get_running_loop().create_future()
+        self.choices[index] = choice
         if self.conn is not None:
             self.conn.send({"type": "answer", "question": index, "choice": choice})
         return fut
@@ -167,6 +300,11 @@ def _record(
     if result is None:
         return AnswerRecord(pid, index, mode, True, "timeout", False, False, None, sent_ns, 0)
     done_ns, msg = result
+    if msg.get("type") == "closed":  # no ack and no refusal: stored or not, the check accepts either
+        code = msg.get("code")
+        return AnswerRecord(
+            pid, index, mode, True, f"closed:{code if code is not None else 1006}", False, False, None, sent_ns, done_ns
+        )
     if msg.get("type") == "answer_ack":
         return AnswerRecord(
             pid,
@@ -191,6 +329,7 @@ class Worker:
         self.control: Control | None = None
         self.crowds: dict[str, list[Player]] = {}
         self.errors: Counter[str] = Counter()
+        self.reconnects: Counter[str] = Counter()  # players back after the server dropped them, by close code
 
     def bump(self, slot: int, by: int = 1) -> None:
         self.progress[self.wid * SLOTS + slot] += by
@@ -198,6 +337,10 @@ class Worker:
     def count(self, code: str) -> None:
         self.errors[code] += 1
         self.bump(ERRORS)
+
+    def reconnected(self, code: int | None) -> None:
+        self.reconnects[str(code if code is not None else 1006)] += 1
+        self.bump(RECONNECTS)
 
     async def configure(self, base_url: str, flavour: str) -> None:
         if self.control is not None:
@@ -224,9 +367,14 @@ class Worker:
                     self.count(f"join:{exc.code}")
                     return
                 t1 = time.monotonic_ns()
-                player = Player(nickname, creds, self)
+                player = Player(nickname, creds, self, wait_s)
                 try:
-                    t2 = await player.connect(wait_s)
+                    try:
+                        t2 = await player.connect(wait_s)
+                    except SocketClosed as exc:
+                        if exc.code != MOVED:
+                            raise
+                        t2 = await player.reopen(wait_s)  # placed on another worker meanwhile: ask where
                 except Exception as exc:
                     self.count(f"connect:{type(exc).__name__}")
                     player.drop()
@@ -248,7 +396,7 @@ class Worker:
 
     async def await_questions(self, crowd: str, index: int, wait_s: float) -> dict[str, Any]:
         """Wait (up to `wait_s`) until every connected player has question `index`; receive times in ns."""
-        players = [p for p in self.crowds.get(crowd, []) if p.connected]
+        players = [p for p in self.crowds.get(crowd, []) if p.present]
         futures = [p.question_future(index) for p in players]
         if futures:
             await asyncio.wait(futures, timeout=wait_s)
@@ -258,7 +406,7 @@ class Worker:
     async def burst(self, crowd: str, index: int, chunk: int, wait_s: float, seed: int) -> dict[str, Any]:
         """Every connected player answers now; sends in small chunks so acks are stamped while we still send."""
         rng = random.Random(seed)
-        players = [p for p in self.crowds.get(crowd, []) if p.connected]
+        players = [p for p in self.crowds.get(crowd, []) if p.present]
         pending: list[tuple[Player, int, asyncio.Future[tuple[int, dict[str, Any]]]]] = []
         for start in range(0, len(players), chunk):
             for p in players[start : start + chunk]:
@@ -293,6 +441,7 @@ class Worker:
                         reconnect_ns.append(await self._reconnect(p, wait_s))
                         delay *= 0.7
                     await asyncio.sleep(delay)
+                    await p.settled()
                     if index in p.closed_q or index in p.answered or not p.connected:
                         return _record(p, index, mode, 0, None, sent=False)
                     sent_ns = time.monotonic_ns()
@@ -311,9 +460,11 @@ class Worker:
         return {"answers": answers, "recv_ns": received, "reconnect_ns": reconnect_ns}
 
     async def _reconnect(self, p: Player, wait_s: float) -> int:
+        """A planned drop and return, as a phone in a tunnel: resume, then reconnect. Returns the time it took."""
+        await p.settled()
         p.drop()
         t0 = time.monotonic_ns()
-        return await p.connect(wait_s) - t0
+        return await p.reopen(wait_s) - t0
 
     async def storm(self, crowd: str, jitter_ms: int, seed: int, wait_s: float) -> dict[str, Any]:
         """Drop every socket at once; each comes back after a random delay up to `jitter_ms`."""
@@ -327,7 +478,7 @@ class Worker:
             await asyncio.sleep(delay)
             t0 = time.monotonic_ns()
             try:
-                return t0, await p.connect(wait_s)
+                return t0, await p.reopen(wait_s)
             except Exception as exc:
                 self.count(f"reconnect:{type(exc).__name__}")
                 return None
@@ -343,13 +494,16 @@ class Worker:
 
     async def close(self, crowd: str) -> None:
         for p in self.crowds.pop(crowd, []):
-            conn, p.conn = p.conn, None
-            if conn is not None:
-                conn.close()
+            p.stop()
 
     async def take_errors(self) -> dict[str, int]:
         errors, self.errors = dict(self.errors), Counter()
         return errors
+
+    async def take_reconnects(self) -> dict[str, int]:
+        """Players brought back since the last call after the server dropped them, by close code."""
+        reconnects, self.reconnects = dict(self.reconnects), Counter()
+        return reconnects
 
     async def serve(self, pipe: Connection) -> None:
         inbox: asyncio.Queue[Any] = asyncio.Queue()

@@ -9,8 +9,14 @@
 
 What it guarantees: every message a socket yields is a typed dataclass from `quizroom.clients.messages`; a socket
 closed for good (kicked, replaced, room gone …) raises `SessionEnded` with the close code, never a bare
-`ConnectionClosed`; with `auto_reconnect=True` a socket that drops for any other reason reconnects with the same
-token (exponential backoff with jitter) and yields the fresh `Welcome` so the caller can resynchronise.
+`ConnectionClosed`; with `auto_reconnect=True` a socket that drops for any other reason (1001 shutdown, a dead
+network, 4421 moved) reconnects with the same token (exponential backoff with jitter) and yields the fresh
+`Welcome` so the caller can resynchronise.
+
+Sharding (docs/protocol.md, "Sharding extensions"): the worker that holds a player's socket may change. Tickets and
+rooms made by `QuizroomAPI` remember the API's URL, so every reconnect first asks where to go — `resume` for a
+player, `GET /api/rooms/{pin}` (`host_ws_url`) for the host — and keeps the old URL when that call cannot reach
+the server (or the server predates the extension).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -42,6 +48,7 @@ from .messages import (
 
 __all__ = [
     "FINAL_CLOSE_CODES",
+    "MOVED_CLOSE_CODE",
     "ApiError",
     "HostSocket",
     "HostedRoom",
@@ -56,6 +63,14 @@ M = TypeVar("M")
 
 #: Close codes after which reconnecting with the same token cannot help (SPEC §3).
 FINAL_CLOSE_CODES = frozenset({1008, 1009, 4401, 4403, 4404, 4409, 4410, 4429})
+
+#: Sharding extension: the socket reached a worker that does not hold the player's shard (or, for the host, does not
+#: coordinate the room). Not final: ask where to connect (resume / `host_ws_url`) and reconnect there. Every other
+#: close that is not in FINAL_CLOSE_CODES (1001 shutting down, 1006 a dead network, …) reconnects the same way.
+MOVED_CLOSE_CODE = 4421
+
+#: A refusal of the lookup before a reconnect that the socket itself would give as this close code: final.
+_LOOKUP_REFUSALS = {(401, "unauthorized"): 4401, (403, "kicked"): 4403, (404, "not_found"): 4404}
 
 
 class ApiError(Exception):
@@ -76,24 +91,32 @@ class SessionEnded(Exception):
 
 @dataclass(frozen=True, slots=True)
 class HostedRoom:
-    """What `POST /api/rooms` returns: the host's credential and where players and the host connect."""
+    """What `POST /api/rooms` returns: the host's credential and where players and the host connect.
+
+    `api_url` is the HTTP API the room came from: with it, a host socket's reconnect asks `GET /api/rooms/{pin}`
+    for the current `host_ws_url` first."""
 
     room_id: str
     pin: str
     host_token: str
     join_url: str
     host_ws_url: str
+    api_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PlayerTicket:
-    """What joining returns: `token` is the player's only credential, good for every reconnect."""
+    """What joining (or resuming) returns: `token` is the player's only credential, good for every reconnect.
+
+    `api_url` is the HTTP API the ticket came from: with it, every reconnect of the ticket's socket first calls
+    `POST /api/rooms/{pin}/resume` for the current `ws_url`. A ticket without it reconnects to `ws_url` as it is."""
 
     pin: str
     nickname: str
     player_id: str
     token: str
     ws_url: str
+    api_url: str | None = None
 
 
 class QuizroomAPI:
@@ -160,6 +183,7 @@ class QuizroomAPI:
             host_token=str(data["host_token"]),
             join_url=str(data["join_url"]),
             host_ws_url=self._absolute_ws(str(data["host_ws_url"])),
+            api_url=self.base_url,
         )
 
     async def join(self, pin: str, nickname: str) -> PlayerTicket:
@@ -170,6 +194,23 @@ class QuizroomAPI:
             player_id=str(data["player_id"]),
             token=str(data["token"]),
             ws_url=self._absolute_ws(str(data["ws_url"])),
+            api_url=self.base_url,
+        )
+
+    async def resume(self, pin: str, token: str) -> PlayerTicket:
+        """Where the player holding `token` must connect now (sharding extension, `POST /api/rooms/{pin}/resume`).
+
+        Raises ApiError: 401 `unauthorized` (unknown token), 403 `kicked`, 404 `not_found` (no room), and 503
+        `unavailable` during a failover (retry). `nickname` is empty unless the server names the player.
+        """
+        data = await self._json("POST", f"/api/rooms/{pin}/resume", token=token)
+        return PlayerTicket(
+            pin=pin,
+            nickname=str(data.get("nickname") or ""),
+            player_id=str(data["player_id"]),
+            token=token,
+            ws_url=self._absolute_ws(str(data["ws_url"])),
+            api_url=self.base_url,
         )
 
     def _absolute_ws(self, url: str) -> str:
@@ -183,7 +224,11 @@ class QuizroomAPI:
     # --- host commands --------------------------------------------------------------------------------------
 
     async def state(self, room: HostedRoom) -> RoomState:
-        return RoomState.from_wire(await self._json("GET", f"/api/rooms/{room.pin}", token=room.host_token))
+        """The room's state; with sharding it also names where the host socket must connect (`host_ws_url`)."""
+        state = RoomState.from_wire(await self._json("GET", f"/api/rooms/{room.pin}", token=room.host_token))
+        if state.host_ws_url is not None:
+            state = replace(state, host_ws_url=self._absolute_ws(state.host_ws_url))
+        return state
 
     async def command(self, room: HostedRoom, name: str) -> RoomState:
         """Run `start`, `close`, `next`, `end`, `lock` or `unlock`; a command out of phase raises ApiError 409."""
@@ -205,15 +250,35 @@ class QuizroomAPI:
         return response.text
 
 
-class _RoomSocket:
-    """One authenticated socket (hello → greeting) that can be reopened with the same token."""
+class _LookupUnavailable(Exception):
+    """The lookup before a reconnect was answered 5xx or 429 (a failover in progress): back off and ask again."""
 
-    def __init__(self, url: str, token: str, *, auto_reconnect: bool, open_timeout: float) -> None:
+
+class _RoomSocket:
+    """One authenticated socket (hello → greeting) that can be reopened with the same token.
+
+    Before each reconnect attempt the socket asks the HTTP API where to connect (`_locate`, through `api`, or a
+    short-lived client on `api_url`); without either it reconnects to `url` as it is.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        auto_reconnect: bool,
+        open_timeout: float,
+        api: QuizroomAPI | None = None,
+        api_url: str | None = None,
+    ) -> None:
         self.url, self._token = url, token
         self.auto_reconnect = auto_reconnect
         self._open_timeout = open_timeout
+        self._api, self._api_url = api, api_url
         self._ws: ClientConnection | None = None
         self.greeting: ServerMessage | None = None
+        #: Successful reconnects so far (each one a new socket, greeted).
+        self.reconnects = 0
         #: Estimated server clock minus local clock, in ms, from the best (lowest round trip) pong so far.
         self.clock_offset_ms: float = 0.0
         self._best_rtt_ms = float("inf")
@@ -250,23 +315,72 @@ class _RoomSocket:
         self._ws, self.greeting = ws, greeting
         return greeting
 
+    async def _locate(self, api: QuizroomAPI) -> str | None:
+        """Where this socket must connect now, asked of the HTTP API; None keeps `url`. Subclasses know how."""
+        return None
+
+    async def _relocate(self) -> None:
+        """Point `url` at where the server says to connect now.
+
+        A lookup that cannot reach the server keeps the old URL (the socket attempt will tell); so does a server
+        that does not know the call (no JSON error body: it predates the extension). A refusal the socket would
+        also give (unknown token, kicked, no room) raises SessionEnded with that close code; 5xx and 429 raise
+        `_LookupUnavailable`, to back off and ask again.
+        """
+        if self._api is None and self._api_url is None:
+            return
+        try:
+            if self._api is not None:
+                url = await self._locate(self._api)
+            else:
+                assert self._api_url is not None
+                async with QuizroomAPI(self._api_url, timeout=self._open_timeout) as api:
+                    url = await self._locate(api)
+        except (httpx.TransportError, KeyError, ValueError):  # unreachable, or a reply we cannot read
+            return
+        except ApiError as exc:
+            final = _LOOKUP_REFUSALS.get((exc.status, exc.code))
+            if final is not None:
+                raise SessionEnded(final, exc.code) from exc
+            if exc.status >= 500 or exc.status == 429:
+                raise _LookupUnavailable(str(exc)) from exc
+            return
+        if url:
+            self.url = url
+
     async def reconnect(self, *, attempts: int = 8, base_delay: float = 0.1, max_delay: float = 5.0) -> ServerMessage:
         """Open a new socket with the same token (the server closes the old one with 4409) and return the greeting.
 
-        Retries transient failures with exponential backoff and full jitter; a final refusal raises at once.
+        Each attempt first asks where to connect (resume, for a player; `host_ws_url`, for the host) when the
+        socket knows the HTTP API. Retries transient failures (network, 1001, 4421 moved, 503 during a failover)
+        with exponential backoff and full jitter; a final refusal raises SessionEnded at once.
         """
         await self.close()
         for attempt in range(attempts):
+            last = attempt == attempts - 1
             try:
-                return await self._open()
-            except (OSError, InvalidHandshake, TimeoutError):
-                if attempt == attempts - 1:
+                await self._relocate()
+                greeting = await self._open()
+            except (OSError, InvalidHandshake, TimeoutError, _LookupUnavailable):
+                if last:
                     raise
             except SessionEnded as exc:
-                if exc.code in FINAL_CLOSE_CODES or attempt == attempts - 1:
+                if exc.code in FINAL_CLOSE_CODES or last:
                     raise
+            else:
+                self.reconnects += 1
+                return greeting
             await asyncio.sleep(random.uniform(0, min(max_delay, base_delay * 2**attempt)))
         raise AssertionError("unreachable")
+
+    async def _first_open(self) -> None:
+        """The first connection; with `auto_reconnect`, a 4421 (moved) right away is followed like any reconnect."""
+        try:
+            await self._open()
+        except SessionEnded as exc:
+            if exc.code != MOVED_CLOSE_CODE or not self.auto_reconnect:
+                raise
+            await self.reconnect()
 
     async def close(self) -> None:
         if self._ws is not None:
@@ -299,6 +413,9 @@ class _RoomSocket:
 
     async def recv(self) -> ServerMessage:
         """The next message. On a transient drop with `auto_reconnect`, reconnects and returns the new greeting.
+
+        Without `auto_reconnect` every close raises SessionEnded; for a code outside FINAL_CLOSE_CODES (4421
+        moved, 1001, a dead network's None) the caller may `reconnect()`.
 
         Bound the wait with `asyncio.timeout(...)` around the call, or use `expect`.
         """
@@ -340,15 +457,39 @@ class _RoomSocket:
 
 
 class PlayerSocket(_RoomSocket):
-    """A player's socket: `welcome` is the state at the last (re)connection."""
+    """A player's socket: `welcome` is the state at the last (re)connection, `ticket` the latest credentials
+    (its `ws_url` follows every resume)."""
+
+    ticket: PlayerTicket | None = None
 
     @classmethod
     async def connect(
-        cls, ticket: PlayerTicket, *, auto_reconnect: bool = False, open_timeout: float = 10.0
+        cls,
+        ticket: PlayerTicket,
+        *,
+        auto_reconnect: bool = False,
+        open_timeout: float = 10.0,
+        api: QuizroomAPI | None = None,
     ) -> PlayerSocket:
-        socket = cls(ticket.ws_url, ticket.token, auto_reconnect=auto_reconnect, open_timeout=open_timeout)
-        await socket._open()
+        """Connect with a ticket. Reconnects resume through `api` when given, else through `ticket.api_url`."""
+        socket = cls(
+            ticket.ws_url,
+            ticket.token,
+            auto_reconnect=auto_reconnect,
+            open_timeout=open_timeout,
+            api=api,
+            api_url=ticket.api_url,
+        )
+        socket.ticket = ticket
+        await socket._first_open()
         return socket
+
+    async def _locate(self, api: QuizroomAPI) -> str | None:
+        if self.ticket is None:
+            return None
+        fresh = await api.resume(self.ticket.pin, self.ticket.token)
+        self.ticket = replace(self.ticket, ws_url=fresh.ws_url)
+        return fresh.ws_url
 
     @property
     def welcome(self) -> Welcome:
@@ -386,11 +527,37 @@ class SocketRefusal(Exception):
 class HostSocket(_RoomSocket):
     """The host's socket: every room event with the correct answers, plus `players` and `answers` counts."""
 
+    room: HostedRoom | None = None
+
     @classmethod
-    async def connect(cls, room: HostedRoom, *, auto_reconnect: bool = False, open_timeout: float = 10.0) -> HostSocket:
-        socket = cls(room.host_ws_url, room.host_token, auto_reconnect=auto_reconnect, open_timeout=open_timeout)
-        await socket._open()
+    async def connect(
+        cls,
+        room: HostedRoom,
+        *,
+        auto_reconnect: bool = False,
+        open_timeout: float = 10.0,
+        api: QuizroomAPI | None = None,
+    ) -> HostSocket:
+        """Connect as the host. Reconnects refresh `host_ws_url` through `api` when given, else `room.api_url`."""
+        socket = cls(
+            room.host_ws_url,
+            room.host_token,
+            auto_reconnect=auto_reconnect,
+            open_timeout=open_timeout,
+            api=api,
+            api_url=room.api_url,
+        )
+        socket.room = room
+        await socket._first_open()
         return socket
+
+    async def _locate(self, api: QuizroomAPI) -> str | None:
+        if self.room is None:
+            return None
+        url = (await api.state(self.room)).host_ws_url
+        if url is not None:
+            self.room = replace(self.room, host_ws_url=url)
+        return url
 
     async def command(self, name: str, **fields: Any) -> None:
         """Send `start`, `close`, `next`, `end`, `lock`, `unlock` or `kick` (with `player_id`); the answer is a

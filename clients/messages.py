@@ -414,7 +414,10 @@ class AnswerCount:
 
 @dataclass(frozen=True, slots=True)
 class RoomState:
-    """The room as the host sees it: the body of `GET /api/rooms/{pin}`, of every command, and of `state`."""
+    """The room as the host sees it: the body of `GET /api/rooms/{pin}`, of every command, and of `state`.
+
+    `host_ws_url` (sharding extension) is where the host socket must connect now; only `GET /api/rooms/{pin}`
+    carries it, and a server without sharding may leave it out (None)."""
 
     pin: str
     phase: str
@@ -424,9 +427,11 @@ class RoomState:
     connected: int
     answers: int
     type: str = "state"
+    host_ws_url: str | None = None
 
     @classmethod
     def from_wire(cls, data: Wire) -> RoomState:
+        host_ws_url = data.get("host_ws_url")
         return cls(
             pin=str(_req(data, "pin")),
             phase=_str(data, "phase"),
@@ -435,6 +440,7 @@ class RoomState:
             players=_int(data, "players"),
             connected=_int(data, "connected"),
             answers=int(data.get("answers") or 0),
+            host_ws_url=host_ws_url if isinstance(host_ws_url, str) and host_ws_url else None,
         )
 
 

@@ -1,6 +1,9 @@
 """The Python client (`quizroom.clients.client`) against a real server on a free port, plus its message parser.
 
-One server for the module (each test opens its own room); the fixture stops it even when a test fails.
+One server for the module (each test opens its own room); the fixture stops it even when a test fails. Close code
+4421 (moved) cannot happen on one process, so its tests run the client against fakes on real sockets: tiny
+WebSocket "workers" that greet, refuse or move a socket, and a tiny HTTP server that plays the control API's
+resume and room-state calls and records what the client asked.
 """
 
 from __future__ import annotations
@@ -8,16 +11,22 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pytest
+from websockets.asyncio.server import ServerConnection, serve
 
 from quizroom.clients.client import (
+    MOVED_CLOSE_CODE,
     ApiError,
     HostedRoom,
     HostSocket,
     PlayerSocket,
+    PlayerTicket,
     QuizroomAPI,
     SessionEnded,
     SocketRefusal,
@@ -35,6 +44,7 @@ from quizroom.clients.messages import (
     ProtocolError,
     QuestionOpened,
     Result,
+    RoomState,
     UnknownMessage,
     Welcome,
     parse_message,
@@ -133,7 +143,8 @@ async def test_full_game_over_sockets_scores_results_and_podium(api: QuizroomAPI
 
             ack = await ada.answer_and_wait(question.index, 0)
             assert ack.accepted and not ack.duplicate
-            assert (await host.expect(AnswerCount)).answered >= 1
+            while (await host.expect(AnswerCount)).answered < 1:  # counts are coalesced: an earlier 0 may come first
+                pass
             await bob.answer_and_wait(question.index, 1)
 
             ada_result = await ada.expect(Result)
@@ -248,6 +259,288 @@ async def test_bad_token_is_refused_with_4401(server: LocalServer, api: Quizroom
     with pytest.raises(SessionEnded) as caught:
         await asyncio.wait_for(PlayerSocket.connect(forged), 10)
     assert caught.value.code == 4401
+
+
+# --- sharding extensions against the real server: resume and host_ws_url --------------------------------------
+
+
+class CountingAPI(QuizroomAPI):
+    """The real API client, counting the lookups a socket makes before it reconnects."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        self.resumes = 0
+        self.states = 0
+
+    async def resume(self, pin: str, token: str) -> PlayerTicket:
+        self.resumes += 1
+        return await super().resume(pin, token)
+
+    async def state(self, room: HostedRoom) -> RoomState:
+        self.states += 1
+        return await super().state(room)
+
+
+async def test_resume_names_the_players_socket_and_a_reconnect_resumes_first(
+    server: LocalServer, api: QuizroomAPI, room: HostedRoom
+) -> None:
+    ticket = await api.join(room.pin, "Ada")
+    resumed = await api.resume(room.pin, ticket.token)
+    assert (resumed.player_id, resumed.token, resumed.pin) == (ticket.player_id, ticket.token, room.pin)
+    assert resumed.ws_url == ticket.ws_url  # one process: the shard never moves
+
+    counting = CountingAPI(server.base_url)
+    async with counting, await PlayerSocket.connect(ticket, auto_reconnect=True, api=counting) as ada:
+        assert ada._ws is not None
+        ada._ws.transport.abort()  # a dead network: no close frame
+        welcome = await ada.expect(Welcome, within=10)
+        assert welcome.player_id == ticket.player_id
+        assert (counting.resumes, ada.reconnects) == (1, 1)
+        assert ada.ticket is not None and ada.ticket.ws_url == resumed.ws_url
+        await api.command(room, "start")
+        assert (await ada.expect(QuestionOpened)).index == 0
+
+
+async def test_resume_with_an_unknown_token_is_401(api: QuizroomAPI, room: HostedRoom) -> None:
+    with pytest.raises(ApiError) as caught:
+        await api.resume(room.pin, "not-a-token")
+    assert (caught.value.status, caught.value.code) == (401, "unauthorized")
+
+
+async def test_resume_with_a_kicked_players_token_is_403(api: QuizroomAPI, room: HostedRoom) -> None:
+    ticket = await api.join(room.pin, "Ada")
+    await api.kick(room, ticket.player_id)
+    with pytest.raises(ApiError) as caught:
+        await api.resume(room.pin, ticket.token)
+    assert (caught.value.status, caught.value.code) == (403, "kicked")
+
+
+async def test_room_state_names_the_host_socket_and_a_host_reconnect_asks_for_it(
+    server: LocalServer, api: QuizroomAPI, room: HostedRoom
+) -> None:
+    assert (await api.state(room)).host_ws_url == room.host_ws_url
+    counting = CountingAPI(server.base_url)
+    async with counting, await HostSocket.connect(room, auto_reconnect=True, api=counting) as host:
+        assert host._ws is not None
+        host._ws.transport.abort()
+        assert isinstance(await host.expect(HostWelcome, within=10), HostWelcome)
+        assert (counting.states, host.reconnects) == (1, 1)
+
+
+# --- close code 4421 (moved), against fake workers and a fake control API ---------------------------------------
+
+PIN = "123456"
+TOKEN = "player-token"
+HOST_TOKEN = "host-token"
+
+
+def player_welcome(title: str) -> dict[str, Any]:
+    return {
+        "type": "welcome",
+        "player_id": "p1",
+        "nickname": "Ada",
+        "pin": PIN,
+        "title": title,
+        "question_count": 1,
+        "phase": "lobby",
+        "score": 0,
+        "rank": None,
+        "now_ms": 1,
+    }
+
+
+def host_welcome(title: str) -> dict[str, Any]:
+    return {
+        "type": "welcome",
+        "role": "host",
+        "pin": PIN,
+        "title": title,
+        "phase": "lobby",
+        "question_index": None,
+        "question_count": 1,
+        "players": 0,
+        "connected": 0,
+        "now_ms": 1,
+    }
+
+
+@dataclass
+class FakeWorker:
+    """A WebSocket server that reads the hello, then plays `script[n]` on its n-th connection (the last entry
+    repeats): `("welcome", close_code)` greets and then closes with close_code (None: stays open), and
+    `("close", close_code)` closes without a greeting."""
+
+    script: list[tuple[str, int | None]]
+    welcome: Callable[[str], dict[str, Any]]
+    title: str
+    hellos: list[str] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, ws: ServerConnection) -> None:
+        hello = orjson.loads(await ws.recv())
+        self.hellos.append(hello["token"])
+        action, code = self.script[min(len(self.hellos), len(self.script)) - 1]
+        if action == "welcome":
+            await ws.send(orjson.dumps(self.welcome(f"{self.title} #{len(self.hellos)}")).decode())
+        if code is None:
+            await ws.wait_closed()
+        else:
+            await ws.close(code, "test")
+
+
+@asynccontextmanager
+async def fake_worker(
+    title: str, *script: tuple[str, int | None], welcome: Callable[[str], dict[str, Any]] = player_welcome
+) -> AsyncIterator[FakeWorker]:
+    worker = FakeWorker(list(script), welcome, title)
+    async with serve(worker.handle, "127.0.0.1", 0) as ws_server:
+        port = next(iter(ws_server.sockets)).getsockname()[1]
+        worker.url = f"ws://127.0.0.1:{port}/ws/play/{PIN}"
+        yield worker
+
+
+@dataclass
+class FakeRequest:
+    method: str
+    path: str
+    authorization: str | None
+    body: bytes
+
+
+@dataclass
+class FakeAPI:
+    """An HTTP/1.1 server answering `replies[(method, path)]` in order (the last one repeats); records requests."""
+
+    replies: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]]
+    requests: list[FakeRequest] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        method, path, _ = head[0].split(" ", 2)
+        headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in head[1:])}
+        body = await reader.readexactly(int(headers.get("content-length") or 0))
+        self.requests.append(FakeRequest(method, path, headers.get("authorization"), body))
+        seen = sum(1 for r in self.requests if (r.method, r.path) == (method, path))
+        scripted = self.replies.get((method, path), [(404, {"error": {"code": "not_found", "message": "no"}})])
+        status, payload = scripted[min(seen, len(scripted)) - 1]
+        data = orjson.dumps(payload)
+        writer.write(
+            f"HTTP/1.1 {status} Fake\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+            f"Connection: close\r\n\r\n".encode()
+            + data
+        )
+        await writer.drain()
+        writer.close()
+
+
+@asynccontextmanager
+async def fake_api(replies: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]]) -> AsyncIterator[FakeAPI]:
+    api = FakeAPI(replies)
+    http_server = await asyncio.start_server(api.handle, "127.0.0.1", 0)
+    try:
+        api.url = f"http://127.0.0.1:{http_server.sockets[0].getsockname()[1]}"
+        yield api
+    finally:
+        http_server.close()
+        await http_server.wait_closed()
+
+
+def resume_replies(*replies: tuple[int, dict[str, Any]]) -> dict[tuple[str, str], list[tuple[int, dict[str, Any]]]]:
+    return {("POST", f"/api/rooms/{PIN}/resume"): list(replies)}
+
+
+def ticket_for(worker: FakeWorker, api_url: str | None) -> PlayerTicket:
+    return PlayerTicket(PIN, "Ada", "p1", TOKEN, worker.url, api_url)
+
+
+async def test_4421_after_welcome_resumes_and_reconnects_to_the_url_resume_returns() -> None:
+    async with (
+        fake_worker("A", ("welcome", MOVED_CLOSE_CODE)) as old,
+        fake_worker("B", ("welcome", None)) as new,
+        fake_api(resume_replies((200, {"player_id": "p1", "ws_url": new.url}))) as api,
+    ):
+        async with await PlayerSocket.connect(ticket_for(old, api.url), auto_reconnect=True) as ada:
+            assert ada.welcome.title == "A #1"
+            welcome = await ada.expect(Welcome, within=10)
+            assert welcome.title == "B #1"
+            assert (ada.url, ada.reconnects) == (new.url, 1)
+            assert ada.ticket is not None and ada.ticket.ws_url == new.url
+        assert [(r.method, r.path, r.authorization, r.body) for r in api.requests] == [
+            ("POST", f"/api/rooms/{PIN}/resume", f"Bearer {TOKEN}", b"")
+        ]
+        assert old.hellos == [TOKEN] and new.hellos == [TOKEN]
+
+
+async def test_4421_at_hello_on_the_first_connection_is_followed_too() -> None:
+    async with (
+        fake_worker("A", ("close", MOVED_CLOSE_CODE)) as old,
+        fake_worker("B", ("welcome", None)) as new,
+        fake_api(resume_replies((200, {"player_id": "p1", "ws_url": new.url}))) as api,
+    ):
+        async with await PlayerSocket.connect(ticket_for(old, api.url), auto_reconnect=True) as ada:
+            assert ada.welcome.title == "B #1"
+        # Without auto_reconnect the caller sees the code and decides.
+        with pytest.raises(SessionEnded) as caught:
+            await PlayerSocket.connect(ticket_for(old, api.url))
+        assert caught.value.code == MOVED_CLOSE_CODE
+
+
+async def test_503_during_a_failover_is_retried_until_resume_answers() -> None:
+    unavailable = (503, {"error": {"code": "unavailable", "message": "failover"}})
+    async with (
+        fake_worker("A", ("welcome", 1001)) as old,
+        fake_worker("B", ("welcome", None)) as new,
+        fake_api(resume_replies(unavailable, unavailable, (200, {"player_id": "p1", "ws_url": new.url}))) as api,
+    ):
+        async with await PlayerSocket.connect(ticket_for(old, api.url), auto_reconnect=True) as ada:
+            assert (await ada.expect(Welcome, within=10)).title == "B #1"
+        assert len(api.requests) == 3
+
+
+async def test_a_resume_that_cannot_reach_the_server_falls_back_to_the_old_url() -> None:
+    async with fake_worker("A", ("welcome", 1001), ("welcome", None)) as only:
+        async with fake_api({}) as gone:
+            unreachable = gone.url  # the server is closed when the block ends: connections are refused
+        async with await PlayerSocket.connect(ticket_for(only, unreachable), auto_reconnect=True) as ada:
+            assert (await ada.expect(Welcome, within=10)).title == "A #2"
+            assert (ada.url, ada.reconnects) == (only.url, 1)
+
+
+async def test_a_resume_refusal_ends_the_session_with_the_matching_close_code() -> None:
+    kicked = (403, {"error": {"code": "kicked", "message": "removed by the host"}})
+    async with fake_worker("A", ("welcome", MOVED_CLOSE_CODE)) as old, fake_api(resume_replies(kicked)) as api:
+        async with await PlayerSocket.connect(ticket_for(old, api.url), auto_reconnect=True) as ada:
+            with pytest.raises(SessionEnded) as caught:
+                await ada.expect(Welcome, within=10)
+        assert caught.value.code == 4403 and old.hellos == [TOKEN]
+
+
+async def test_host_4421_refreshes_host_ws_url_from_the_room_state() -> None:
+    async with (
+        fake_worker("A", ("welcome", MOVED_CLOSE_CODE), welcome=host_welcome) as old,
+        fake_worker("B", ("welcome", None), welcome=host_welcome) as new,
+    ):
+        state = {
+            "pin": PIN,
+            "phase": "lobby",
+            "question_index": None,
+            "question_count": 1,
+            "players": 0,
+            "connected": 0,
+            "answers": 0,
+            "host_ws_url": new.url,
+        }
+        async with fake_api({("GET", f"/api/rooms/{PIN}"): [(200, state)]}) as api:
+            room = HostedRoom("r1", PIN, HOST_TOKEN, f"{api.url}/?pin={PIN}", old.url, api.url)
+            async with await HostSocket.connect(room, auto_reconnect=True) as host:
+                assert isinstance(host.greeting, HostWelcome) and host.greeting.title == "A #1"
+                assert (await host.expect(HostWelcome, within=10)).title == "B #1"
+                assert host.room is not None and host.room.host_ws_url == new.url
+            assert [(r.method, r.path, r.authorization) for r in api.requests] == [
+                ("GET", f"/api/rooms/{PIN}", f"Bearer {HOST_TOKEN}")
+            ]
+            assert old.hellos == [HOST_TOKEN] and new.hellos == [HOST_TOKEN]
 
 
 # --- parsing (no network) -------------------------------------------------------------------------------------

@@ -5,6 +5,13 @@
 export const FINAL_CLOSE_CODES = new Set([1008, 1009, 4401, 4403, 4404, 4409, 4410, 4429]);
 
 /**
+ * Sharding extension: the socket reached a worker that does not hold the player's shard (or, for the host, does
+ * not coordinate the room). Not final: like 1001 and a dead network, it reconnects, and every reconnect first asks
+ * where to go (resume for a player, host_ws_url for the host).
+ */
+export const MOVED_CLOSE_CODE = 4421;
+
+/**
  * Call the HTTP API. Resolves to {ok, status, data, response}; never throws for HTTP errors, only when the
  * network itself fails (then ok is false and status is 0).
  */
@@ -32,6 +39,32 @@ export function errorMessage(result, fallback) {
   if (result.status === 0) return "Can't reach the server. Check your connection and try again.";
   if (err && err.message) return `${fallback ? fallback + ": " : ""}${err.message}`;
   return fallback || `The server answered ${result.status}.`;
+}
+
+/**
+ * Read the answer of a "where do I connect now" call: {url} to connect there, {url: null} to keep the old URL (the
+ * network failed, or a server without the sharding extension answered without our error body), {retry: true} to
+ * back off and ask again (503 during a failover), or {end: closeCode} when the server refused what the socket
+ * would refuse too (unknown token, kicked, no room).
+ */
+function whereFrom(result, field) {
+  const code = result.data && result.data.error && result.data.error.code;
+  if (result.ok) return { url: (result.data && result.data[field]) || null };
+  if (result.status === 401 && code === "unauthorized") return { end: 4401 };
+  if (result.status === 403 && code === "kicked") return { end: 4403 };
+  if (result.status === 404 && code === "not_found") return { end: 4404 };
+  if (result.status >= 500 || result.status === 429) return { retry: true };
+  return { url: null };
+}
+
+/** Where the player's socket must connect now: POST /api/rooms/{pin}/resume with the player's token. */
+export async function resumePlayer(pin, token) {
+  return whereFrom(await api("POST", `/api/rooms/${encodeURIComponent(pin)}/resume`, { token }), "ws_url");
+}
+
+/** Where the host's socket must connect now: host_ws_url from GET /api/rooms/{pin} with the host token. */
+export async function locateHost(pin, token) {
+  return whereFrom(await api("GET", `/api/rooms/${encodeURIComponent(pin)}`, { token }), "host_ws_url");
 }
 
 /** Turn a socket URL from the server (absolute ws(s)://, http(s)://, or a path) into an absolute ws(s) URL. */
@@ -72,20 +105,27 @@ export class ServerClock {
 }
 
 /**
- * A socket that says hello with `token` and comes back by itself: on any close that is not final it reconnects
- * with exponential backoff and jitter; an application ping doubles as clock sync and as a liveness check (no
- * answer within `deadAfterMs` → the socket is presumed dead and replaced).
+ * A socket that says hello with `token` and comes back by itself: on any close that is not final (1001, a dead
+ * network, 4421 moved …) it reconnects with exponential backoff and jitter; an application ping doubles as clock
+ * sync and as a liveness check (no answer within `deadAfterMs` → the socket is presumed dead and replaced).
  *
- * Callbacks: onMessage(msg), onStatus("connecting" | "open" | "reconnecting"), onEnd(code, reason).
+ * `locate()`, when given, is asked before every reconnect where to connect (see resumePlayer and locateHost); its
+ * {url} replaces the socket URL, {url: null} keeps it, {retry} backs off and asks again, {end} ends the session.
+ *
+ * Callbacks: onMessage(msg), onStatus("connecting" | "open" | "reconnecting"), onEnd(code, reason),
+ * onUrl(url) when locate moved the socket somewhere else.
  */
 export class RoomConnection {
-  constructor({ url, token, clock, onMessage, onStatus, onEnd }) {
+  constructor({ url, token, clock, onMessage, onStatus, onEnd, locate, onUrl }) {
     this.url = socketUrl(url);
     this.token = token;
     this.clock = clock;
     this.onMessage = onMessage;
     this.onStatus = onStatus || (() => {});
     this.onEnd = onEnd || (() => {});
+    this.locate = locate || null;
+    this.onUrl = onUrl || (() => {});
+    this.locating = 0; // bumped by every reopen: a lookup that was overtaken by a newer one is ignored
     this.ws = null;
     this.attempt = 0;
     this.stopped = false;
@@ -104,13 +144,52 @@ export class RoomConnection {
     window.addEventListener("online", this.onOnline);
   }
 
-  start() {
+  /** Connect. `relocate`: ask `locate` first (a reload may come after the player's worker changed). */
+  start(relocate = false) {
     this.stopped = false;
+    if (relocate) this.reopen();
+    else this.open();
+  }
+
+  /** Ask where to connect now (when we can), then open there. Every reconnect comes through here. */
+  async reopen() {
+    clearTimeout(this.retryTimer);
+    if (this.stopped) return;
+    if (!this.locate) {
+      this.open();
+      return;
+    }
+    const ticket = ++this.locating;
+    this.onStatus(this.attempt === 0 ? "connecting" : "reconnecting");
+    let where;
+    try {
+      where = await this.locate();
+    } catch {
+      where = { url: null };
+    }
+    if (this.stopped || ticket !== this.locating || this.ws) return; // stopped, overtaken, or already back
+    if (where.end) {
+      this.stopped = true;
+      this.onEnd(where.end, "refused on reconnect");
+      return;
+    }
+    if (where.retry) {
+      this.scheduleReconnect();
+      return;
+    }
+    if (where.url) {
+      const url = socketUrl(where.url);
+      if (url !== this.url) {
+        this.url = url;
+        this.onUrl(where.url);
+      }
+    }
     this.open();
   }
 
   open() {
     clearTimeout(this.retryTimer);
+    this.locating += 1; // a lookup still in flight must not open a second socket
     this.onStatus(this.attempt === 0 ? "connecting" : "reconnecting");
     this.greeted = false;
     let ws;
@@ -171,7 +250,7 @@ export class RoomConnection {
     const delay = step / 2 + Math.random() * (step / 2);
     this.attempt += 1;
     clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.open(), delay);
+    this.retryTimer = setTimeout(() => this.reopen(), delay);
   }
 
   /** Drop the current socket without waiting for a close handshake that may never come, and reconnect. */
@@ -186,7 +265,7 @@ export class RoomConnection {
       try { old.close(4000, "client reconnect"); } catch { /* already closed */ }
     }
     this.attempt = Math.min(this.attempt, 1);
-    this.open();
+    this.reopen();
   }
 
   send(msg) {

@@ -1,10 +1,12 @@
 // quizroom — the host page: write a quiz, open a room, run the game on the big screen.
 // Commands go over HTTP (each gets its own answer, so a double click can never start twice); everything that
-// happens in the room arrives on the host socket, which reconnects by itself like the players' do.
+// happens in the room arrives on the host socket, which reconnects by itself like the players' do. Every reconnect
+// (and a reload) first reads host_ws_url from GET /api/rooms/{pin}: with sharding, the worker coordinating the room
+// can change after a failover (a host socket sent to the wrong worker is closed with 4421).
 
 import {
-  api, countdown, el, errorMessage, formatScore, renderPodium, renderStandings, RoomConnection, ServerClock,
-  session, shapeIcon, shapeName, showScreen,
+  api, countdown, el, errorMessage, formatScore, locateHost, renderPodium, renderStandings, RoomConnection,
+  ServerClock, session, shapeIcon, shapeName, showScreen,
 } from "./common.js";
 
 const SESSION_KEY = "quizroom.host";
@@ -217,7 +219,8 @@ async function createRoom() {
 
 // --- hosting ---------------------------------------------------------------------------------------------------
 
-function startHosting() {
+/** Open the host socket; `relocate` asks for host_ws_url first (after a reload, the coordinator may have moved). */
+function startHosting(relocate = false) {
   const room = state.room;
   $("h-title").textContent = room.title || "";
   $("h-title").hidden = !room.title;
@@ -232,8 +235,13 @@ function startHosting() {
   if (state.conn) state.conn.stop();
   state.conn = new RoomConnection({
     url: room.host_ws_url, token: room.host_token, clock, onMessage: handle, onStatus: showStatus, onEnd: ended,
+    locate: () => locateHost(room.pin, room.host_token),
+    onUrl: (url) => {
+      room.host_ws_url = url;
+      if (state.room === room) session.set(SESSION_KEY, room);
+    },
   });
-  state.conn.start();
+  state.conn.start(relocate);
 }
 
 function joinLink() {
@@ -562,7 +570,7 @@ function boot() {
   if (saved && saved.host_token && saved.host_ws_url) {
     state.room = saved;
     setScreen("lobby");
-    startHosting();
+    startHosting(true);
     return;
   }
   setScreen("create");

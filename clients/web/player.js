@@ -1,10 +1,12 @@
 // quizroom — the player page: join with PIN and nickname, then play over the player socket.
 // The session (pin, token, ws_url) lives in sessionStorage, so a reload or a dropped network resumes the game
-// where the server says it is (`welcome`), without the player doing anything.
+// where the server says it is (`welcome`), without the player doing anything. Every reconnect (and a reload) first
+// asks POST /api/rooms/{pin}/resume where the socket must go: with sharding, the worker holding the player's shard
+// can change (docs/protocol.md, "Sharding extensions"; a socket sent to the wrong worker is closed with 4421).
 
 import {
-  api, countdown, el, errorMessage, formatScore, ordinal, renderPodium, renderStandings, RoomConnection,
-  ServerClock, session, shapeIcon, shapeName, showScreen,
+  api, countdown, el, errorMessage, formatScore, ordinal, renderPodium, renderStandings, resumePlayer,
+  RoomConnection, ServerClock, session, shapeIcon, shapeName, showScreen,
 } from "./common.js";
 
 const SESSION_KEY = "quizroom.player";
@@ -95,7 +97,8 @@ async function join(event) {
 
 // --- connection ------------------------------------------------------------------------------------------------
 
-function connect() {
+/** Open the player socket; `relocate` asks resume first (a saved session may point at a worker that is gone). */
+function connect(relocate = false) {
   stopConnection();
   const s = state.session;
   $("me-name").textContent = s.nickname;
@@ -107,8 +110,13 @@ function connect() {
     onMessage: handle,
     onStatus: showStatus,
     onEnd: ended,
+    locate: () => resumePlayer(s.pin, s.token),
+    onUrl: (url) => {
+      s.ws_url = url;
+      if (state.session === s) session.set(SESSION_KEY, s);
+    },
   });
-  state.conn.start();
+  state.conn.start(relocate);
 }
 
 function stopConnection() {
@@ -426,7 +434,7 @@ function boot() {
   $("q-submit").addEventListener("click", submitMulti);
   $("f-again").addEventListener("click", leave);
   $("e-join").addEventListener("click", leave);
-  $("e-resume").addEventListener("click", () => connect());
+  $("e-resume").addEventListener("click", () => connect(true));
   document.addEventListener("keydown", (e) => {
     // Keys 1–6 pick a choice, for keyboards and remote presenters.
     if (state.screen !== "question" || e.target.tagName === "INPUT" || e.altKey || e.ctrlKey || e.metaKey) return;
@@ -441,7 +449,7 @@ function boot() {
     state.session = saved;
     $("pin").value = saved.pin;
     $("nickname").value = saved.nickname || "";
-    connect();
+    connect(true);
     return;
   }
   if (pin) $("pin").value = pin;
