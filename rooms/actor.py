@@ -1,20 +1,19 @@
-"""The room actor: one asyncio task that owns a live room.
+"""A room's shard: one asyncio task that owns up to `players_per_shard` players' sockets and answers.
 
-Everything that touches a room — HTTP commands, socket messages, timers, commit completions — is posted into the
-actor's inbox as a closure and run one at a time by the actor's task (the *input gate*): no locks, no interleaving
-inside a rule. Nothing that depends on a write leaves the room before that write has committed (the *output gate*):
-an `answer_ack` is sent only from the commit's completion, and phase changes are broadcast after the room's new
-state is stored, so a crash can never show players something the restarted room does not know.
+Everything that touches a shard — socket messages, its coordinator's events, commit completions — is posted into its
+inbox (`quizroom.rooms.inbox`) and run one at a time by its task: no locks, no interleaving inside a rule. Nothing
+that depends on a write leaves the shard before that write has committed (the *output gate*): an `answer_ack` is
+sent only from the commit's completion, and the phase events it applies were stored by the coordinator first.
 
-The rules live in `RoomState` (pure); this module only moves bytes, arms timers and talks to the writer.
+A shard never decides a phase. Its coordinator (`quizroom.rooms.coordinator`) opens, closes, reveals and finishes;
+the shard applies each event to its players: the question frame, `too_late` after the close (and after the deadline,
+by its own clock, even if the coordinator is unreachable), each player's result ranked against the whole room.
+The rules live in `RoomState` (pure), holding this shard's players only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import secrets
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -26,18 +25,17 @@ from quizroom.rooms.answers import AnswerDesk
 from quizroom.rooms.clock import Clock
 from quizroom.rooms.errors import (
     BadMessage,
-    BadPhase,
     Kicked,
-    NotFound,
     QuizroomError,
     RateLimited,
     TooBig,
     Unauthorized,
-    Unavailable,
     UnknownType,
 )
-from quizroom.rooms.hostfeed import HostFeed
+from quizroom.rooms.inbox import Inbox
+from quizroom.rooms.links import CoordinatorLink, Finish, Reveal, ShardSummary
 from quizroom.rooms.ratelimit import TokenBucket
+from quizroom.rooms.scoring import Ranking
 from quizroom.rooms.sessions import (
     CLOSE_FINISHED,
     CLOSE_GOING_AWAY,
@@ -53,7 +51,7 @@ from quizroom.rooms.sessions import (
 )
 from quizroom.rooms.state import Phase, Player, RoomLimits, RoomState
 from quizroom.rooms.telemetry import NullTelemetry, RoomStats, Telemetry
-from quizroom.storage.records import KickRow, PlayerRow, RoomStateRow, ScoreRow
+from quizroom.storage.records import ScoreRow
 from quizroom.storage.writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -67,16 +65,13 @@ class ActorLimits:
     abuse_strikes: int = 40  # consecutive rate-limited messages before the socket is closed with 4429
     garbage_strikes: int = 20  # consecutive malformed messages before the socket is closed with 1008
     host_coalesce_s: float = 0.1  # host `players`/`answers` updates: at most 10 a second
-
-
-@dataclass(frozen=True, slots=True)
-class JoinResult:
-    player_id: str
-    token: str
-    nickname: str
+    players_per_shard: int = 1_500
+    progress_interval_s: float = 0.1  # shard → coordinator summaries: at most 10 a second (an early close: at once)
 
 
 class RoomActor:
+    """One shard of a room (a room of up to `players_per_shard` players is one shard)."""
+
     def __init__(
         self,
         state: RoomState,
@@ -84,383 +79,208 @@ class RoomActor:
         clock: Clock,
         limits: ActorLimits,
         *,
+        shard: int = 0,
+        coordinator: CoordinatorLink | None = None,
         revoked_tokens: set[str] | None = None,
         telemetry: Telemetry | None = None,
+        final: Finish | None = None,
     ) -> None:
         self.state = state
+        self.shard = shard
         self.writer = writer
         self.clock = clock
         self.limits = limits
-        self.log = structlog.get_logger("quizroom.room").bind(pin=state.pin, room_id=state.room_id)
+        self.coordinator = coordinator
+        self.log = structlog.get_logger("quizroom.room").bind(pin=state.pin, room_id=state.room_id, shard=shard)
         self.sessions: dict[str, Session] = {}
-        self.hosts: set[Session] = set()
         self.finished_at: float | None = None
         self._revoked = revoked_tokens or set()
         self.telemetry: Telemetry = telemetry or NullTelemetry()
         self.stats = RoomStats()
-        self._inbox: deque[Callable[[], None]] = deque()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._in_transition = False
-        self._deferred: deque[Callable[[], None]] = deque()
+        self._inbox = Inbox(f"room-{state.pin}-shard-{shard}", self.log)
+        self.post = self._inbox.post
         self._after_pending: list[Callable[[], None]] = []
+        self._revealed: int | None = None  # the question whose results went out
+        self._final = final  # the podium and ranking, once finished
+        self._progress_timer: asyncio.TimerHandle | None = None
+        self._last_progress = 0.0
+        self._reported: ShardSummary | None = None
+        self._check = False  # the next progress report asks the coordinator to check for an early close
         self.answers = AnswerDesk(
             state,
             writer,
             clock,
             self.telemetry,
             self.stats,
-            post=self._post,
+            post=self.post,
             error=self._error,
             settled=self._answers_settled,
         )
-        self.feed = HostFeed(state, clock, limits.host_coalesce_s, self._post, self._to_hosts)
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"room-{self.state.pin}")
-        if self.state.phase is Phase.QUESTION:
-            self._post(self._arm_deadline)
+        self._inbox.start()
         if self.state.phase is Phase.FINISHED:
             self.finished_at = self.clock.monotonic()
 
     async def stop(self, close_code: int = CLOSE_GOING_AWAY) -> None:
         """Close every socket with `close_code` (1001 on shutdown: clients reconnect) and end the task."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-        def shutdown() -> None:
-            for session in [*self.sessions.values(), *self.hosts]:
+        def shutdown(future: asyncio.Future[None]) -> None:
+            for session in list(self.sessions.values()):
                 self._close_session(session, close_code)
-            self._cancel_timer()
-            self.feed.cancel()
-            done.set_result(None)
+            if self._progress_timer is not None:
+                self._progress_timer.cancel()
+            future.set_result(None)
 
-        self._post(shutdown)
-        await done
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        inbox = self._inbox
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while inbox:
-                job = inbox.popleft()
-                try:
-                    job()
-                except Exception:
-                    self.log.exception("room_job_failed")
-
-    def _post(self, job: Callable[[], None]) -> None:
-        self._inbox.append(job)
-        self._wake.set()
+        await self._inbox.ask(shutdown)
+        await self._inbox.close()
 
     async def _ask(self, job: Callable[[asyncio.Future[T]], None]) -> T:
-        """Run `job` in the actor; it settles the future now or later (after a commit)."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        return await self._inbox.ask(job)
 
-        def run() -> None:
-            try:
-                job(future)
-            except QuizroomError as exc:
-                if not future.done():
-                    future.set_exception(exc)
+    # --- the coordinator's events (each runs in the shard's task; each is idempotent) -----------------------------
 
-        self._post(run)
-        return await future
+    def add_player(self, player: Player) -> None:
+        if player.player_id not in self.state.players:
+            self.state.add_player(player)
 
-    def _gated(self, job: Callable[[], None]) -> None:
-        """Run a command now, or after the transition in flight (a close waiting on commits, a broadcast)."""
-        if self._in_transition:
-            self._deferred.append(job)
-        else:
-            job()
-
-    def _end_transition(self) -> None:
-        self._in_transition = False
-        while self._deferred and not self._in_transition:
-            self._deferred.popleft()()
-
-    # --- HTTP-facing calls ------------------------------------------------------------------------------------------
-
-    def is_host(self, token: str) -> bool:
-        return secrets.compare_digest(hash_token(token), self.state.host_token_hash)
-
-    async def join(self, raw_nickname: object) -> JoinResult:
-        def job(future: asyncio.Future[JoinResult]) -> None:
-            nickname, key = self.state.check_join(raw_nickname)
-            token = secrets.token_urlsafe(32)
-            player = Player(
-                player_id=secrets.token_hex(8),
-                nickname=nickname,
-                nickname_key=key,
-                token_hash=hash_token(token),
-                joined_at_ms=self.clock.wall_ms(),
-            )
-            self.state.reserve_nickname(key)
-            row = PlayerRow(self.state.room_id, player.player_id, nickname, key, player.token_hash, player.joined_at_ms)
-            committed = self.writer.add_player(row)
-
-            def on_commit(_: asyncio.Future[None]) -> None:
-                if committed.exception() is not None:
-                    self.state.release_nickname(key)
-                    future.set_exception(Unavailable("could not store the player; try again"))
-                    return
-                self.state.add_player(player)
-                self.feed.joined.append({"player_id": player.player_id, "nickname": nickname})
-                self.feed.mark(players=True)
-                future.set_result(JoinResult(player.player_id, token, nickname))
-
-            committed.add_done_callback(lambda f: self._post(lambda: on_commit(f)))
-
-        return await self._ask(job)
-
-    async def command(self, name: str) -> dict[str, Any]:
-        """Host commands: start, close, next, end, lock, unlock. Replies with the room's state once it took effect."""
-        handlers: dict[str, Callable[[asyncio.Future[dict[str, Any]]], None]] = {
-            "start": self._start,
-            "close": self._close_command,
-            "next": self._next,
-            "end": self._end,
-            "lock": lambda f: self._set_locked(f, True),
-            "unlock": lambda f: self._set_locked(f, False),
-        }
-        handler = handlers.get(name)
-        if handler is None:
-            raise UnknownType(f"unknown command {name!r}")
-        return await self._ask(lambda future: self._gated(lambda: self._guard(handler, future)))
-
-    @staticmethod
-    def _guard(handler: Callable[[asyncio.Future[T]], None], future: asyncio.Future[T]) -> None:
-        try:
-            handler(future)
-        except QuizroomError as exc:
-            if not future.done():
-                future.set_exception(exc)
-
-    async def kick(self, player_id: str) -> None:
-        def handler(future: asyncio.Future[None]) -> None:
-            if player_id not in self.state.players:
-                raise NotFound("no such player in this room")
-            player = self.state.remove_player(player_id)
-            self._revoked.add(player.token_hash)
-            self.answers.forget_player(player_id)
-            self.feed.left.append({"player_id": player_id, "nickname": player.nickname})
-            committed = self.writer.add_kick(KickRow(self.state.room_id, player_id))
-
-            def after() -> None:
-                session = self.sessions.pop(player_id, None)
-                if session is not None:
-                    self._close_session(session, CLOSE_KICKED)
-                self.feed.mark(players=True, answers=True)
-                self._maybe_everyone_answered()
-                self._settle(future, committed, None)
-
-            committed.add_done_callback(lambda _: self._post(after))
-
-        await self._ask(lambda future: self._gated(lambda: self._guard(handler, future)))
-
-    async def snapshot(self) -> dict[str, Any]:
-        return await self._ask(lambda f: f.set_result(self.state.snapshot()))
-
-    async def leaderboard(self, limit: int) -> list[dict[str, Any]]:
-        return await self._ask(lambda f: f.set_result([wire.entry(s) for s in self.state.standings()[:limit]]))
-
-    async def results(self) -> dict[str, Any]:
-        return await self._ask(lambda f: f.set_result(wire.results_document(self.state)))
-
-    # --- phases -------------------------------------------------------------------------------------------------
-
-    def _start(self, future: asyncio.Future[dict[str, Any]]) -> None:
-        self.state.start(self.clock.monotonic(), self.clock.wall_ms())
-        self._open_question(future)
-
-    def _next(self, future: asyncio.Future[dict[str, Any]]) -> None:
-        question = self.state.advance(self.clock.monotonic(), self.clock.wall_ms())
-        if question is None:
-            self._broadcast_finished(future)
-        else:
-            self._open_question(future)
-
-    def _open_question(self, future: asyncio.Future[dict[str, Any]]) -> None:
+    def open_question(self, index: int, opened_at_ms: int, seq: int) -> None:
         state = self.state
-        question = state.current_question
-        assert question is not None
-        seq = state.next_seq()
-        self._in_transition = True
-
-        def broadcast() -> None:
-            began = self.clock.monotonic()
-            now_ms = self.clock.wall_ms()
-            frame = encode(wire.question_message(state, question, seq, now_ms, with_correct=False))
-            for session in self.sessions.values():
-                session.conn.send(frame)
-            self.stats.last_broadcast_s = self.clock.monotonic() - began
-            self.telemetry.broadcast(self.stats.last_broadcast_s, len(self.sessions))
-            self._to_hosts(wire.question_message(state, question, seq, now_ms, with_correct=True))
-            self._arm_deadline()
-            self.feed.mark(answers=True)
-            self._reply_state(future)
-            self._end_transition()
-
-        self._persist(broadcast)
-
-    def _arm_deadline(self) -> None:
-        self._cancel_timer()
-        index = self.state.question_index
-        delay = max(0.0, self.state.seconds_left(self.clock.monotonic()) + self.limits.room.grace_ms / 1000)
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(delay, lambda: self._post(lambda: self._on_deadline(index)))
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _on_deadline(self, index: int | None) -> None:
-        if self.state.phase is Phase.QUESTION and self.state.question_index == index:
-            self._gated(lambda: self._close_question(None) if self.state.question_index == index else None)
-
-    def _close_command(self, future: asyncio.Future[dict[str, Any]]) -> None:
-        if self.state.phase is not Phase.QUESTION:
-            raise BadPhase(f"cannot close in phase {self.state.phase}")
-        self._close_question(future)
-
-    def _close_question(self, future: asyncio.Future[dict[str, Any]] | None, *, then_finish: bool = False) -> None:
-        """question → reveal: stop taking answers now, reveal once every answer already taken is durable."""
-        if self.state.phase is not Phase.QUESTION:
+        if state.phase is Phase.FINISHED or (state.phase is Phase.QUESTION and state.question_index == index):
             return
-        self._cancel_timer()
-        self.state.close()
-        self._in_transition = True
-        index = self.state.question_index
-        assert index is not None
+        question = state.open_at(index, opened_at_ms, self.clock.monotonic(), self.clock.wall_ms())
+        state.seq = max(state.seq, seq)
+        began = self.clock.monotonic()
+        frame = encode(wire.question_message(state, question, seq, self.clock.wall_ms(), with_correct=False))
+        for session in self.sessions.values():
+            session.conn.send(frame)
+        self.stats.last_broadcast_s = self.clock.monotonic() - began
+        self.telemetry.broadcast(self.stats.last_broadcast_s, len(self.sessions))
+        self._progress()
 
-        def reveal() -> None:
-            self._reveal(index, future, then_finish=then_finish)
-
-        if self.state.pending_for(index):
-            self._after_pending.append(reveal)
+    def close_question(self, index: int) -> None:
+        """Stop taking answers to `index`; report `closed` once every answer already taken is durable."""
+        state = self.state
+        if state.phase is Phase.QUESTION and state.question_index == index:
+            state.close()
+        if state.pending_for(index):
+            self._after_pending.append(lambda: self._report_closed(index))
         else:
-            reveal()
+            self._report_closed(index)
 
-    def _reveal(self, index: int, future: asyncio.Future[dict[str, Any]] | None, *, then_finish: bool) -> None:
+    def _report_closed(self, index: int) -> None:
+        if self.coordinator is not None:
+            self.coordinator.closed(self.shard, index)
+
+    def reveal(self, event: Reveal) -> None:
         state = self.state
-        result_seq = state.next_seq()
-        board_seq = state.next_seq()
-        standings = state.standings()
-        ranks = {s.player.player_id: s.rank for s in standings}
-        scores = [ScoreRow(state.room_id, p.player_id, p.score, p.streak) for p in state.players.values()]
-        self.writer.save_scores(scores)
-
-        def broadcast() -> None:
-            for player_id, session in self.sessions.items():
-                player = state.players.get(player_id)
-                if player is not None:
-                    session.conn.send(encode(wire.result_message(state, player, ranks[player_id], result_seq, index)))
-            board = wire.leaderboard_message(state, standings, board_seq, index)
-            frame = encode(board)
-            for session in self.sessions.values():
-                session.conn.send(frame)
-            self._to_hosts(wire.host_result_message(state, result_seq, index))
-            self._to_hosts(board)
-            if then_finish:
-                state.finish()
-                self._broadcast_finished(future)
-                return
-            if future is not None:
-                self._reply_state(future)
-            self._end_transition()
-
-        self._persist(broadcast)
-
-    def _end(self, future: asyncio.Future[dict[str, Any]]) -> None:
-        if self.state.phase is Phase.FINISHED:
-            raise BadPhase("the game has already finished")
-        if self.state.phase is Phase.QUESTION:
-            self._close_question(future, then_finish=True)
+        index = event.index
+        if self._revealed == index or state.phase is Phase.FINISHED:
             return
-        self.state.finish()
-        self._broadcast_finished(future)
-
-    def _broadcast_finished(self, future: asyncio.Future[dict[str, Any]] | None) -> None:
-        state = self.state
-        self._cancel_timer()
-        self._in_transition = True
-        seq = state.next_seq()
-        standings = state.standings()
-        ranks = {s.player.player_id: s for s in standings}
-        podium = wire.podium(standings)
+        if state.phase is Phase.QUESTION and state.question_index == index:
+            state.close()  # a shard loaded after the close heard of it only now
+        self._revealed = index
+        if event.histogram is not None:
+            state.ranking = Ranking(event.histogram)
+        state.seq = max(state.seq, int(event.board["seq"]))
         self.writer.save_scores(
             [ScoreRow(state.room_id, p.player_id, p.score, p.streak) for p in state.players.values()]
         )
+        for player_id, session in self.sessions.items():
+            player = state.players.get(player_id)
+            if player is not None:
+                rank = state.rank_of(player)
+                session.conn.send(encode(wire.result_message(state, player, rank, event.result_seq, index)))
+        frame = encode(event.board)
+        for session in self.sessions.values():
+            session.conn.send(frame)
 
-        def broadcast() -> None:
-            self.finished_at = self.clock.monotonic()
-            for player_id, session in list(self.sessions.items()):
-                standing = ranks.get(player_id)
-                if standing is not None:
-                    session.conn.send(encode(wire.finished_message(seq, podium, standing)))
-                self._close_session(session, CLOSE_FINISHED)
-            self.sessions.clear()
-            self._to_hosts({"type": "finished", "seq": seq, "podium": podium})
-            if future is not None:
-                self._reply_state(future)
-            self._end_transition()
-
-        self._persist(broadcast)
-
-    def _set_locked(self, future: asyncio.Future[dict[str, Any]], locked: bool) -> None:
-        self.state.set_locked(locked)
-        self._in_transition = True
-
-        def reply() -> None:
-            self._reply_state(future)
-            self._end_transition()
-
-        self._persist(reply)
-
-    def _persist(self, then: Callable[[], None]) -> None:
-        """Store the room's phase, then run `then` in the actor (the output gate for phase events).
-
-        If storage stays down past the writer's patience the event goes out anyway: the game must not hang, and
-        what a crash could lose then is the phase, which the host can redo — never an acknowledged answer.
-        """
+    def finish(self, event: Finish) -> None:
         state = self.state
-        row = RoomStateRow(
-            state.room_id, str(state.phase), state.question_index, state.opened_at_ms, state.locked, state.seq
-        )
-        committed = self.writer.save_room(row)
-
-        def done(f: asyncio.Future[None]) -> None:
-            if f.exception() is not None:
-                self.log.error("room_state_not_stored", phase=str(state.phase))
-            self._post(then)
-
-        committed.add_done_callback(done)
-
-    def _reply_state(self, future: asyncio.Future[dict[str, Any]]) -> None:
-        snapshot = self.state.snapshot()
-        if not future.done():
-            future.set_result(snapshot)
-        self._to_hosts({"type": "state", **snapshot})
-
-    @staticmethod
-    def _settle(future: asyncio.Future[None], committed: asyncio.Future[None], value: None) -> None:
-        if future.done():
+        if state.phase is Phase.FINISHED and self._final is not None:
             return
-        if committed.exception() is not None:
-            future.set_exception(Unavailable("storage is unavailable; try again"))
-        else:
-            future.set_result(value)
+        if state.phase is not Phase.FINISHED:
+            state.finish()
+        if event.histogram is not None:
+            state.ranking = Ranking(event.histogram)
+        state.seq = max(state.seq, event.seq)
+        self._final = event
+        self.finished_at = self.clock.monotonic()
+        self.writer.save_scores(
+            [ScoreRow(state.room_id, p.player_id, p.score, p.streak) for p in state.players.values()]
+        )
+        for player_id, session in list(self.sessions.items()):
+            player = state.players.get(player_id)
+            if player is not None:
+                session.conn.send(encode(self._finished_message(player)))
+            self._close_session(session, CLOSE_FINISHED)
+        self.sessions.clear()
+
+    def _finished_message(self, player: Player) -> dict[str, Any]:
+        assert self._final is not None
+        return {
+            "type": "finished",
+            "seq": self._final.seq,
+            "podium": self._final.podium,
+            "score": player.score,
+            "rank": self.state.rank_of(player),
+        }
+
+    def kick(self, player_id: str) -> None:
+        player = self.state.players.get(player_id)
+        if player is None:
+            return
+        self.state.remove_player(player_id)
+        self._revoked.add(player.token_hash)
+        self.answers.forget_player(player_id)
+        session = self.sessions.pop(player_id, None)
+        if session is not None:
+            self._close_session(session, CLOSE_KICKED)
+        self._progress(check=True)
+
+    async def summary(self) -> ShardSummary:
+        return await self._ask(lambda f: f.set_result(self._summary()))
+
+    def _summary(self) -> ShardSummary:
+        state = self.state
+        index = state.question_index
+        answered = len(state.answers_to(index)) if index is not None else 0
+        return ShardSummary(state.connected_count, index, answered, state.everyone_answered())
+
+    def _progress(self, *, check: bool = False) -> None:
+        """Tell the coordinator how the shard stands: at once when it may close early, else at most 10 a second."""
+        if self.coordinator is None:
+            return
+        self._check |= check
+        summary = self._summary()
+        if summary == self._reported and not self._check:
+            return
+        if summary.all_answered and self._check:
+            self._send_progress()
+            return
+        if self._progress_timer is not None:
+            return
+        wait = max(0.0, self._last_progress + self.limits.progress_interval_s - self.clock.monotonic())
+        loop = asyncio.get_running_loop()
+        self._progress_timer = loop.call_later(wait, lambda: self.post(self._send_progress))
+
+    def _send_progress(self) -> None:
+        if self._progress_timer is not None:
+            self._progress_timer.cancel()
+            self._progress_timer = None
+        self._last_progress = self.clock.monotonic()
+        summary = self._summary()
+        if (summary != self._reported or self._check) and self.coordinator is not None:
+            self._reported = summary
+            self.coordinator.progress(self.shard, summary, self._check)
+            self._check = False
 
     # --- sockets ------------------------------------------------------------------------------------------------
+
+    def knows(self, token_hash: str) -> bool:
+        return self.state.player_by_token(token_hash) is not None or token_hash in self._revoked
 
     async def attach_player(self, conn: Connection, token: str) -> Session:
         token_hash = hash_token(token)
@@ -476,46 +296,32 @@ class RoomActor:
             session = Session(conn, TokenBucket(self.limits.rate_per_s, self.limits.rate_burst, now), player.player_id)
             conn.send(encode(wire.welcome_message(self.state, player, self.clock.wall_ms())))
             if self.state.phase is Phase.FINISHED:
-                standing = next(s for s in self.state.standings() if s.player is player)
-                conn.send(encode(wire.finished_message(self.state.seq, wire.podium(self.state.standings()), standing)))
+                if self._final is not None:
+                    conn.send(encode(self._finished_message(player)))
                 session.open = False
                 conn.close(CLOSE_FINISHED)
                 future.set_result(session)
                 return
             self.sessions[player.player_id] = session
             player.connected = 1
-            self.feed.mark(players=True)
+            self._progress()
             future.set_result(session)
 
         return await self._ask(job)
 
-    async def attach_host(self, conn: Connection, token: str) -> Session:
-        if not self.is_host(token):
-            raise Unauthorized()
-
-        def job(future: asyncio.Future[Session]) -> None:
-            session = Session(conn, TokenBucket(self.limits.rate_per_s, self.limits.rate_burst, self.clock.monotonic()))
-            self.hosts.add(session)
-            conn.send(encode(wire.host_welcome_message(self.state, self.clock.wall_ms())))
-            future.set_result(session)
-
-        return await self._ask(job)
+    attach = attach_player
 
     def detach(self, session: Session) -> None:
         def job() -> None:
             session.open = False
-            if session.player_id is None:
-                self.hosts.discard(session)
-                return
-            if self.sessions.get(session.player_id) is session:
+            if session.player_id is not None and self.sessions.get(session.player_id) is session:
                 del self.sessions[session.player_id]
                 player = self.state.players.get(session.player_id)
                 if player is not None:
                     player.connected = 0
-                self.feed.mark(players=True)
-                self._maybe_everyone_answered()
+                self._progress(check=True)
 
-        self._post(job)
+        self.post(job)
 
     def _close_session(self, session: Session, code: int) -> None:
         if session.open:
@@ -529,8 +335,8 @@ class RoomActor:
                 player.connected = 0
 
     def deliver(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
-        """A message from a socket (or the transport's refusal of it) enters the room."""
-        self._post(lambda: self._on_message(session, message))
+        """A message from a socket (or the transport's refusal of it) enters the shard."""
+        self.post(lambda: self._on_message(session, message))
 
     def _admit(self, session: Session) -> bool:
         """The per-socket token bucket; persistent abuse closes the socket with 4429."""
@@ -561,8 +367,6 @@ class RoomActor:
         try:
             if kind == "ping":
                 session.conn.send(encode({"type": "pong", "t": message.get("t"), "now_ms": self.clock.wall_ms()}))
-            elif session.player_id is None:
-                self._on_host_message(session, kind, message)
             elif kind == "answer":
                 self.answers.submit(session, message)
             elif kind == "hello":
@@ -585,33 +389,6 @@ class RoomActor:
                 return
         self._error(session, exc)
 
-    def _on_host_message(self, session: Session, kind: object, message: dict[str, Any]) -> None:
-        if kind == "kick":
-            player_id = message.get("player_id")
-            if not isinstance(player_id, str):
-                raise BadMessage("kick needs a `player_id`")
-            kicked = asyncio.ensure_future(self.kick(player_id))
-            kicked.add_done_callback(lambda t: self._host_reply(session, t))
-            return
-        if kind in ("start", "close", "next", "end", "lock", "unlock"):
-            commanded = asyncio.ensure_future(self.command(str(kind)))
-            commanded.add_done_callback(lambda t: self._host_reply(session, t))
-            return
-        if kind == "hello":
-            raise BadMessage("already said hello")
-        if not isinstance(kind, str):
-            raise BadMessage("a message needs a string `type`")
-        raise UnknownType(f"unknown message type {kind!r}")
-
-    def _host_reply(self, session: Session, task: asyncio.Future[Any]) -> None:
-        exc = task.exception()
-        if isinstance(exc, QuizroomError):
-            self._post(lambda: self._error(session, exc))
-        elif exc is None and isinstance(task.result(), dict):
-            pass  # every command's state already went to all host sockets
-        elif exc is None:
-            self._post(lambda: session.conn.send(encode({"type": "state", **self.state.snapshot()})))
-
     def _error(self, session: Session, exc: QuizroomError) -> None:
         self.telemetry.error(exc.code)
         if session.open:
@@ -620,23 +397,13 @@ class RoomActor:
     # --- answers ------------------------------------------------------------------------------------------------
 
     def _answers_settled(self) -> None:
-        """After a commit (or a durable repeat): update the host, finish a close that waited, check all-answered."""
-        self.feed.mark(answers=True)
-        index = self.state.question_index
-        if self._after_pending and index is not None and not self.state.pending_for(index):
+        """After a commit (or a durable repeat): finish a close that waited, tell the coordinator."""
+        if self._after_pending and not any(self.state.pending_for(q) for q in self._pending_questions()):
             pending, self._after_pending = self._after_pending, []
             for job in pending:
                 job()
-        self._maybe_everyone_answered()
+        self._progress(check=True)
 
-    def _maybe_everyone_answered(self) -> None:
-        if not self._in_transition and self.state.everyone_answered():
-            self._close_question(None)
-
-    # --- views --------------------------------------------------------------------------------------------------
-
-    def _to_hosts(self, message: dict[str, Any]) -> None:
-        if self.hosts:
-            frame = encode(message)
-            for session in self.hosts:
-                session.conn.send(frame)
+    def _pending_questions(self) -> set[int]:
+        index = self.state.question_index
+        return set() if index is None else {index}

@@ -123,3 +123,29 @@ class Kicked(QuizroomError):
 
     code = "kicked"
     status = 403
+
+
+class Moved(QuizroomError):
+    """This worker does not hold what was asked for (a room's coordinator, a player's shard): ask again (4421)."""
+
+    code = "moved"
+    status = 421
+
+
+def error_for(code: str, message: str, status: int) -> QuizroomError:
+    """Rebuild a refusal that crossed the cluster (a coordinator's answer to another worker's request)."""
+    for kind in _all_kinds(QuizroomError):
+        if kind.code == code:
+            return kind(message)
+    error = QuizroomError(message)
+    error.code = code
+    error.status = status
+    return error
+
+
+def _all_kinds(base: type[QuizroomError]) -> list[type[QuizroomError]]:
+    kinds: list[type[QuizroomError]] = []
+    for sub in base.__subclasses__():
+        kinds.append(sub)
+        kinds.extend(_all_kinds(sub))
+    return kinds

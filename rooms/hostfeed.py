@@ -20,12 +20,15 @@ class HostFeed:
         interval_s: float,
         post: Callable[[Callable[[], None]], None],
         to_hosts: Callable[[dict[str, Any]], None],
+        counts: Callable[[], tuple[int, int, int]],
     ) -> None:
+        """`counts` gives (players, connected, answered to the open question), summed over the room's shards."""
         self.state = state
         self.clock = clock
         self.interval_s = interval_s
         self._post = post
         self._to_hosts = to_hosts
+        self._counts = counts
         self.joined: list[dict[str, str]] = []
         self.left: list[dict[str, str]] = []
         self._players = False
@@ -45,12 +48,13 @@ class HostFeed:
         self._timer = None
         self._last = self.clock.monotonic()
         state = self.state
+        players, connected, answered = self._counts()
         if self._players:
             self._to_hosts(
                 {
                     "type": "players",
-                    "count": len(state.players),
-                    "connected": state.connected_count,
+                    "count": players,
+                    "connected": connected,
                     "joined": self.joined,
                     "left": self.left,
                 }
@@ -61,8 +65,8 @@ class HostFeed:
                 {
                     "type": "answers",
                     "question": state.question_index,
-                    "answered": len(state.answers_to(state.question_index)),
-                    "players": len(state.players),
+                    "answered": answered,
+                    "players": players,
                 }
             )
         self._players = self._answers = False

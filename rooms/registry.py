@@ -1,4 +1,10 @@
-"""The live rooms of this process, by PIN. Rooms not in memory are loaded from storage on first use (recovery)."""
+"""The rooms of this worker: coordinators by PIN, shards by (PIN, shard), and the way to any room elsewhere.
+
+Rooms not in memory are loaded from storage on first use (recovery). In one process every room's coordinator and
+shards are here. With several workers (docs/scaling.md) this registry also holds the worker's part of the cluster:
+it places shards, takes over rooms whose coordinator died, moves shards off dead workers, and routes the messages
+other workers send here to the right actor.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +12,56 @@ import asyncio
 import contextlib
 import secrets
 import uuid
+from collections import Counter
+from typing import Any
 
 import orjson
 import structlog
 
+from quizroom.rooms import wire
 from quizroom.rooms.actor import ActorLimits, RoomActor
 from quizroom.rooms.clock import Clock
+from quizroom.rooms.cluster import Cluster, SoloCluster
+from quizroom.rooms.coordinator import Coordinator, ShardHome
+from quizroom.rooms.errors import Kicked, Moved, NotFound, Unauthorized
+from quizroom.rooms.links import (
+    CoordinatorLink,
+    Finish,
+    LocalCoordinatorLink,
+    LocalShardLink,
+    RemoteCoordinatorLink,
+    RemoteShardLink,
+    Reveal,
+    ShardSummary,
+    ranked,
+)
 from quizroom.rooms.quiz import Quiz, parse_quiz
+from quizroom.rooms.remote import RemoteRoom, RpcClient, reply_for, serve_call
+from quizroom.rooms.scoring import Ranking
 from quizroom.rooms.sessions import hash_token
 from quizroom.rooms.state import Answer, Phase, Player, RoomState
 from quizroom.rooms.telemetry import NullTelemetry, Telemetry
-from quizroom.storage.base import Storage
-from quizroom.storage.records import RoomRow
+from quizroom.storage.base import Storage, StorageError
+from quizroom.storage.records import PlayerRow, RoomRow
 from quizroom.storage.writer import GroupCommitWriter
 
 log = structlog.get_logger("quizroom.registry")
 
 PIN_ATTEMPTS = 100
 
+Room = Coordinator | RemoteRoom
+
 
 def is_pin(text: str) -> bool:
     return len(text) == 6 and text.isdigit()
 
 
+def player_of(row: PlayerRow) -> Player:
+    return Player(row.player_id, row.nickname, row.nickname_key, row.token_hash, row.joined_at_ms)
+
+
 class RoomRegistry:
-    """Creates rooms, finds them by PIN (loading and resuming them from storage when needed), evicts old ones."""
+    """Creates rooms, finds them by PIN (loading, resuming or taking them over when needed), evicts old ones."""
 
     def __init__(
         self,
@@ -39,6 +70,7 @@ class RoomRegistry:
         clock: Clock,
         limits: ActorLimits,
         *,
+        cluster: Cluster | None = None,
         finished_linger_s: float = 600.0,
         telemetry: Telemetry | None = None,
     ) -> None:
@@ -46,20 +78,39 @@ class RoomRegistry:
         self.writer = writer
         self.clock = clock
         self.limits = limits
+        self.cluster: Cluster = cluster or SoloCluster()
+        self.solo = isinstance(self.cluster, SoloCluster)
+        self.worker_id = self.cluster.worker_id
         self.finished_linger_s = finished_linger_s
         self.telemetry: Telemetry = telemetry or NullTelemetry()
-        self._rooms: dict[str, RoomActor] = {}
-        self._loading: dict[str, asyncio.Task[RoomActor | None]] = {}
-        self._sweeper: asyncio.Task[None] | None = None
+        self._rooms: dict[str, Coordinator] = {}
+        self._shards: dict[str, dict[int, RoomActor]] = {}
+        self._remote: dict[str, RemoteRoom] = {}
+        self._loading: dict[str, asyncio.Task[Room | None]] = {}
+        self._shard_loading: dict[tuple[str, int], asyncio.Task[RoomActor]] = {}
+        self._quizzes: dict[str, Quiz] = {}
+        self._mail: dict[tuple[str, int], asyncio.Queue[dict[str, Any]]] = {}
+        self._mail_tasks: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.rpc = RpcClient(self.worker_id, self.send)
 
     def __len__(self) -> int:
         return len(self._rooms)
 
-    def rooms(self) -> list[RoomActor]:
+    def rooms(self) -> list[Coordinator]:
         return list(self._rooms.values())
 
-    async def create(self, quiz_id: str, quiz: Quiz) -> tuple[RoomActor, str]:
-        """Open a room for a stored quiz; returns the actor and the host token (shown once, stored hashed)."""
+    def shard_actors(self) -> list[RoomActor]:
+        return [actor for shards in self._shards.values() for actor in shards.values()]
+
+    def send(self, worker_id: str, message: dict[str, Any]) -> None:
+        if worker_id:
+            self.cluster.send(worker_id, {**message, "from": self.worker_id})
+
+    # --- creating and finding rooms ---------------------------------------------------------------------------
+
+    async def create(self, quiz_id: str, quiz: Quiz) -> tuple[Coordinator, str]:
+        """Open a room for a stored quiz; returns its coordinator and the host token (shown once, stored hashed)."""
         host_token = secrets.token_urlsafe(32)
         room_id = uuid.uuid4().hex
         for _ in range(PIN_ATTEMPTS):
@@ -72,26 +123,43 @@ class RoomRegistry:
                 break
         else:
             raise RuntimeError("no free PIN found")
+        await self.cluster.acquire_lease(room_id)
+        self._quizzes[quiz_id] = quiz
         state = RoomState(
             room_id=room_id, pin=pin, quiz=quiz, host_token_hash=row.host_token_hash, limits=self.limits.room
         )
-        actor = RoomActor(state, self.writer, self.clock, self.limits, telemetry=self.telemetry)
-        self._install(actor)
+        coordinator = self._coordinator(state)
+        self._install(coordinator)
         log.info("room_created", pin=pin, room_id=room_id, questions=len(quiz.questions))
-        return actor, host_token
+        return coordinator, host_token
 
-    def _install(self, actor: RoomActor) -> None:
-        old = self._rooms.get(actor.state.pin)
+    def _coordinator(self, state: RoomState, **kwargs: Any) -> Coordinator:
+        return Coordinator(
+            state, self.writer, self.storage, self.clock, self.limits, self, telemetry=self.telemetry, **kwargs
+        )
+
+    def _install(self, coordinator: Coordinator) -> None:
+        pin = coordinator.state.pin
+        old = self._rooms.get(pin)
         if old is not None:
             asyncio.get_running_loop().create_task(old.stop())
-        self._rooms[actor.state.pin] = actor
-        actor.start()
+            self._drop_shards(pin)
+        self._remote.pop(pin, None)
+        self._rooms[pin] = coordinator
+        coordinator.start()
 
-    async def get(self, pin: str) -> RoomActor | None:
-        """The room with this PIN: in memory, or loaded from storage (once, however many callers ask at once)."""
-        actor = self._rooms.get(pin)
-        if actor is not None or not is_pin(pin):
-            return actor
+    def _drop_shards(self, pin: str) -> None:
+        for actor in self._shards.pop(pin, {}).values():
+            asyncio.get_running_loop().create_task(actor.stop())
+
+    async def get(self, pin: str) -> Room | None:
+        """The room with this PIN: its coordinator here (loaded or taken over when needed), or a handle on it."""
+        coordinator = self._rooms.get(pin)
+        if coordinator is not None:
+            return coordinator
+        remote = self._remote.get(pin)
+        if remote is not None or not is_pin(pin):
+            return remote
         loading = self._loading.get(pin)
         if loading is None:
             loading = asyncio.get_running_loop().create_task(self._load(pin))
@@ -99,29 +167,80 @@ class RoomRegistry:
             loading.add_done_callback(lambda _: self._loading.pop(pin, None))
         return await asyncio.shield(loading)
 
-    async def _load(self, pin: str) -> RoomActor | None:
+    async def coordinator(self, pin: str) -> Coordinator | None:
+        """The room's coordinator, which must be here (host sockets); `Moved` when another worker holds it."""
+        room = await self.get(pin)
+        if isinstance(room, RemoteRoom):
+            raise Moved("this room is coordinated by another worker")
+        return room
+
+    def _forget_remote(self, remote: RemoteRoom) -> None:
+        if self._remote.get(remote.pin) is remote:
+            del self._remote[remote.pin]
+
+    async def _quiz(self, quiz_id: str) -> Quiz | None:
+        quiz = self._quizzes.get(quiz_id)
+        if quiz is None:
+            quiz_row = await self.storage.get_quiz(quiz_id)
+            if quiz_row is None:
+                return None
+            quiz = self._quizzes[quiz_id] = parse_quiz(orjson.loads(quiz_row.body))
+        return quiz
+
+    async def _load(self, pin: str) -> Room | None:
         row = await self.storage.find_room(pin)
         if row is None:
             return None
-        quiz_row = await self.storage.get_quiz(row.quiz_id)
-        if quiz_row is None:
+        if not self.solo and row.phase != str(Phase.FINISHED):
+            holder = await self.cluster.lease_holder(row.room_id)
+            if holder is not None and holder.worker_id != self.worker_id:
+                return self._remote_room(row, holder.worker_id)
+            if not await self.cluster.acquire_lease(row.room_id):
+                holder = await self.cluster.lease_holder(row.room_id)
+                return None if holder is None else self._remote_room(row, holder.worker_id)
+        quiz = await self._quiz(row.quiz_id)
+        if quiz is None:
             log.error("room_without_quiz", pin=pin, quiz_id=row.quiz_id)
             return None
-        quiz = parse_quiz(orjson.loads(quiz_row.body))
         player_rows = await self.storage.load_players(row.room_id)
-        answer_rows = await self.storage.load_answers(row.room_id)
-        state = RoomState(
-            room_id=row.room_id, pin=pin, quiz=quiz, host_token_hash=row.host_token_hash, limits=self.limits.room
+        live = [p for p in player_rows if not p.kicked]
+        state = self._restore(row, quiz, [player_of(p) for p in live], [])
+        coordinator = self._coordinator(
+            state,
+            shard_of={p.player_id: p.shard for p in live},
+            revoked_tokens={p.token_hash for p in player_rows if p.kicked},
         )
-        players = [
-            Player(p.player_id, p.nickname, p.nickname_key, p.token_hash, p.joined_at_ms)
-            for p in player_rows
-            if not p.kicked
-        ]
-        answers = [
-            Answer(a.player_id, a.question, a.choices, a.correct, a.points, a.response_ms, a.received_at_ms)
-            for a in answer_rows
-        ]
+        sizes = Counter(p.shard for p in live)
+        placed = {} if self.solo else {s.shard: s for s in await self.cluster.shards(row.room_id)}
+        for shard in sorted(set(sizes) | set(placed)):
+            home_row = placed.get(shard)
+            worker = (
+                home_row.worker_id
+                if home_row is not None and home_row.alive
+                else await self._choose(row.room_id, shard)
+            )
+            home = await self._home(coordinator, shard, worker)
+            home.size = sizes.get(shard, 0)
+            coordinator.homes[shard] = home
+        current = self._rooms.get(pin)
+        if current is not None:  # created meanwhile
+            await coordinator.stop()
+            return current
+        self._install(coordinator)
+        for home in coordinator.homes.values():
+            home.link.announce(self.worker_id)
+        log.info("room_resumed", pin=pin, room_id=row.room_id, phase=row.phase, players=len(live), shards=len(sizes))
+        return coordinator
+
+    def _remote_room(self, row: RoomRow, worker_id: str) -> RemoteRoom:
+        remote = RemoteRoom(row, worker_id, self.rpc, self.storage, self.results, self._forget_remote)
+        self._remote[row.pin] = remote
+        return remote
+
+    def _restore(self, row: RoomRow, quiz: Quiz, players: list[Player], answers: list[Answer]) -> RoomState:
+        state = RoomState(
+            room_id=row.room_id, pin=row.pin, quiz=quiz, host_token_hash=row.host_token_hash, limits=self.limits.room
+        )
         state.restore(
             phase=Phase(row.phase),
             question_index=row.question_index,
@@ -133,23 +252,301 @@ class RoomRegistry:
             mono=self.clock.monotonic(),
             wall_ms=self.clock.wall_ms(),
         )
-        revoked = {p.token_hash for p in player_rows if p.kicked}
-        actor = RoomActor(state, self.writer, self.clock, self.limits, revoked_tokens=revoked, telemetry=self.telemetry)
-        current = self._rooms.get(pin)
-        if current is not None:  # created meanwhile
-            await actor.stop()
-            return current
-        self._install(actor)
-        log.info("room_resumed", pin=pin, room_id=row.room_id, phase=row.phase, players=len(players))
-        return actor
+        return state
 
     async def resume_open_questions(self) -> None:
         """Load rooms whose question was open at the crash, so their deadlines fire even if nobody reconnects."""
-        for pin in await self.storage.rooms_in_phase(str(Phase.QUESTION)):
+        pins = await self.storage.rooms_in_phase(str(Phase.QUESTION))
+        if not self.solo:
+            pins = await self.cluster.orphaned_question_rooms()
+        for pin in pins:
             await self.get(pin)
 
+    async def results(self, pin: str) -> dict[str, Any] | None:
+        """`GET …/results`: every stored answer exactly once, read from storage (any worker can answer it)."""
+        row = await self.storage.find_room(pin)
+        if row is None:
+            return None
+        quiz = await self._quiz(row.quiz_id)
+        if quiz is None:
+            return None
+        players = [player_of(p) for p in await self.storage.load_players(row.room_id) if not p.kicked]
+        answers = [
+            Answer(a.player_id, a.question, a.choices, a.correct, a.points, a.response_ms, a.received_at_ms)
+            for a in await self.storage.load_answers(row.room_id)
+        ]
+        return wire.results_document(self._restore(row, quiz, players, answers))
+
+    # --- shards -----------------------------------------------------------------------------------------------
+
+    async def place(self, coordinator: Coordinator, shard: int) -> ShardHome:
+        """A new shard of a room this worker coordinates goes to the live worker with the fewest of its shards."""
+        worker = await self._choose(coordinator.state.room_id, shard)
+        return await self._home(coordinator, shard, worker)
+
+    async def _choose(self, room_id: str, shard: int) -> str:
+        if self.solo:
+            return self.worker_id
+        workers = await self.cluster.live_workers()
+        if not workers:
+            return await self.cluster.place_shard(room_id, shard, self.worker_id)
+        held = Counter(s.worker_id for s in await self.cluster.shards(room_id) if s.alive)
+        best = min(workers, key=lambda w: (held[w.worker_id], w.load, w.worker_id))
+        return await self.cluster.place_shard(room_id, shard, best.worker_id)
+
+    async def _home(self, coordinator: Coordinator, shard: int, worker_id: str) -> ShardHome:
+        state = coordinator.state
+        if worker_id == self.worker_id:
+            actor = await self._local_shard(state.pin, state.room_id, shard, LocalCoordinatorLink(coordinator))
+            return ShardHome(LocalShardLink(actor, worker_id), local=actor)
+        return ShardHome(RemoteShardLink(state.room_id, state.pin, shard, worker_id, self.send))
+
+    async def _local_shard(self, pin: str, room_id: str, shard: int, link: CoordinatorLink) -> RoomActor:
+        actor = self._shards.get(pin, {}).get(shard)
+        if actor is not None and actor.state.room_id == room_id:
+            actor.coordinator = link
+            return actor
+        key = (pin, shard)
+        loading = self._shard_loading.get(key)
+        if loading is None:
+            loading = asyncio.get_running_loop().create_task(self._load_shard(pin, room_id, shard, link))
+            self._shard_loading[key] = loading
+            loading.add_done_callback(lambda _: self._shard_loading.pop(key, None))
+        return await asyncio.shield(loading)
+
+    async def _load_shard(self, pin: str, room_id: str, shard: int, link: CoordinatorLink) -> RoomActor:
+        """A shard from storage: its players, their answers, and the room's ranking as of the last reveal."""
+        row = await self.storage.find_room(pin)
+        if row is None or row.room_id != room_id:
+            raise NotFound("no such room")
+        quiz = await self._quiz(row.quiz_id)
+        if quiz is None:
+            raise NotFound("no such quiz")
+        player_rows = await self.storage.load_players(room_id, shard)
+        answers = [
+            Answer(a.player_id, a.question, a.choices, a.correct, a.points, a.response_ms, a.received_at_ms)
+            for a in await self.storage.load_answers(room_id, shard)
+        ]
+        state = self._restore(row, quiz, [player_of(p) for p in player_rows if not p.kicked], answers)
+        final: Finish | None = None
+        if row.question_index is not None:
+            phase = Phase(row.phase)
+            through = row.question_index - 1 if phase is Phase.QUESTION else row.question_index
+            top = wire.PODIUM_N if phase is Phase.FINISHED else 0
+            view = await self.storage.room_view(room_id, question=None, choices=0, through=through, top=top)
+            state.ranking = Ranking(view.histogram)
+            if phase is Phase.FINISHED:
+                final = Finish(row.seq, ranked([(t.nickname, t.score) for t in view.top], view.histogram), None)
+        actor = RoomActor(
+            state,
+            self.writer,
+            self.clock,
+            self.limits,
+            shard=shard,
+            coordinator=link,
+            revoked_tokens={p.token_hash for p in player_rows if p.kicked},
+            telemetry=self.telemetry,
+            final=final,
+        )
+        current = self._shards.get(pin, {}).get(shard)
+        if current is not None and current.state.room_id == room_id:
+            return current
+        if current is not None:
+            await current.stop()
+        actor.start()
+        self._shards.setdefault(pin, {})[shard] = actor
+        log.info("shard_loaded", pin=pin, shard=shard, players=len(state.players), phase=row.phase)
+        return actor
+
+    async def shard_for(self, pin: str, token: str) -> RoomActor:
+        """The shard here that holds this token's player; `Moved` when another worker holds it."""
+        token_hash = hash_token(token)
+        for actor in self._shards.get(pin, {}).values():
+            if actor.knows(token_hash):
+                return actor
+        room = await self.get(pin)  # after a restart: loads the room and, in one process, its shards
+        if room is None:
+            raise NotFound("no such room")
+        for actor in self._shards.get(pin, {}).values():
+            if actor.knows(token_hash):
+                return actor
+        row = await self.storage.player_by_token(token_hash)
+        room_id = room.state.room_id if isinstance(room, Coordinator) else room.room_id
+        if row is None or row.room_id != room_id:
+            raise Unauthorized()
+        if row.kicked:
+            raise Kicked("you were removed from this game")
+        held = self._shards.get(pin, {}).get(row.shard)
+        shard = held if held is not None and held.state.room_id == room_id else None
+        if shard is None:
+            shard = await self._adopt_shard(pin, room_id, row.shard, room)
+        if not shard.knows(token_hash):
+            player = player_of(row)
+            shard.post(lambda: shard.add_player(player))
+        return shard
+
+    async def _adopt_shard(self, pin: str, room_id: str, shard: int, room: Room) -> RoomActor:
+        """Load a shard placed on this worker but not in memory (after a restart, or placed by another worker)."""
+        if isinstance(room, Coordinator):
+            home = room.homes.get(shard)
+            if home is not None and home.local is not None:
+                return home.local
+            if home is not None and home.link.worker_id != self.worker_id:
+                raise Moved("your shard is on another worker")
+            return await self._local_shard(pin, room_id, shard, LocalCoordinatorLink(room))
+        placed = {s.shard: s for s in await self.cluster.shards(room_id)}
+        home_row = placed.get(shard)
+        if home_row is None or home_row.worker_id != self.worker_id:
+            raise Moved("your shard is on another worker")
+        link = RemoteCoordinatorLink(room_id, room.worker_id, self.send)
+        return await self._local_shard(pin, room_id, shard, link)
+
+    # --- messages from other workers --------------------------------------------------------------------------
+
+    def on_message(self, message: dict[str, Any]) -> None:
+        """The cluster transport's callback: route a message to the actor it is for, in arrival order."""
+        kind = message.get("kind")
+        if kind == "rpc_reply":
+            self.rpc.on_reply(message)
+        elif kind == "rpc":
+            self._tasks_add(self._serve_rpc(message))
+        elif kind in ("closed", "progress"):
+            self._to_coordinator(message)
+        elif kind in ("open", "close", "reveal", "finish", "kick", "coordinator"):
+            key = (str(message["pin"]), int(message["shard"]))
+            queue = self._mail.get(key)
+            if queue is None:
+                queue = self._mail[key] = asyncio.Queue()
+                self._tasks_add(self._shard_mail(key, queue))
+            queue.put_nowait(message)
+
+    def _tasks_add(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._mail_tasks.add(task)
+        task.add_done_callback(self._mail_tasks.discard)
+
+    async def _serve_rpc(self, message: dict[str, Any]) -> None:
+        pin = str(message.get("pin"))
+        outcome: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        try:
+            coordinator = self._rooms.get(pin) or await self.coordinator(pin)
+            if coordinator is None:
+                raise NotFound("no such room")
+            args = message.get("args")
+            outcome.set_result(
+                await serve_call(coordinator, str(message.get("op")), args if isinstance(args, dict) else {})
+            )
+        except Exception as exc:
+            outcome.set_exception(exc)
+        self.send(str(message.get("from")), reply_for(str(message.get("id")), outcome))
+
+    def _to_coordinator(self, message: dict[str, Any]) -> None:
+        room_id = message.get("room_id")
+        coordinator = next((c for c in self._rooms.values() if c.state.room_id == room_id), None)
+        if coordinator is None:
+            return
+        shard = int(message["shard"])
+        if message["kind"] == "closed":
+            coordinator.post(lambda: coordinator.on_closed(shard, int(message["index"])))
+        else:
+            question = message.get("question")
+            summary = ShardSummary(
+                int(message["connected"]),
+                None if question is None else int(question),
+                int(message["answered"]),
+                bool(message["all_answered"]),
+            )
+            check = bool(message.get("check"))
+            coordinator.post(lambda: coordinator.on_progress(shard, summary, check))
+
+    async def _shard_mail(self, key: tuple[str, int], queue: asyncio.Queue[dict[str, Any]]) -> None:
+        """One shard's events from its coordinator, applied in order (a reveal reads the histogram first)."""
+        while True:
+            message = await queue.get()
+            try:
+                await self._apply(key, message)
+            except Exception:
+                log.exception("shard_event_failed", pin=key[0], shard=key[1], kind=message.get("kind"))
+
+    async def _apply(self, key: tuple[str, int], message: dict[str, Any]) -> None:
+        pin, shard = key
+        room_id = str(message["room_id"])
+        sender = str(message.get("from", ""))
+        actor = self._shards.get(pin, {}).get(shard)
+        if actor is None or actor.state.room_id != room_id:
+            actor = await self._local_shard(pin, room_id, shard, RemoteCoordinatorLink(room_id, sender, self.send))
+        link = actor.coordinator
+        if isinstance(link, RemoteCoordinatorLink):
+            link.worker_id = sender
+        kind = message["kind"]
+        if kind == "open":
+            index, opened_at_ms, seq = int(message["index"]), int(message["opened_at_ms"]), int(message["seq"])
+            actor.post(lambda: actor.open_question(index, opened_at_ms, seq))
+        elif kind == "close":
+            index = int(message["index"])
+            actor.post(lambda: actor.close_question(index))
+        elif kind == "kick":
+            player_id = str(message["player_id"])
+            actor.post(lambda: actor.kick(player_id))
+        elif kind == "reveal":
+            index = int(message["index"])
+            view = await self.storage.room_view(room_id, question=None, choices=0, through=index, top=0)
+            reveal = Reveal(index, int(message["result_seq"]), message["board"], view.histogram)
+            actor.post(lambda: actor.reveal(reveal))
+        elif kind == "finish":
+            through = actor.state.question_index
+            view = await self.storage.room_view(room_id, question=None, choices=0, through=through, top=0)
+            finish = Finish(int(message["seq"]), message["podium"], view.histogram)
+            actor.post(lambda: actor.finish(finish))
+
+    # --- the cluster's heartbeat ------------------------------------------------------------------------------
+
+    def start_cluster(self, interval_s: float) -> None:
+        if not self.solo:
+            self._tasks.append(asyncio.get_running_loop().create_task(self._watch(interval_s)))
+
+    async def _watch(self, interval_s: float) -> None:
+        while True:
+            try:
+                await self.tick()
+            except StorageError as exc:
+                log.warning("cluster_tick_failed", error=str(exc))
+            except Exception:
+                log.exception("cluster_tick_failed")
+            await asyncio.sleep(interval_s)
+
+    async def tick(self) -> None:
+        """Heartbeat; drop coordinators whose lease was lost; take over orphaned rooms; move shards off dead workers."""
+        if self.solo:
+            return
+        load = sum(len(actor.sessions) for actor in self.shard_actors())
+        renewed = await self.cluster.heartbeat(load)
+        for pin, coordinator in list(self._rooms.items()):
+            if coordinator.state.phase is not Phase.FINISHED and coordinator.state.room_id not in renewed:
+                log.warning("lease_lost", pin=pin)
+                del self._rooms[pin]
+                await coordinator.stop()
+        for pin in await self.cluster.orphaned_question_rooms():
+            if pin not in self._rooms:
+                self._remote.pop(pin, None)
+                await self.get(pin)
+        for coordinator in list(self._rooms.values()):
+            if coordinator.state.phase is Phase.FINISHED:
+                continue
+            for placed in await self.cluster.shards(coordinator.state.room_id):
+                if placed.alive:
+                    continue
+                worker = await self._choose(coordinator.state.room_id, placed.shard)
+                home = await self._home(coordinator, placed.shard, worker)
+                old = coordinator.homes.get(placed.shard)
+                home.size = old.size if old is not None else 0
+                log.warning("shard_moved", pin=coordinator.state.pin, shard=placed.shard, to=worker)
+                coordinator.adopt(home)
+
+    # --- eviction and shutdown --------------------------------------------------------------------------------
+
     def start_sweeper(self, interval_s: float = 60.0) -> None:
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep(interval_s))
+        self._tasks.append(asyncio.get_running_loop().create_task(self._sweep(interval_s)))
 
     async def _sweep(self, interval_s: float) -> None:
         while True:
@@ -159,25 +556,35 @@ class RoomRegistry:
     async def evict_finished(self) -> int:
         """Drop finished rooms nobody watches after the linger time; their results stay in storage."""
         now = self.clock.monotonic()
-        stale = [
-            actor
-            for actor in self._rooms.values()
-            if actor.finished_at is not None
-            and now - actor.finished_at >= self.finished_linger_s
-            and not actor.sessions
-            and not actor.hosts
-        ]
-        for actor in stale:
-            if self._rooms.get(actor.state.pin) is actor:
-                del self._rooms[actor.state.pin]
-            await actor.stop()
-        return len(stale)
+
+        def stale(finished_at: float | None) -> bool:
+            return finished_at is not None and now - finished_at >= self.finished_linger_s
+
+        evicted = 0
+        for pin, coordinator in list(self._rooms.items()):
+            watched = coordinator.hosts or any(a.sessions for a in self._shards.get(pin, {}).values())
+            if stale(coordinator.finished_at) and not watched:
+                del self._rooms[pin]
+                await coordinator.stop()
+                await self.cluster.release_lease(coordinator.state.room_id)
+                evicted += 1
+        for pin, shards in list(self._shards.items()):
+            for shard, actor in list(shards.items()):
+                if stale(actor.finished_at) and not actor.sessions and pin not in self._rooms:
+                    del shards[shard]
+                    await actor.stop()
+            if not shards:
+                del self._shards[pin]
+        return evicted
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in [*self._tasks, *self._mail_tasks]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-        for actor in list(self._rooms.values()):
+                await task
+        for actor in self.shard_actors():
             await actor.stop()
+        for coordinator in list(self._rooms.values()):
+            await coordinator.stop()
         self._rooms.clear()
+        self._shards.clear()

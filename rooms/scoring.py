@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Sequence
 
 MAX_STREAK_BONUS_STEPS = 5
@@ -37,3 +39,18 @@ def competition_ranks(scores: Sequence[int]) -> list[int]:
             previous = score
         ranks.append(rank)
     return ranks
+
+
+class Ranking:
+    """Competition ranks against a score histogram `((score, players), …)` by score descending.
+
+    A shard holds only some of a room's players; the coordinator hands it the room's histogram at every reveal so
+    that each player's rank counts everyone, not just the shard.
+    """
+
+    def __init__(self, histogram: Sequence[tuple[int, int]]) -> None:
+        self._negated = [-score for score, _ in histogram]  # ascending, for bisect
+        self._above = [0, *itertools.accumulate(count for _, count in histogram)]
+
+    def rank(self, score: int) -> int:
+        return 1 + self._above[bisect.bisect_left(self._negated, -score)]

@@ -19,6 +19,7 @@ CLOSE_KICKED = 4403
 CLOSE_ROOM_GONE = 4404
 CLOSE_REPLACED = 4409  # the same player connected again
 CLOSE_FINISHED = 4410
+CLOSE_MOVED = 4421  # this worker does not hold the player's shard (or the room's coordinator): resume, reconnect
 CLOSE_RATE_ABUSE = 4429
 
 

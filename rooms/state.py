@@ -28,7 +28,7 @@ from quizroom.rooms.errors import (
 )
 from quizroom.rooms.nicknames import normalise_nickname
 from quizroom.rooms.quiz import Question, Quiz
-from quizroom.rooms.scoring import answer_points, competition_ranks
+from quizroom.rooms.scoring import Ranking, answer_points, competition_ranks
 
 
 class Phase(StrEnum):
@@ -120,6 +120,7 @@ class RoomState:
         self._nickname_keys: set[str] = set()
         self._pending: dict[tuple[int, str], Answer] = {}
         self._ranking: list[int] | None = None  # visible scores, ascending; rebuilt lazily after a change
+        self.ranking: Ranking | None = None  # the whole room's, when this state holds one shard of it
 
     # --- sequence numbers ----------------------------------------------------------------------------------------
 
@@ -201,6 +202,14 @@ class RoomState:
             self.finish()
             return None
         return self._open(self.question_index + 1, mono, wall_ms)
+
+    def open_at(self, index: int, opened_at_ms: int, mono: float, wall_ms: int) -> Question:
+        """A shard opens the question its coordinator opened at `opened_at_ms` (wall clock), whatever the phase."""
+        if self.phase is Phase.QUESTION and self.question_index is not None:
+            self.close()
+        question = self._open(index, mono - (wall_ms - opened_at_ms) / 1000, opened_at_ms)
+        self._ranking = None
+        return question
 
     def _open(self, index: int, mono: float, wall_ms: int) -> Question:
         question = self.quiz.questions[index]
@@ -353,7 +362,13 @@ class RoomState:
         return [Standing(rank, player, score) for rank, (score, player) in zip(ranks, scored, strict=True)]
 
     def rank_of(self, player: Player) -> int:
-        """1 + the number of players with a higher visible score; the sorted scores are cached between changes."""
+        """1 + the number of players with a higher visible score; the sorted scores are cached between changes.
+
+        A shard ranks against the room's histogram from the last reveal (`ranking`): the visible scores while the
+        next question is open are exactly those.
+        """
+        if self.ranking is not None:
+            return self.ranking.rank(self.visible_score(player))
         if self._ranking is None:
             self._ranking = sorted(self.visible_score(p) for p in self.players.values())
         return len(self._ranking) - bisect.bisect_right(self._ranking, self.visible_score(player)) + 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import secrets
 import time
 import uuid
@@ -16,11 +17,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from quizroom.rooms import wire
-from quizroom.rooms.actor import RoomActor
 from quizroom.rooms.errors import InvalidInput, NotFound, QuizroomError, Unauthorized, Unavailable
 from quizroom.rooms.quiz import parse_quiz
+from quizroom.rooms.registry import Room
 from quizroom.server.errors import error_response
-from quizroom.server.metrics import CONTENT_TYPE, package_version, room_stats
+from quizroom.server.metrics import CONTENT_TYPE, package_version
 from quizroom.server.openapi import openapi_document
 from quizroom.server.responses import json_response
 from quizroom.server.runtime import Runtime
@@ -74,7 +75,14 @@ def require_admin(request: Request) -> None:
         raise Unauthorized("an admin token is required")
 
 
-async def host_room(request: Request) -> RoomActor:
+async def the_room(request: Request) -> Room:
+    room = await runtime_of(request).registry.get(request.path_params["pin"])
+    if room is None:
+        raise NotFound("no room with this PIN")
+    return room
+
+
+async def host_room(request: Request) -> Room:
     """The room named by the path, if the caller holds its host token (or the admin token)."""
     runtime = runtime_of(request)
     actor = await runtime.registry.get(request.path_params["pin"])
@@ -93,8 +101,26 @@ def public_bases(request: Request) -> tuple[str, str]:
     if not base:
         host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
         base = f"{request.url.scheme}://{host}"
-    ws = "wss" + base[len("https") :] if base.startswith("https") else "ws" + base[len("http") :]
-    return base, ws
+    return base, ws_of(base)
+
+
+def ws_of(base: str) -> str:
+    return "wss" + base[len("https") :] if base.startswith("https") else "ws" + base[len("http") :]
+
+
+async def ws_base(request: Request, worker_id: str) -> str:
+    """Where sockets for `worker_id` go: this process as the client reached it, or another worker's own URL.
+
+    A lone worker hands out the address the client used (so proxies need no configuration). Several workers hand
+    out each worker's own URL (`worker_url`): a socket must reach the very process holding its shard.
+    """
+    runtime = runtime_of(request)
+    if worker_id == runtime.cluster.worker_id and not runtime.settings.worker_url:
+        return public_bases(request)[1]
+    url = await runtime.worker_url(worker_id)
+    if url is None:
+        raise Unavailable("the worker for this room is being replaced; try again")
+    return ws_of(url)
 
 
 def now_ms() -> int:
@@ -144,7 +170,8 @@ async def create_room(request: Request) -> Response:
     else:
         raise InvalidInput("quiz_id", "give `quiz_id` (a string) or `quiz` (an object)")
     actor, host_token = await runtime.registry.create(quiz_id, quiz)
-    base, ws = public_bases(request)
+    base, _ = public_bases(request)
+    ws = await ws_base(request, actor.worker_id)
     pin = actor.state.pin
     return json_response(
         {
@@ -161,30 +188,42 @@ async def create_room(request: Request) -> Response:
 @refusals
 async def join_room(request: Request) -> Response:
     runtime = runtime_of(request)
-    actor = await runtime.registry.get(request.path_params["pin"])
-    if actor is None:
-        raise NotFound("no room with this PIN")
+    room = await the_room(request)
     body = await read_json(request)
     if not isinstance(body, dict):
         raise InvalidInput("nickname", "the body must be an object with `nickname`")
-    joined = await actor.join(body.get("nickname"))
+    joined = await room.join(body.get("nickname"))
     runtime.counters.joins += 1
-    _, ws = public_bases(request)
+    ws = await ws_base(request, joined.worker_id)
     return json_response(
         {
             "player_id": joined.player_id,
             "token": joined.token,
             "nickname": joined.nickname,
-            "ws_url": f"{ws}/ws/play/{actor.state.pin}",
+            "ws_url": f"{ws}/ws/play/{room.pin}",
         },
         status=201,
     )
 
 
 @refusals
+async def resume(request: Request) -> Response:
+    """Where a player's socket goes now (docs/scaling.md): their shard may have moved to another worker."""
+    room = await the_room(request)
+    token = bearer(request)
+    if not token:
+        raise Unauthorized("the player token is required")
+    where = await room.resume(token)
+    ws = await ws_base(request, where.worker_id)
+    return json_response({"player_id": where.player_id, "ws_url": f"{ws}/ws/play/{room.pin}"})
+
+
+@refusals
 async def room_state(request: Request) -> Response:
     actor = await host_room(request)
-    return json_response({**await actor.snapshot(), "stats": room_stats(actor)})
+    snapshot = await actor.snapshot()
+    host_ws = await ws_base(request, actor.worker_id)
+    return json_response({**snapshot, "host_ws_url": f"{host_ws}/ws/host/{actor.pin}", "stats": actor.local_stats()})
 
 
 def command(name: str) -> Handler:
@@ -215,7 +254,9 @@ async def leaderboard(request: Request) -> Response:
 @refusals
 async def results(request: Request) -> Response:
     actor = await host_room(request)
-    document = await actor.results()
+    document = await runtime_of(request).registry.results(actor.pin)
+    if document is None:
+        raise NotFound("no room with this PIN")
     if "text/csv" in request.headers.get("accept", ""):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -224,13 +265,13 @@ async def results(request: Request) -> Response:
         return PlainTextResponse(
             buffer.getvalue(),
             media_type="text/csv",
-            headers={"content-disposition": f'attachment; filename="quizroom-{actor.state.pin}.csv"'},
+            headers={"content-disposition": f'attachment; filename="quizroom-{actor.pin}.csv"'},
         )
     return json_response(document)
 
 
 async def healthz(request: Request) -> Response:
-    return json_response({"status": "ok"})
+    return json_response({"status": "ok", "pid": os.getpid()})  # which worker answered (several workers)
 
 
 async def readyz(request: Request) -> Response:
@@ -265,6 +306,7 @@ def api_routes() -> list[Route]:
         Route("/api/rooms/{pin}", room_state, methods=["GET"]),
         Route("/api/rooms/{pin}/players", join_room, methods=["POST"]),
         Route("/api/rooms/{pin}/players/{player_id}", kick_player, methods=["DELETE"]),
+        Route("/api/rooms/{pin}/resume", resume, methods=["POST"]),
         Route("/api/rooms/{pin}/leaderboard", leaderboard, methods=["GET"]),
         Route("/api/rooms/{pin}/results", results, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),

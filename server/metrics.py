@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 from collections.abc import Iterable, Iterator
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -29,7 +29,6 @@ from prometheus_client.registry import Collector
 from quizroom.rooms.errors import QuizroomError
 
 if TYPE_CHECKING:
-    from quizroom.rooms.actor import RoomActor
     from quizroom.server.runtime import Runtime
 
 # The text format every Prometheus version reads; `generate_latest` writes it.
@@ -180,7 +179,10 @@ class RuntimeCollector(Collector):
         yield GaugeMetricFamily(
             "quizroom_players_connected",
             "player sockets attached to rooms",
-            value=sum(len(room.sessions) for room in rooms),
+            value=sum(len(shard.sessions) for shard in runtime.registry.shard_actors()),
+        )
+        yield GaugeMetricFamily(
+            "quizroom_shards", "room shards held by this worker", value=len(runtime.registry.shard_actors())
         )
         yield GaugeMetricFamily("quizroom_sockets_open", "WebSocket connections open", value=counters.sockets_open)
         yield CounterMetricFamily(
@@ -206,16 +208,3 @@ class RuntimeCollector(Collector):
             "quizroom_storage_healthy", "1 while the last commit attempt succeeded", value=int(runtime.writer.healthy)
         )
         yield GaugeMetricFamily("quizroom_draining", "1 while the server is shutting down", value=int(runtime.draining))
-
-
-def room_stats(actor: RoomActor) -> dict[str, Any]:
-    """The `stats` block of `GET /api/rooms/{pin}`: this room's sockets and answers, as its actor counted them."""
-    stats = actor.stats
-    broadcast_s = stats.last_broadcast_s
-    return {
-        "sockets_connected": len(actor.sessions),
-        "hosts_connected": len(actor.hosts),
-        "answers_accepted": stats.answers_accepted,
-        "answers_duplicate": stats.answers_duplicate,
-        "last_broadcast_ms": None if broadcast_s is None else round(broadcast_s * 1000, 3),
-    }

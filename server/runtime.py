@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import uuid
 from dataclasses import dataclass, field
 
 import structlog
 
 from quizroom.rooms.actor import ActorLimits
 from quizroom.rooms.clock import Clock, SystemClock
+from quizroom.rooms.cluster import Cluster, SoloCluster
 from quizroom.rooms.nicknames import load_blocklist
 from quizroom.rooms.registry import RoomRegistry
 from quizroom.rooms.state import RoomLimits
@@ -16,6 +20,7 @@ from quizroom.server.looplag import LoopLagMonitor
 from quizroom.server.metrics import Metrics
 from quizroom.server.settings import Settings
 from quizroom.storage import Storage, open_storage
+from quizroom.storage.cluster import PgCluster
 from quizroom.storage.writer import GroupCommitWriter
 
 log = structlog.get_logger("quizroom.runtime")
@@ -52,6 +57,8 @@ class Runtime:
     draining: bool = False
     metrics: Metrics = field(default_factory=Metrics)
     lag_monitor: LoopLagMonitor | None = None
+    cluster: Cluster = field(default_factory=SoloCluster)
+    _worker_urls: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     async def start(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
@@ -71,16 +78,40 @@ class Runtime:
             rate_per_s=settings.rate_per_second,
             rate_burst=settings.rate_burst,
             abuse_strikes=settings.rate_abuse_strikes,
+            players_per_shard=settings.players_per_shard,
         )
-        registry = RoomRegistry(storage, writer, clock, limits, telemetry=metrics)
+        cluster = await join_cluster(settings)
+        registry = RoomRegistry(storage, writer, clock, limits, cluster=cluster, telemetry=metrics)
+        if isinstance(cluster, PgCluster):
+            await cluster.listen(registry.on_message)
+            await registry.tick()  # registered and heart-beating before anyone is sent here
         await registry.resume_open_questions()
         registry.start_sweeper()
-        log.info("started", database=settings.database_url.split("@")[-1], rooms_resumed=len(registry))
-        runtime = cls(settings, storage, writer, registry, clock, metrics=metrics)
+        registry.start_cluster(settings.cluster_heartbeat_s)
+        log.info(
+            "started",
+            database=settings.database_url.split("@")[-1],
+            rooms_resumed=len(registry),
+            worker_id=cluster.worker_id,
+            worker_url=cluster.url,
+        )
+        runtime = cls(settings, storage, writer, registry, clock, metrics=metrics, cluster=cluster)
         metrics.watch(runtime)
         runtime.lag_monitor = LoopLagMonitor(metrics.loop_lag)
         runtime.lag_monitor.start()
         return runtime
+
+    async def worker_url(self, worker_id: str) -> str | None:
+        """The base URL of a live worker (cached: a worker keeps its URL for life; a dead one answers None)."""
+        if worker_id == self.cluster.worker_id:
+            return self.cluster.url
+        url = self._worker_urls.get(worker_id)
+        if url is None:
+            worker = await self.cluster.worker(worker_id)
+            if worker is None:
+                return None
+            url = self._worker_urls[worker_id] = worker.url
+        return url
 
     async def drain(self) -> None:
         """Graceful shutdown, first half: refuse new work, close every socket with 1001, commit what is queued."""
@@ -89,6 +120,11 @@ class Runtime:
         self.draining = True
         await self.registry.close()
         await asyncio.wait_for(self.writer.stop(), timeout=self.settings.shutdown_timeout_s)
+        if isinstance(self.cluster, PgCluster):
+            try:
+                await self.cluster.deregister()  # others take the rooms over at once, not after the TTL
+            finally:
+                await self.cluster.close()
 
     async def stop(self) -> None:
         try:
@@ -98,3 +134,32 @@ class Runtime:
                 await self.lag_monitor.stop()
             await self.storage.close()
             log.info("stopped")
+
+
+def worker_url(settings: Settings) -> str:
+    """The base URL that reaches this very process: configured, or the public URL, or where we listen."""
+    if settings.worker_url:
+        return settings.worker_url.rstrip("/")
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        host = settings.advertise_host or socket.gethostname()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+async def join_cluster(settings: Settings) -> Cluster:
+    """PostgreSQL: this worker registers in the shared database (docs/scaling.md). SQLite: a worker alone."""
+    worker_id = uuid.uuid4().hex[:16]
+    url = worker_url(settings)
+    if not settings.database_url.startswith(("postgresql://", "postgres://")):
+        return SoloCluster(worker_id, url)
+    cluster = PgCluster(settings.database_url, worker_id, url, ttl_s=settings.cluster_ttl_s)
+    await cluster.open()
+    await cluster.register(os.getpid(), socket.gethostname())
+    retired = await cluster.retire_predecessors()
+    if retired:
+        log.info("predecessor_retired", url=url, workers=retired)
+    return cluster

@@ -13,18 +13,29 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, MutableMapping
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import orjson
 import structlog
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State as WsState
 
-from quizroom.rooms.actor import RoomActor
-from quizroom.rooms.errors import BadMessage, Kicked, QuizroomError, TooBig, Unauthorized
-from quizroom.rooms.sessions import CLOSE_BAD_TOKEN, CLOSE_KICKED, CLOSE_ROOM_GONE, CLOSE_SLOW_CONSUMER, Frame, Session
+from quizroom.rooms.errors import BadMessage, Kicked, Moved, NotFound, QuizroomError, TooBig, Unauthorized, Unavailable
+from quizroom.rooms.registry import RoomRegistry
+from quizroom.rooms.sessions import (
+    CLOSE_BAD_TOKEN,
+    CLOSE_GOING_AWAY,
+    CLOSE_KICKED,
+    CLOSE_MOVED,
+    CLOSE_ROOM_GONE,
+    CLOSE_SLOW_CONSUMER,
+    Connection,
+    Frame,
+    Session,
+)
 from quizroom.server.admission import Admission, deny
 from quizroom.server.runtime import Runtime
+from quizroom.storage.base import StorageError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -212,8 +223,8 @@ class _Endpoint(abc.ABC):
     """What the two endpoints share: admission, hello, the receive loop, clean-up."""
 
     @abc.abstractmethod
-    async def attach(self, actor: RoomActor, conn: SocketConn, token: str) -> Session:
-        """Hand the socket to the room after a hello; raises `Unauthorized` or `Kicked`."""
+    async def find(self, registry: RoomRegistry, pin: str, token: str) -> Attachable | None:
+        """The actor here that takes this socket; raises `Unauthorized`, `Kicked`, `NotFound` or `Moved`."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime: Runtime = scope["app"].state.runtime
@@ -238,7 +249,7 @@ class _Endpoint(abc.ABC):
             raise
         runtime.counters.socket_opened()
         conn = SocketConn(send, settings.send_queue, on_slow=runtime.metrics.slow_consumer)
-        actor: RoomActor | None = None
+        actor: Attachable | None = None
         session: Session | None = None
         try:
             pin = scope["path_params"]["pin"]
@@ -246,17 +257,26 @@ class _Endpoint(abc.ABC):
             if token is None:
                 conn.close(CLOSE_BAD_TOKEN)
                 return
-            actor = await runtime.registry.get(pin)
-            if actor is None:
+            try:
+                actor = await self.find(runtime.registry, pin, token)
+                if actor is None:
+                    conn.close(CLOSE_ROOM_GONE)
+                    return
+                session = await actor.attach(conn, token)
+            except NotFound:
                 conn.close(CLOSE_ROOM_GONE)
                 return
-            try:
-                session = await self.attach(actor, conn, token)
             except Kicked:
                 conn.close(CLOSE_KICKED)
                 return
             except Unauthorized:
                 conn.close(CLOSE_BAD_TOKEN)
+                return
+            except Moved:
+                conn.close(CLOSE_MOVED)
+                return
+            except (Unavailable, StorageError):
+                conn.close(CLOSE_GOING_AWAY)  # a failover or a storage outage: the client reconnects
                 return
             max_bytes = settings.max_message_bytes
             deliver = actor.deliver
@@ -289,11 +309,19 @@ class _Endpoint(abc.ABC):
         return token if isinstance(token, str) and token else None
 
 
+class Attachable(Protocol):
+    async def attach(self, conn: Connection, token: str) -> Session: ...
+
+    def deliver(self, session: Session, message: dict[str, Any] | QuizroomError) -> None: ...
+
+    def detach(self, session: Session) -> None: ...
+
+
 class PlayerEndpoint(_Endpoint):
-    async def attach(self, actor: RoomActor, conn: SocketConn, token: str) -> Session:
-        return await actor.attach_player(conn, token)
+    async def find(self, registry: RoomRegistry, pin: str, token: str) -> Attachable | None:
+        return await registry.shard_for(pin, token)  # the shard holding the player, here or `Moved`
 
 
 class HostEndpoint(_Endpoint):
-    async def attach(self, actor: RoomActor, conn: SocketConn, token: str) -> Session:
-        return await actor.attach_host(conn, token)
+    async def find(self, registry: RoomRegistry, pin: str, token: str) -> Attachable | None:
+        return await registry.coordinator(pin)

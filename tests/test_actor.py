@@ -10,8 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from quizroom.rooms.actor import ActorLimits, RoomActor
+from quizroom.rooms.actor import ActorLimits
 from quizroom.rooms.clock import SystemClock
+from quizroom.rooms.coordinator import Coordinator
 from quizroom.rooms.quiz import parse_quiz
 from quizroom.rooms.registry import RoomRegistry
 from quizroom.rooms.sessions import Frame
@@ -73,7 +74,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[tuple[RoomRegistry, FailingStorag
     await storage.close()
 
 
-async def open_room(registry: RoomRegistry) -> RoomActor:
+async def open_room(registry: RoomRegistry) -> Coordinator:
     from quizroom.storage.records import QuizRow
 
     body = quiz(2)
@@ -89,22 +90,27 @@ async def test_a_failed_commit_is_an_error_never_an_ack_and_the_retry_lands_once
     actor = await open_room(registry)
     joined = [await actor.join(name) for name in ("ann", "bob")]
     conns = [Recorder(), Recorder()]
-    sessions = [await actor.attach_player(c, j.token) for c, j in zip(conns, joined, strict=True)]
+    shard = await registry.shard_for(actor.pin, joined[0].token)
+    sessions = [
+        await (await registry.shard_for(actor.pin, j.token)).attach_player(c, j.token)
+        for c, j in zip(conns, joined, strict=True)
+    ]
     await actor.command("start")
     await conns[0].next("question")
 
     storage.down = True
-    actor.deliver(sessions[0], {"type": "answer", "question": 0, "choice": 0})
+    shard.deliver(sessions[0], {"type": "answer", "question": 0, "choice": 0})
     error = await conns[0].next("error")
     assert error["code"] == "unavailable" and storage.failed >= 1
     assert not [f for f in conns[0].frames if f["type"] == "answer_ack"]
     assert (await actor.snapshot())["answers"] == 0
 
     storage.down = False
-    actor.deliver(sessions[0], {"type": "answer", "question": 0, "choice": 0})
+    shard.deliver(sessions[0], {"type": "answer", "question": 0, "choice": 0})
     ack = await conns[0].next("answer_ack")
     assert ack["accepted"] and not ack["duplicate"]
-    document = await actor.results()
+    document = await registry.results(actor.pin)
+    assert document is not None
     assert [len(p["answers"]) for p in document["players"] if p["nickname"] == "ann"] == [1]
     assert await storage.load_answers(actor.state.room_id) == [
         a for a in await storage.load_answers(actor.state.room_id) if a.player_id == joined[0].player_id

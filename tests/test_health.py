@@ -25,7 +25,8 @@ async def poll_status(http: httpx.AsyncClient, path: str, status: int, timeout: 
 async def test_ready_when_storage_is_reachable(start_server: Any, sqlite_url: str) -> None:
     server = start_server(sqlite_url)
     async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as http:
-        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        health = (await http.get("/healthz")).json()
+        assert health["status"] == "ok" and health["pid"] == server.proc.pid
         assert (await http.get("/readyz")).json() == {"status": "ready"}
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from quizroom.rooms.telemetry import RoomStats, Telemetry
-from quizroom.server.metrics import Metrics, room_stats
+from quizroom.rooms.telemetry import Telemetry
+from quizroom.server.metrics import Metrics
 from quizroom.tests.gameclient import Host, quiz
 
 # Labels that would grow with players or rooms; none may appear on any series.
@@ -108,15 +107,3 @@ def test_label_values_stay_in_their_closed_sets() -> None:
     assert registry.get_sample_value("quizroom_errors_total", {"code": "other"}) == 1
     assert registry.get_sample_value("quizroom_errors_total", {"code": "bad_choice"}) == 1
     assert registry.get_sample_value("quizroom_errors_total", {"code": "no_such_code"}) is None
-
-
-def test_room_stats_reads_the_actor() -> None:
-    actor = SimpleNamespace(
-        stats=RoomStats(answers_accepted=3, answers_duplicate=2, last_broadcast_s=0.0125),
-        sessions={"a": object()},
-        hosts=set(),
-    )
-    stats = room_stats(actor)  # type: ignore[arg-type]
-    assert stats["answers_accepted"] == 3 and stats["sockets_connected"] == 1 and stats["hosts_connected"] == 0
-    assert stats["answers_duplicate"] == 2 and stats["last_broadcast_ms"] == 12.5
-    assert room_stats(SimpleNamespace(stats=RoomStats(), sessions={}, hosts=set()))["last_broadcast_ms"] is None  # type: ignore[arg-type]

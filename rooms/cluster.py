@@ -1,0 +1,84 @@
+"""The worker's view of the cluster, as the registry needs it: leases, placement and a transport.
+
+`SoloCluster` is one process alone (SQLite, or PostgreSQL without other workers in mind): it holds every lease,
+places every shard on itself and never sends. `quizroom.storage.cluster.PgCluster` is the same interface over
+PostgreSQL (rows with expiry, `LISTEN/NOTIFY`). See docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from quizroom.storage.records import ShardRow, WorkerRow
+
+
+class Cluster(Protocol):
+    worker_id: str
+    url: str
+
+    async def heartbeat(self, load: int) -> set[str]:
+        """Prove this worker alive; returns the room_ids whose coordinator lease it still holds."""
+
+    async def live_workers(self) -> list[WorkerRow]:
+        """Live workers, least loaded first."""
+
+    async def worker(self, worker_id: str) -> WorkerRow | None: ...
+
+    async def acquire_lease(self, room_id: str) -> bool: ...
+
+    async def lease_holder(self, room_id: str) -> WorkerRow | None: ...
+
+    async def release_lease(self, room_id: str) -> None: ...
+
+    async def orphaned_question_rooms(self) -> list[str]:
+        """PINs of rooms with an open question and no live coordinator."""
+
+    async def place_shard(self, room_id: str, shard: int, worker_id: str) -> str:
+        """Record `worker_id` as the shard's worker unless a live one holds it; returns the holder."""
+
+    async def shards(self, room_id: str) -> list[ShardRow]: ...
+
+    def send(self, worker_id: str, message: dict[str, Any]) -> None: ...
+
+
+class SoloCluster:
+    """One worker, alone: every room and every shard is here."""
+
+    def __init__(self, worker_id: str = "solo", url: str = "") -> None:
+        self.worker_id = worker_id
+        self.url = url
+        self._placed: dict[tuple[str, int], str] = {}
+
+    async def heartbeat(self, load: int) -> set[str]:
+        return set()
+
+    async def live_workers(self) -> list[WorkerRow]:
+        return [WorkerRow(self.worker_id, self.url, 0)]
+
+    async def worker(self, worker_id: str) -> WorkerRow | None:
+        return WorkerRow(self.worker_id, self.url, 0) if worker_id == self.worker_id else None
+
+    async def acquire_lease(self, room_id: str) -> bool:
+        return True
+
+    async def lease_holder(self, room_id: str) -> WorkerRow | None:
+        return None
+
+    async def release_lease(self, room_id: str) -> None:
+        pass
+
+    async def orphaned_question_rooms(self) -> list[str]:
+        return []
+
+    async def place_shard(self, room_id: str, shard: int, worker_id: str) -> str:
+        return self.worker_id
+
+    async def shards(self, room_id: str) -> list[ShardRow]:
+        return []
+
+    def send(self, worker_id: str, message: dict[str, Any]) -> None:
+        raise RuntimeError("a solo worker has nobody to send to")
+
+
+Handler = Callable[[dict[str, Any]], None]

@@ -1,0 +1,778 @@
+"""A room's coordinator: the one actor that decides the room's phase, wherever its shards live.
+
+It owns what must be one for the whole room: the phase and its deadline timer, `seq`, the lock, joins (nickname
+uniqueness, capacity, which shard a player goes to), kicks, the host sockets and their feed, and the merged view
+(counts, leaderboard, ranks, podium). Players' sockets and answers belong to the shards (`quizroom.rooms.actor`),
+reached through links (`quizroom.rooms.links`) that are local in one process and `NOTIFY` messages across workers.
+
+The output gate holds as before sharding: the room's new phase is stored before any shard hears of it, and a
+reveal waits until every live shard reports its answers to the question durable. The merged view is then a query
+(`Storage.room_view`): scores are sums of stored answers, so what a dead shard acknowledged is counted and nothing
+it did not is. See docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import structlog
+
+from quizroom.rooms import wire
+from quizroom.rooms.actor import ActorLimits, RoomActor
+from quizroom.rooms.clock import Clock
+from quizroom.rooms.errors import (
+    BadMessage,
+    BadPhase,
+    Kicked,
+    NotFound,
+    QuizroomError,
+    RateLimited,
+    TooBig,
+    Unauthorized,
+    Unavailable,
+    UnknownType,
+)
+from quizroom.rooms.hostfeed import HostFeed
+from quizroom.rooms.inbox import Inbox
+from quizroom.rooms.links import Finish, Reveal, ShardLink, ShardSummary, ranked
+from quizroom.rooms.ratelimit import TokenBucket
+from quizroom.rooms.sessions import (
+    CLOSE_GOING_AWAY,
+    CLOSE_RATE_ABUSE,
+    CLOSE_TOO_BIG,
+    Connection,
+    Session,
+    encode,
+    hash_token,
+)
+from quizroom.rooms.state import Phase, Player, RoomState
+from quizroom.rooms.telemetry import NullTelemetry, Telemetry
+from quizroom.storage.base import Storage, StorageError
+from quizroom.storage.records import KickRow, PlayerRow, RoomStateRow, RoomView
+from quizroom.storage.writer import GroupCommitWriter
+
+T = TypeVar("T")
+
+CLOSE_WAIT_S = 3.0
+"""How long a reveal waits for a shard that neither reports nor is known dead (its acked answers count anyway)."""
+
+VIEW_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    player_id: str
+    token: str
+    nickname: str
+    worker_id: str  # the worker holding the player's shard: `ws_url` points there
+
+
+@dataclass(frozen=True, slots=True)
+class Whereabouts:
+    """Where a player's socket must go now (the resume call)."""
+
+    player_id: str
+    worker_id: str
+
+
+@dataclass(slots=True)
+class ShardHome:
+    link: ShardLink
+    size: int = 0  # players assigned (kicked ones leave)
+    summary: ShardSummary = field(default_factory=ShardSummary)
+    local: RoomActor | None = None
+
+
+class Placement(Protocol):
+    """What a coordinator needs from its worker: where shards go (`quizroom.rooms.registry`)."""
+
+    worker_id: str
+
+    async def place(self, coordinator: Coordinator, shard: int) -> ShardHome:
+        """Put shard `shard` on the least-loaded live worker (this one, in a single process); record it."""
+
+
+class Coordinator:
+    def __init__(
+        self,
+        state: RoomState,
+        writer: GroupCommitWriter,
+        storage: Storage,
+        clock: Clock,
+        limits: ActorLimits,
+        placement: Placement,
+        *,
+        shard_of: dict[str, int] | None = None,
+        revoked_tokens: set[str] | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self.state = state
+        self.writer = writer
+        self.storage = storage
+        self.clock = clock
+        self.limits = limits
+        self.placement = placement
+        self.log = structlog.get_logger("quizroom.room").bind(pin=state.pin, room_id=state.room_id, role="coordinator")
+        self.telemetry: Telemetry = telemetry or NullTelemetry()
+        self.homes: dict[int, ShardHome] = {}
+        self.hosts: set[Session] = set()
+        self.finished_at: float | None = None
+        self._shard_of = shard_of or {}
+        self._revoked = revoked_tokens or set()
+        self._inbox = Inbox(f"room-{state.pin}", self.log)
+        self.post = self._inbox.post
+        self._placing: dict[int, asyncio.Future[ShardHome]] = {}
+        self._pending_sizes: dict[int, int] = {}  # joins waiting for their new shard to be placed
+        self._timer: asyncio.TimerHandle | None = None
+        self._in_transition = False
+        self._deferred: list[Callable[[], None]] = []
+        self._closing: tuple[int, set[int], Callable[[], None]] | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self.feed = HostFeed(state, clock, limits.host_coalesce_s, self.post, self._to_hosts, self._counts)
+
+    @property
+    def pin(self) -> str:
+        return self.state.pin
+
+    @property
+    def room_id(self) -> str:
+        return self.state.room_id
+
+    @property
+    def worker_id(self) -> str:
+        return self.placement.worker_id
+
+    def local_stats(self) -> dict[str, Any]:
+        """The `stats` block of `GET /api/rooms/{pin}`: sockets and answers as this worker's shards counted them."""
+        shards = [home.local for home in self.homes.values() if home.local is not None]
+        broadcasts = [a.stats.last_broadcast_s for a in shards if a.stats.last_broadcast_s is not None]
+        return {
+            "sockets_connected": sum(len(a.sessions) for a in shards),
+            "hosts_connected": len(self.hosts),
+            "answers_accepted": sum(a.stats.answers_accepted for a in shards),
+            "answers_duplicate": sum(a.stats.answers_duplicate for a in shards),
+            "last_broadcast_ms": round(max(broadcasts) * 1000, 3) if broadcasts else None,
+            "shards": len(self.homes),
+            "shards_here": len(shards),
+        }
+
+    # --- lifecycle ----------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._inbox.start()
+        if self.state.phase is Phase.QUESTION:
+            self.post(self._arm_deadline)
+        if self.state.phase is Phase.FINISHED:
+            self.finished_at = self.clock.monotonic()
+
+    async def stop(self, close_code: int = CLOSE_GOING_AWAY) -> None:
+        """Close the host sockets and end the task. The shards are the registry's to stop."""
+
+        def shutdown(future: asyncio.Future[None]) -> None:
+            for session in list(self.hosts):
+                if session.open:
+                    session.open = False
+                    session.conn.close(close_code)
+            self.hosts.clear()
+            self._cancel_timer()
+            if self._close_timer is not None:
+                self._close_timer.cancel()
+            self.feed.cancel()
+            future.set_result(None)
+
+        await self._inbox.ask(shutdown)
+        await self._inbox.close()
+
+    def adopt(self, home: ShardHome) -> None:
+        """A shard placed (or placed again after its worker died) joins the room: it hears the current phase."""
+
+        def job() -> None:
+            shard = home.link.shard
+            old = self.homes.get(shard)
+            if old is not None:
+                home.size = max(home.size, old.size)
+            self.homes[shard] = home
+            home.link.announce(self.placement.worker_id)
+            if self._closing is not None and shard in self._closing[1]:
+                home.link.close_question(self._closing[0])
+
+        self.post(job)
+
+    def _gated(self, job: Callable[[], None]) -> None:
+        """Run a command now, or after the transition in flight (a close waiting on shards, a broadcast)."""
+        if self._in_transition:
+            self._deferred.append(job)
+        else:
+            job()
+
+    def _end_transition(self) -> None:
+        self._in_transition = False
+        while self._deferred and not self._in_transition:
+            self._deferred.pop(0)()
+
+    # --- HTTP-facing calls --------------------------------------------------------------------------------------
+
+    def is_host(self, token: str) -> bool:
+        return secrets.compare_digest(hash_token(token), self.state.host_token_hash)
+
+    async def join(self, raw_nickname: object) -> JoinResult:
+        def job(future: asyncio.Future[JoinResult]) -> None:
+            state = self.state
+            nickname, key = state.check_join(raw_nickname)
+            shard = self._assign_shard()
+            state.reserve_nickname(key)
+            token = secrets.token_urlsafe(32)
+            player = Player(secrets.token_hex(8), nickname, key, hash_token(token), self.clock.wall_ms())
+            row = PlayerRow(
+                state.room_id, player.player_id, nickname, key, player.token_hash, player.joined_at_ms, shard=shard
+            )
+            committed = self.writer.add_player(row)
+            placed = self._placed(shard)
+
+            def on_commit() -> None:
+                if committed.exception() is not None or placed.exception() is not None:
+                    state.release_nickname(key)
+                    if shard in self.homes:
+                        self.homes[shard].size -= 1
+                    future.set_exception(Unavailable("could not store the player; try again"))
+                    return
+                home = placed.result()
+                state.add_player(player)
+                self._shard_of[player.player_id] = shard
+                home.link.add_player(Player(player.player_id, nickname, key, player.token_hash, player.joined_at_ms))
+                self.feed.joined.append({"player_id": player.player_id, "nickname": nickname})
+                self.feed.mark(players=True)
+                future.set_result(JoinResult(player.player_id, token, nickname, home.link.worker_id))
+
+            both = asyncio.gather(committed, placed, return_exceptions=True)
+            both.add_done_callback(lambda _: self.post(on_commit))
+
+        return await self._inbox.ask(job)
+
+    def _assign_shard(self) -> int:
+        """The first shard with room for one more player; a new shard past the last full one."""
+        per_shard = self.limits.players_per_shard
+        shard = 0
+        while True:
+            home = self.homes.get(shard)
+            placing = shard in self._placing
+            size = home.size if home is not None else self._pending_sizes.get(shard, 0)
+            if (home is None and not placing) or size < per_shard:
+                break
+            shard += 1
+        if home is None:
+            self._pending_sizes[shard] = self._pending_sizes.get(shard, 0) + 1
+        else:
+            home.size += 1
+        return shard
+
+    def _placed(self, shard: int) -> asyncio.Future[ShardHome]:
+        """The shard's home, at once when it has one, else once the placement (an await) is done."""
+        home = self.homes.get(shard)
+        if home is not None:
+            done: asyncio.Future[ShardHome] = asyncio.get_running_loop().create_future()
+            done.set_result(home)
+            return done
+        placing = self._placing.get(shard)
+        if placing is None:
+            placing = asyncio.ensure_future(self.placement.place(self, shard))
+            self._placing[shard] = placing
+
+            def placed(f: asyncio.Future[ShardHome]) -> None:
+                def job() -> None:
+                    self._placing.pop(shard, None)
+                    if f.exception() is None:
+                        home = f.result()
+                        home.size += self._pending_sizes.pop(shard, 0)
+                        self.homes[shard] = home
+                        self._apply_phase(home)
+                    else:
+                        self._pending_sizes.pop(shard, None)
+                        self.log.error("shard_not_placed", shard=shard, error=str(f.exception()))
+
+                self.post(job)
+
+            placing.add_done_callback(placed)
+        return placing
+
+    def _apply_phase(self, home: ShardHome) -> None:
+        """A shard placed mid-game catches up: it was loaded from storage, events since then are resent."""
+        state = self.state
+        if state.phase is Phase.QUESTION and state.question_index is not None:
+            home.link.open_question(state.question_index, state.opened_at_ms, state.seq)
+
+    async def resume(self, token: str) -> Whereabouts:
+        token_hash = hash_token(token)
+
+        def job(future: asyncio.Future[Whereabouts]) -> None:
+            player = self.state.player_by_token(token_hash)
+            if player is None:
+                raise Kicked("you were removed from this game") if token_hash in self._revoked else Unauthorized()
+            home = self.homes.get(self._shard_of.get(player.player_id, 0))
+            if home is None:
+                raise Unavailable("your shard is being placed again; try again")
+            future.set_result(Whereabouts(player.player_id, home.link.worker_id))
+
+        return await self._inbox.ask(job)
+
+    async def command(self, name: str) -> dict[str, Any]:
+        """Host commands: start, close, next, end, lock, unlock. Replies with the room's state once it took effect."""
+        handlers: dict[str, Callable[[asyncio.Future[dict[str, Any]]], None]] = {
+            "start": self._start,
+            "close": self._close_command,
+            "next": self._next,
+            "end": self._end,
+            "lock": lambda f: self._set_locked(f, True),
+            "unlock": lambda f: self._set_locked(f, False),
+        }
+        handler = handlers.get(name)
+        if handler is None:
+            raise UnknownType(f"unknown command {name!r}")
+        await self._refresh_summaries()
+        return await self._inbox.ask(lambda future: self._gated(lambda: self._guard(handler, future)))
+
+    @staticmethod
+    def _guard(handler: Callable[[asyncio.Future[T]], None], future: asyncio.Future[T]) -> None:
+        try:
+            handler(future)
+        except QuizroomError as exc:
+            if not future.done():
+                future.set_exception(exc)
+
+    async def kick(self, player_id: str) -> None:
+        def handler(future: asyncio.Future[None]) -> None:
+            if player_id not in self.state.players:
+                raise NotFound("no such player in this room")
+            player = self.state.remove_player(player_id)
+            self._revoked.add(player.token_hash)
+            shard = self._shard_of.pop(player_id, 0)
+            home = self.homes.get(shard)
+            if home is not None:
+                home.size -= 1
+            self.feed.left.append({"player_id": player_id, "nickname": player.nickname})
+            committed = self.writer.add_kick(KickRow(self.state.room_id, player_id))
+
+            def after() -> None:
+                if home is not None:
+                    home.link.kick(player_id)
+                self.feed.mark(players=True, answers=True)
+                if committed.exception() is not None:
+                    future.set_exception(Unavailable("storage is unavailable; try again"))
+                else:
+                    future.set_result(None)
+
+            committed.add_done_callback(lambda _: self.post(after))
+
+        await self._inbox.ask(lambda future: self._gated(lambda: self._guard(handler, future)))
+
+    async def snapshot(self) -> dict[str, Any]:
+        await self._refresh_summaries()
+        return await self._inbox.ask(lambda f: f.set_result(self._snapshot()))
+
+    async def _refresh_summaries(self) -> None:
+        """Shards in this process answer at once; remote ones report on their own (at most 10 a second)."""
+        for home in list(self.homes.values()):
+            if home.local is not None:
+                home.summary = await home.local.summary()
+
+    def _counts(self) -> tuple[int, int, int]:
+        """(players, connected, answered to the open question), summed over the shards."""
+        index = self.state.question_index
+        connected = answered = 0
+        for home in self.homes.values():
+            connected += home.summary.connected
+            if home.summary.question == index:
+                answered += home.summary.answered
+        return len(self.state.players), connected, answered
+
+    def _snapshot(self) -> dict[str, Any]:
+        state = self.state
+        players, connected, answered = self._counts()
+        return {
+            "pin": state.pin,
+            "room_id": state.room_id,
+            "phase": str(state.phase),
+            "question_index": state.question_index,
+            "question_count": len(state.quiz.questions),
+            "players": players,
+            "connected": connected,
+            "answers": answered if state.question_index is not None else 0,
+            "locked": state.locked,
+            "deadline_ms": state.deadline_ms if state.phase is Phase.QUESTION else None,
+            "shards": len(self.homes),
+        }
+
+    async def leaderboard(self, limit: int) -> list[dict[str, Any]]:
+        state = self.state
+        return await leaderboard_of(self.storage, state.room_id, state.phase, state.question_index, limit)
+
+    # --- phases -------------------------------------------------------------------------------------------------
+
+    def _start(self, future: asyncio.Future[dict[str, Any]]) -> None:
+        self.state.start(self.clock.monotonic(), self.clock.wall_ms())
+        self._open_question(future)
+
+    def _next(self, future: asyncio.Future[dict[str, Any]]) -> None:
+        question = self.state.advance(self.clock.monotonic(), self.clock.wall_ms())
+        if question is None:
+            self._broadcast_finished(future)
+        else:
+            self._open_question(future)
+
+    def _open_question(self, future: asyncio.Future[dict[str, Any]]) -> None:
+        state = self.state
+        question = state.current_question
+        index = state.question_index
+        assert question is not None and index is not None
+        seq = state.next_seq()
+        self._in_transition = True
+
+        def broadcast() -> None:
+            for home in self.homes.values():
+                home.summary = ShardSummary(connected=home.summary.connected, question=index)
+                home.link.open_question(index, state.opened_at_ms, seq)
+            self._to_hosts(wire.question_message(state, question, seq, self.clock.wall_ms(), with_correct=True))
+            self._arm_deadline()
+            self.feed.mark(answers=True)
+            self._reply_state(future)
+            self._end_transition()
+
+        self._persist(broadcast)
+
+    def _arm_deadline(self) -> None:
+        self._cancel_timer()
+        index = self.state.question_index
+        delay = max(0.0, self.state.seconds_left(self.clock.monotonic()) + self.limits.room.grace_ms / 1000)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(delay, lambda: self.post(lambda: self._on_deadline(index)))
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_deadline(self, index: int | None) -> None:
+        if self.state.phase is Phase.QUESTION and self.state.question_index == index:
+            self._gated(lambda: self._close_question(None) if self.state.question_index == index else None)
+
+    def _close_command(self, future: asyncio.Future[dict[str, Any]]) -> None:
+        if self.state.phase is not Phase.QUESTION:
+            raise BadPhase(f"cannot close in phase {self.state.phase}")
+        self._close_question(future)
+
+    def _close_question(self, future: asyncio.Future[dict[str, Any]] | None, *, then_finish: bool = False) -> None:
+        """question → reveal: every shard stops taking answers now; reveal once each reports them durable."""
+        if self.state.phase is not Phase.QUESTION:
+            return
+        self._cancel_timer()
+        self.state.close()
+        self._in_transition = True
+        index = self.state.question_index
+        assert index is not None
+
+        def reveal() -> None:
+            if self._close_timer is not None:
+                self._close_timer.cancel()
+                self._close_timer = None
+            self._closing = None
+            self._reveal(index, future, then_finish=then_finish)
+
+        waiting = set(self.homes)
+        self._closing = (index, waiting, reveal)
+        for home in list(self.homes.values()):
+            home.link.close_question(index)
+        if not waiting:
+            reveal()
+            return
+        loop = asyncio.get_running_loop()
+        self._close_timer = loop.call_later(CLOSE_WAIT_S, lambda: self.post(lambda: self._close_overdue(index)))
+
+    def on_closed(self, shard: int, index: int) -> None:
+        closing = self._closing
+        if closing is None or closing[0] != index:
+            return
+        closing[1].discard(shard)
+        if not closing[1]:
+            closing[2]()
+
+    def shard_lost(self, shard: int) -> None:
+        """The shard's worker died: a reveal waiting on it goes ahead (what it acked is stored)."""
+        if self._closing is not None:
+            self.on_closed(shard, self._closing[0])
+
+    def _close_overdue(self, index: int) -> None:
+        closing = self._closing
+        if closing is not None and closing[0] == index:
+            self.log.warning("reveal_without_shards", question=index, shards=sorted(closing[1]))
+            closing[1].clear()
+            closing[2]()
+
+    def _reveal(self, index: int, future: asyncio.Future[dict[str, Any]] | None, *, then_finish: bool) -> None:
+        state = self.state
+        question = state.quiz.questions[index]
+
+        def got(view: RoomView) -> None:
+            result_seq = state.next_seq()
+            board_seq = state.next_seq()
+            counts = list(view.counts)
+            board = {
+                "type": "leaderboard",
+                "seq": board_seq,
+                "question": index,
+                "top": ranked([(t.nickname, t.score) for t in view.top], view.histogram),
+                "counts": counts,
+                "answered": view.answered,
+                "players": view.players,
+            }
+            host_result = {
+                "type": "result",
+                "seq": result_seq,
+                "question": index,
+                "correct": sorted(question.correct),
+                "counts": counts,
+                "answered": view.answered,
+                "players": view.players,
+            }
+
+            def broadcast() -> None:
+                event = Reveal(index, result_seq, board, view.histogram)
+                for home in self.homes.values():
+                    home.link.reveal(event)
+                self._to_hosts(host_result)
+                self._to_hosts(board)
+                if then_finish:
+                    state.finish()
+                    self._broadcast_finished(future)
+                    return
+                if future is not None:
+                    self._reply_state(future)
+                self._end_transition()
+
+            self._persist(broadcast)
+
+        self._query_view(got, question=index, choices=len(question.choices), through=index, top=wire.TOP_N)
+
+    def _query_view(
+        self, then: Callable[[RoomView], None], *, question: int | None, choices: int, through: int | None, top: int
+    ) -> None:
+        """Read the merged view, then run `then` in the actor. Storage down: an empty view, the game goes on."""
+        state = self.state
+
+        async def read() -> RoomView:
+            for attempt in range(VIEW_ATTEMPTS):
+                try:
+                    return await self.storage.room_view(
+                        state.room_id, question=question, choices=choices, through=through, top=top
+                    )
+                except StorageError:
+                    if attempt == VIEW_ATTEMPTS - 1:
+                        raise
+                    await asyncio.sleep(0.2 * (attempt + 1))
+            raise AssertionError("unreachable")
+
+        def done(f: asyncio.Future[RoomView]) -> None:
+            if f.exception() is not None:
+                self.log.error("room_view_failed", error=str(f.exception()))
+                players = len(state.players)
+                then(RoomView(players, 0, (0,) * choices, ((0, players),) if players else (), ()))
+            else:
+                then(f.result())
+
+        asyncio.ensure_future(read()).add_done_callback(lambda f: self.post(lambda: done(f)))
+
+    def _end(self, future: asyncio.Future[dict[str, Any]]) -> None:
+        if self.state.phase is Phase.FINISHED:
+            raise BadPhase("the game has already finished")
+        if self.state.phase is Phase.QUESTION:
+            self._close_question(future, then_finish=True)
+            return
+        self.state.finish()
+        self._broadcast_finished(future)
+
+    def _broadcast_finished(self, future: asyncio.Future[dict[str, Any]] | None) -> None:
+        state = self.state
+        self._cancel_timer()
+        self._in_transition = True
+        seq = state.next_seq()
+
+        def got(view: RoomView) -> None:
+            podium = ranked([(t.nickname, t.score) for t in view.top], view.histogram)
+
+            def broadcast() -> None:
+                self.finished_at = self.clock.monotonic()
+                event = Finish(seq, podium, view.histogram)
+                for home in self.homes.values():
+                    home.link.finish(event)
+                self._to_hosts({"type": "finished", "seq": seq, "podium": podium})
+                if future is not None:
+                    self._reply_state(future)
+                self._end_transition()
+
+            self._persist(broadcast)
+
+        self._query_view(got, question=None, choices=0, through=state.question_index, top=wire.PODIUM_N)
+
+    def _set_locked(self, future: asyncio.Future[dict[str, Any]], locked: bool) -> None:
+        self.state.set_locked(locked)
+        self._in_transition = True
+
+        def reply() -> None:
+            self._reply_state(future)
+            self._end_transition()
+
+        self._persist(reply)
+
+    def _persist(self, then: Callable[[], None]) -> None:
+        """Store the room's phase, then run `then` in the actor (the output gate for phase events).
+
+        If storage stays down past the writer's patience the event goes out anyway: the game must not hang, and
+        what a crash could lose then is the phase, which the host can redo — never an acknowledged answer.
+        """
+        state = self.state
+        row = RoomStateRow(
+            state.room_id, str(state.phase), state.question_index, state.opened_at_ms, state.locked, state.seq
+        )
+        committed = self.writer.save_room(row)
+
+        def done(f: asyncio.Future[None]) -> None:
+            if f.exception() is not None:
+                self.log.error("room_state_not_stored", phase=str(state.phase))
+            self.post(then)
+
+        committed.add_done_callback(done)
+
+    def _reply_state(self, future: asyncio.Future[dict[str, Any]]) -> None:
+        snapshot = self._snapshot()
+        if not future.done():
+            future.set_result(snapshot)
+        self._to_hosts({"type": "state", **snapshot})
+
+    # --- from the shards ----------------------------------------------------------------------------------------
+
+    def on_progress(self, shard: int, summary: ShardSummary, check: bool) -> None:
+        home = self.homes.get(shard)
+        if home is None:
+            return
+        home.summary = summary
+        self.feed.mark(players=True, answers=True)
+        if check:  # as in one room: an answer settled or a player left, never merely a player arriving
+            self._maybe_everyone_answered()
+
+    def _maybe_everyone_answered(self) -> None:
+        state = self.state
+        if self._in_transition or state.phase is not Phase.QUESTION:
+            return
+        anyone = False
+        for home in self.homes.values():
+            summary = home.summary
+            if summary.connected == 0:
+                continue
+            if summary.question != state.question_index or not summary.all_answered:
+                return
+            anyone = True
+        if anyone:
+            self._close_question(None)
+
+    # --- host sockets -------------------------------------------------------------------------------------------
+
+    async def attach_host(self, conn: Connection, token: str) -> Session:
+        if not self.is_host(token):
+            raise Unauthorized()
+        await self._refresh_summaries()
+
+        def job(future: asyncio.Future[Session]) -> None:
+            session = Session(conn, TokenBucket(self.limits.rate_per_s, self.limits.rate_burst, self.clock.monotonic()))
+            self.hosts.add(session)
+            welcome = wire.host_welcome_message(self.state, self.clock.wall_ms())
+            conn.send(encode({**welcome, **self._snapshot()}))
+            future.set_result(session)
+
+        return await self._inbox.ask(job)
+
+    attach = attach_host
+
+    def detach(self, session: Session) -> None:
+        def job() -> None:
+            session.open = False
+            self.hosts.discard(session)
+
+        self.post(job)
+
+    def deliver(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
+        self.post(lambda: self._on_message(session, message))
+
+    def _on_message(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
+        if not session.open:
+            return
+        if isinstance(message, TooBig):
+            self._error(session, message)
+            session.open = False
+            session.conn.close(CLOSE_TOO_BIG)
+            return
+        if not session.bucket.allow(self.clock.monotonic()):
+            session.strikes += 1
+            self.telemetry.rate_limited()
+            if session.strikes > self.limits.abuse_strikes:
+                session.open = False
+                session.conn.close(CLOSE_RATE_ABUSE)
+            else:
+                self._error(session, RateLimited("slow down: too many messages"))
+            return
+        session.strikes = 0
+        if isinstance(message, QuizroomError):
+            self._error(session, message)
+            return
+        kind = message.get("type")
+        try:
+            if kind == "ping":
+                session.conn.send(encode({"type": "pong", "t": message.get("t"), "now_ms": self.clock.wall_ms()}))
+            elif kind == "kick":
+                player_id = message.get("player_id")
+                if not isinstance(player_id, str):
+                    raise BadMessage("kick needs a `player_id`")
+                asyncio.ensure_future(self.kick(player_id)).add_done_callback(lambda t: self._host_reply(session, t))
+            elif kind in ("start", "close", "next", "end", "lock", "unlock"):
+                commanded = asyncio.ensure_future(self.command(str(kind)))
+                commanded.add_done_callback(lambda t: self._host_reply(session, t))
+            elif kind == "hello":
+                raise BadMessage("already said hello")
+            elif not isinstance(kind, str):
+                raise BadMessage("a message needs a string `type`")
+            else:
+                raise UnknownType(f"unknown message type {kind!r}")
+        except QuizroomError as exc:
+            self._error(session, exc)
+
+    def _host_reply(self, session: Session, task: asyncio.Future[Any]) -> None:
+        """Commands already sent their `state` to every host socket; a kick answers its sender with one."""
+        exc = task.exception()
+        if isinstance(exc, QuizroomError):
+            self.post(lambda: self._error(session, exc))
+        elif exc is None and task.result() is None:
+            self.post(lambda: session.conn.send(encode({"type": "state", **self._snapshot()})))
+
+    def _error(self, session: Session, exc: QuizroomError) -> None:
+        self.telemetry.error(exc.code)
+        if session.open:
+            session.conn.send(encode({"type": "error", "code": exc.code, "message": exc.message}))
+
+    def _to_hosts(self, message: dict[str, Any]) -> None:
+        if self.hosts:
+            frame = encode(message)
+            for session in self.hosts:
+                session.conn.send(frame)
+
+
+async def leaderboard_of(
+    storage: Storage, room_id: str, phase: Phase, question_index: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """The standings players see: while a question is open, without its points (not revealed yet)."""
+    through = question_index
+    if phase is Phase.QUESTION and question_index is not None:
+        through = question_index - 1 if question_index > 0 else None
+    view = await storage.room_view(room_id, question=None, choices=0, through=through, top=limit)
+    return ranked([(t.nickname, t.score) for t in view.top], view.histogram)

@@ -1,0 +1,67 @@
+"""The mailbox of a single-task actor (a room's shard, a room's coordinator).
+
+Everything that touches an actor is posted here as a closure and run one at a time, in order, by the actor's own
+task (the *input gate*): no locks, no interleaving inside a rule. `ask` is the same with a reply: the job settles a
+future now, or later (after a commit), and the caller awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from quizroom.rooms.errors import QuizroomError
+
+T = TypeVar("T")
+
+
+class Inbox:
+    def __init__(self, name: str, log: Any) -> None:
+        self.name = name
+        self.log = log
+        self._jobs: deque[Callable[[], None]] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        jobs = self._jobs
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while jobs:
+                job = jobs.popleft()
+                try:
+                    job()
+                except Exception:
+                    self.log.exception("actor_job_failed", actor=self.name)
+
+    def post(self, job: Callable[[], None]) -> None:
+        self._jobs.append(job)
+        self._wake.set()
+
+    async def ask(self, job: Callable[[asyncio.Future[T]], None]) -> T:
+        """Run `job` in the actor; it settles the future now or later. A `QuizroomError` it raises is the answer."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+        def run() -> None:
+            try:
+                job(future)
+            except QuizroomError as exc:
+                if not future.done():
+                    future.set_exception(exc)
+
+        self.post(run)
+        return await future
