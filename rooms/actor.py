@@ -266,6 +266,11 @@ class RoomActor:
         loop = asyncio.get_running_loop()
         self._progress_timer = loop.call_later(wait, lambda: self.post(self._send_progress))
 
+    def report(self) -> None:
+        """Send the summary now, changed or not (a coordinator that just took over asks for it)."""
+        self._reported = None
+        self._send_progress()
+
     def _send_progress(self) -> None:
         if self._progress_timer is not None:
             self._progress_timer.cancel()

@@ -85,6 +85,7 @@ class ShardHome:
     size: int = 0  # players assigned (kicked ones leave)
     summary: ShardSummary = field(default_factory=ShardSummary)
     local: RoomActor | None = None
+    heard: bool = True  # False for a remote shard until it reports to this coordinator (after a takeover)
 
 
 class Placement(Protocol):
@@ -658,6 +659,7 @@ class Coordinator:
         if home is None:
             return
         home.summary = summary
+        home.heard = True
         self.feed.mark(players=True, answers=True)
         if check:  # as in one room: an answer settled or a player left, never merely a player arriving
             self._maybe_everyone_answered()
@@ -668,6 +670,8 @@ class Coordinator:
             return
         anyone = False
         for home in self.homes.values():
+            if not home.heard:
+                return  # a shard this coordinator has not heard from yet may have players still answering
             summary = home.summary
             if summary.connected == 0:
                 continue

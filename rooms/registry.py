@@ -92,6 +92,7 @@ class RoomRegistry:
         self._mail: dict[tuple[str, int], asyncio.Queue[dict[str, Any]]] = {}
         self._mail_tasks: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._live: set[str] | None = None  # live workers as of the last tick (None: not known yet)
         self.rpc = RpcClient(self.worker_id, self.send)
 
     def __len__(self) -> int:
@@ -158,6 +159,9 @@ class RoomRegistry:
         if coordinator is not None:
             return coordinator
         remote = self._remote.get(pin)
+        if remote is not None and self._live is not None and remote.worker_id not in self._live:
+            self._remote.pop(pin, None)  # its coordinator died: find (or become) the new one
+            remote = None
         if remote is not None or not is_pin(pin):
             return remote
         loading = self._loading.get(pin)
@@ -221,6 +225,7 @@ class RoomRegistry:
             )
             home = await self._home(coordinator, shard, worker)
             home.size = sizes.get(shard, 0)
+            home.heard = home.local is not None
             coordinator.homes[shard] = home
         current = self._rooms.get(pin)
         if current is not None:  # created meanwhile
@@ -488,6 +493,8 @@ class RoomRegistry:
         elif kind == "kick":
             player_id = str(message["player_id"])
             actor.post(lambda: actor.kick(player_id))
+        elif kind == "coordinator":
+            actor.post(actor.report)  # a new coordinator knows nothing of this shard yet
         elif kind == "reveal":
             index = int(message["index"])
             view = await self.storage.room_view(room_id, question=None, choices=0, through=index, top=0)
@@ -521,6 +528,8 @@ class RoomRegistry:
             return
         load = sum(len(actor.sessions) for actor in self.shard_actors())
         renewed = await self.cluster.heartbeat(load)
+        self._live = {w.worker_id for w in await self.cluster.live_workers()}
+        self.rpc.fail_dead(self._live)
         for pin, coordinator in list(self._rooms.items()):
             if coordinator.state.phase is not Phase.FINISHED and coordinator.state.room_id not in renewed:
                 log.warning("lease_lost", pin=pin)

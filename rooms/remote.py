@@ -29,12 +29,12 @@ class RpcClient:
     def __init__(self, worker_id: str, send: Send) -> None:
         self.worker_id = worker_id
         self._send = send
-        self._pending: dict[str, asyncio.Future[Any]] = {}
+        self._pending: dict[str, tuple[str, asyncio.Future[Any]]] = {}
 
     async def call(self, worker_id: str, pin: str, op: str, **args: Any) -> Any:
         call_id = secrets.token_hex(8)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[call_id] = future
+        self._pending[call_id] = (worker_id, future)
         try:
             self._send(worker_id, {"kind": "rpc", "id": call_id, "pin": pin, "op": op, "args": args})
             async with asyncio.timeout(RPC_TIMEOUT_S):
@@ -44,10 +44,17 @@ class RpcClient:
         finally:
             self._pending.pop(call_id, None)
 
+    def fail_dead(self, live: set[str]) -> None:
+        """Calls waiting on a worker that has died will never be answered: fail them now, not at the timeout."""
+        for worker_id, future in self._pending.values():
+            if worker_id not in live and not future.done():
+                future.set_exception(Unavailable("the room's coordinator has gone; try again"))
+
     def on_reply(self, message: dict[str, Any]) -> None:
-        future = self._pending.get(str(message.get("id")))
-        if future is None or future.done():
+        pending = self._pending.get(str(message.get("id")))
+        if pending is None or pending[1].done():
             return
+        future = pending[1]
         error = message.get("error")
         if isinstance(error, dict):
             future.set_exception(error_for(str(error.get("code")), str(error.get("message")), int(error["status"])))
