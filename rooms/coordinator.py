@@ -16,42 +16,38 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import structlog
 
 from quizroom.rooms import wire
-from quizroom.rooms.actor import ActorLimits, RoomActor
+from quizroom.rooms.actor import ActorLimits
 from quizroom.rooms.clock import Clock
 from quizroom.rooms.errors import (
-    BadMessage,
     BadPhase,
     Kicked,
     NotFound,
     QuizroomError,
-    RateLimited,
-    TooBig,
     Unauthorized,
     Unavailable,
     UnknownType,
 )
+from quizroom.rooms.hostdesk import HostDesk
 from quizroom.rooms.hostfeed import HostFeed
 from quizroom.rooms.inbox import Inbox
-from quizroom.rooms.links import Finish, Reveal, ShardLink, ShardSummary, ranked
-from quizroom.rooms.ratelimit import TokenBucket
+from quizroom.rooms.links import Finish, Reveal, ShardSummary
 from quizroom.rooms.sessions import (
     CLOSE_GOING_AWAY,
-    CLOSE_RATE_ABUSE,
-    CLOSE_TOO_BIG,
     Connection,
     Session,
-    encode,
     hash_token,
 )
+from quizroom.rooms.shards import Placement, ShardHome, Shards
 from quizroom.rooms.state import Phase, Player, RoomState
 from quizroom.rooms.telemetry import NullTelemetry, Telemetry
-from quizroom.storage.base import Storage, StorageError
+from quizroom.rooms.views import leaderboard_of, read_view, top_entries
+from quizroom.storage.base import Storage
 from quizroom.storage.records import KickRow, PlayerRow, RoomStateRow, RoomView
 from quizroom.storage.writer import GroupCommitWriter
 
@@ -59,8 +55,6 @@ T = TypeVar("T")
 
 CLOSE_WAIT_S = 3.0
 """How long a reveal waits for a shard that neither reports nor is known dead (its acked answers count anyway)."""
-
-VIEW_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,24 +71,6 @@ class Whereabouts:
 
     player_id: str
     worker_id: str
-
-
-@dataclass(slots=True)
-class ShardHome:
-    link: ShardLink
-    size: int = 0  # players assigned (kicked ones leave)
-    summary: ShardSummary = field(default_factory=ShardSummary)
-    local: RoomActor | None = None
-    heard: bool = True  # False for a remote shard until it reports to this coordinator (after a takeover)
-
-
-class Placement(Protocol):
-    """What a coordinator needs from its worker: where shards go (`quizroom.rooms.registry`)."""
-
-    worker_id: str
-
-    async def place(self, coordinator: Coordinator, shard: int) -> ShardHome:
-        """Put shard `shard` on the least-loaded live worker (this one, in a single process); record it."""
 
 
 class Coordinator:
@@ -119,21 +95,28 @@ class Coordinator:
         self.placement = placement
         self.log = structlog.get_logger("quizroom.room").bind(pin=state.pin, room_id=state.room_id, role="coordinator")
         self.telemetry: Telemetry = telemetry or NullTelemetry()
-        self.homes: dict[int, ShardHome] = {}
-        self.hosts: set[Session] = set()
         self.finished_at: float | None = None
         self._shard_of = shard_of or {}
         self._revoked = revoked_tokens or set()
         self._inbox = Inbox(f"room-{state.pin}", self.log)
         self.post = self._inbox.post
-        self._placing: dict[int, asyncio.Future[ShardHome]] = {}
-        self._pending_sizes: dict[int, int] = {}  # joins waiting for their new shard to be placed
+        self.shards = Shards(
+            limits.players_per_shard,
+            lambda shard: asyncio.ensure_future(placement.place(self, shard)),
+            self.post,
+            self._apply_phase,
+            self.log,
+        )
+        self.homes = self.shards.homes
         self._timer: asyncio.TimerHandle | None = None
         self._in_transition = False
         self._deferred: list[Callable[[], None]] = []
         self._closing: tuple[int, set[int], Callable[[], None]] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
-        self.feed = HostFeed(state, clock, limits.host_coalesce_s, self.post, self._to_hosts, self._counts)
+        self.desk = HostDesk(
+            clock, limits, self.telemetry, post=self.post, command=self.command, kick=self.kick, state=self._snapshot
+        )
+        self.feed = HostFeed(state, clock, limits.host_coalesce_s, self.post, self.desk.broadcast, self._counts)
 
     @property
     def pin(self) -> str:
@@ -174,11 +157,7 @@ class Coordinator:
         """Close the host sockets and end the task. The shards are the registry's to stop."""
 
         def shutdown(future: asyncio.Future[None]) -> None:
-            for session in list(self.hosts):
-                if session.open:
-                    session.open = False
-                    session.conn.close(close_code)
-            self.hosts.clear()
+            self.desk.close_all(close_code)
             self._cancel_timer()
             if self._close_timer is not None:
                 self._close_timer.cancel()
@@ -193,10 +172,7 @@ class Coordinator:
 
         def job() -> None:
             shard = home.link.shard
-            old = self.homes.get(shard)
-            if old is not None:
-                home.size = max(home.size, old.size)
-            self.homes[shard] = home
+            self.shards.replace(home)
             home.link.announce(self.placement.worker_id)
             if self._closing is not None and shard in self._closing[1]:
                 home.link.close_question(self._closing[0])
@@ -224,7 +200,7 @@ class Coordinator:
         def job(future: asyncio.Future[JoinResult]) -> None:
             state = self.state
             nickname, key = state.check_join(raw_nickname)
-            shard = self._assign_shard()
+            shard = self.shards.assign()
             state.reserve_nickname(key)
             token = secrets.token_urlsafe(32)
             player = Player(secrets.token_hex(8), nickname, key, hash_token(token), self.clock.wall_ms())
@@ -232,13 +208,12 @@ class Coordinator:
                 state.room_id, player.player_id, nickname, key, player.token_hash, player.joined_at_ms, shard=shard
             )
             committed = self.writer.add_player(row)
-            placed = self._placed(shard)
+            placed = self.shards.home_of(shard)
 
             def on_commit() -> None:
                 if committed.exception() is not None or placed.exception() is not None:
                     state.release_nickname(key)
-                    if shard in self.homes:
-                        self.homes[shard].size -= 1
+                    self.shards.unassign(shard)
                     future.set_exception(Unavailable("could not store the player; try again"))
                     return
                 home = placed.result()
@@ -253,52 +228,6 @@ class Coordinator:
             both.add_done_callback(lambda _: self.post(on_commit))
 
         return await self._inbox.ask(job)
-
-    def _assign_shard(self) -> int:
-        """The first shard with room for one more player; a new shard past the last full one."""
-        per_shard = self.limits.players_per_shard
-        shard = 0
-        while True:
-            home = self.homes.get(shard)
-            placing = shard in self._placing
-            size = home.size if home is not None else self._pending_sizes.get(shard, 0)
-            if (home is None and not placing) or size < per_shard:
-                break
-            shard += 1
-        if home is None:
-            self._pending_sizes[shard] = self._pending_sizes.get(shard, 0) + 1
-        else:
-            home.size += 1
-        return shard
-
-    def _placed(self, shard: int) -> asyncio.Future[ShardHome]:
-        """The shard's home, at once when it has one, else once the placement (an await) is done."""
-        home = self.homes.get(shard)
-        if home is not None:
-            done: asyncio.Future[ShardHome] = asyncio.get_running_loop().create_future()
-            done.set_result(home)
-            return done
-        placing = self._placing.get(shard)
-        if placing is None:
-            placing = asyncio.ensure_future(self.placement.place(self, shard))
-            self._placing[shard] = placing
-
-            def placed(f: asyncio.Future[ShardHome]) -> None:
-                def job() -> None:
-                    self._placing.pop(shard, None)
-                    if f.exception() is None:
-                        home = f.result()
-                        home.size += self._pending_sizes.pop(shard, 0)
-                        self.homes[shard] = home
-                        self._apply_phase(home)
-                    else:
-                        self._pending_sizes.pop(shard, None)
-                        self.log.error("shard_not_placed", shard=shard, error=str(f.exception()))
-
-                self.post(job)
-
-            placing.add_done_callback(placed)
-        return placing
 
     def _apply_phase(self, home: ShardHome) -> None:
         """A shard placed mid-game catches up: it was loaded from storage, events since then are resent."""
@@ -333,7 +262,7 @@ class Coordinator:
         handler = handlers.get(name)
         if handler is None:
             raise UnknownType(f"unknown command {name!r}")
-        await self._refresh_summaries()
+        await self.shards.refresh()
         return await self._inbox.ask(lambda future: self._gated(lambda: self._guard(handler, future)))
 
     @staticmethod
@@ -352,8 +281,7 @@ class Coordinator:
             self._revoked.add(player.token_hash)
             shard = self._shard_of.pop(player_id, 0)
             home = self.homes.get(shard)
-            if home is not None:
-                home.size -= 1
+            self.shards.unassign(shard)
             self.feed.left.append({"player_id": player_id, "nickname": player.nickname})
             committed = self.writer.add_kick(KickRow(self.state.room_id, player_id))
 
@@ -371,23 +299,12 @@ class Coordinator:
         await self._inbox.ask(lambda future: self._gated(lambda: self._guard(handler, future)))
 
     async def snapshot(self) -> dict[str, Any]:
-        await self._refresh_summaries()
+        await self.shards.refresh()
         return await self._inbox.ask(lambda f: f.set_result(self._snapshot()))
-
-    async def _refresh_summaries(self) -> None:
-        """Shards in this process answer at once; remote ones report on their own (at most 10 a second)."""
-        for home in list(self.homes.values()):
-            if home.local is not None:
-                home.summary = await home.local.summary()
 
     def _counts(self) -> tuple[int, int, int]:
         """(players, connected, answered to the open question), summed over the shards."""
-        index = self.state.question_index
-        connected = answered = 0
-        for home in self.homes.values():
-            connected += home.summary.connected
-            if home.summary.question == index:
-                answered += home.summary.answered
+        connected, answered = self.shards.counts(self.state.question_index)
         return len(self.state.players), connected, answered
 
     def _snapshot(self) -> dict[str, Any]:
@@ -407,7 +324,7 @@ class Coordinator:
             "shards": len(self.homes),
         }
 
-    async def leaderboard(self, limit: int) -> list[dict[str, Any]]:
+    async def leaderboard(self, limit: int) -> list[dict[str, Any]]:  # a query: any worker answers it
         state = self.state
         return await leaderboard_of(self.storage, state.room_id, state.phase, state.question_index, limit)
 
@@ -436,7 +353,7 @@ class Coordinator:
             for home in self.homes.values():
                 home.summary = ShardSummary(connected=home.summary.connected, question=index)
                 home.link.open_question(index, state.opened_at_ms, seq)
-            self._to_hosts(wire.question_message(state, question, seq, self.clock.wall_ms(), with_correct=True))
+            self.desk.broadcast(wire.question_message(state, question, seq, self.clock.wall_ms(), with_correct=True))
             self._arm_deadline()
             self.feed.mark(answers=True)
             self._reply_state(future)
@@ -524,7 +441,7 @@ class Coordinator:
                 "type": "leaderboard",
                 "seq": board_seq,
                 "question": index,
-                "top": ranked([(t.nickname, t.score) for t in view.top], view.histogram),
+                "top": top_entries(view),
                 "counts": counts,
                 "answered": view.answered,
                 "players": view.players,
@@ -543,8 +460,8 @@ class Coordinator:
                 event = Reveal(index, result_seq, board, view.histogram)
                 for home in self.homes.values():
                     home.link.reveal(event)
-                self._to_hosts(host_result)
-                self._to_hosts(board)
+                self.desk.broadcast(host_result)
+                self.desk.broadcast(board)
                 if then_finish:
                     state.finish()
                     self._broadcast_finished(future)
@@ -560,30 +477,17 @@ class Coordinator:
     def _query_view(
         self, then: Callable[[RoomView], None], *, question: int | None, choices: int, through: int | None, top: int
     ) -> None:
-        """Read the merged view, then run `then` in the actor. Storage down: an empty view, the game goes on."""
-        state = self.state
-
-        async def read() -> RoomView:
-            for attempt in range(VIEW_ATTEMPTS):
-                try:
-                    return await self.storage.room_view(
-                        state.room_id, question=question, choices=choices, through=through, top=top
-                    )
-                except StorageError:
-                    if attempt == VIEW_ATTEMPTS - 1:
-                        raise
-                    await asyncio.sleep(0.2 * (attempt + 1))
-            raise AssertionError("unreachable")
-
-        def done(f: asyncio.Future[RoomView]) -> None:
-            if f.exception() is not None:
-                self.log.error("room_view_failed", error=str(f.exception()))
-                players = len(state.players)
-                then(RoomView(players, 0, (0,) * choices, ((0, players),) if players else (), ()))
-            else:
-                then(f.result())
-
-        asyncio.ensure_future(read()).add_done_callback(lambda f: self.post(lambda: done(f)))
+        """Read the merged view (`quizroom.rooms.views`), then run `then` in the actor."""
+        read = read_view(
+            self.storage,
+            self.state.room_id,
+            question=question,
+            choices=choices,
+            through=through,
+            top=top,
+            players=len(self.state.players),
+        )
+        asyncio.ensure_future(read).add_done_callback(lambda f: self.post(lambda: then(f.result())))
 
     def _end(self, future: asyncio.Future[dict[str, Any]]) -> None:
         if self.state.phase is Phase.FINISHED:
@@ -601,14 +505,14 @@ class Coordinator:
         seq = state.next_seq()
 
         def got(view: RoomView) -> None:
-            podium = ranked([(t.nickname, t.score) for t in view.top], view.histogram)
+            podium = top_entries(view)
 
             def broadcast() -> None:
                 self.finished_at = self.clock.monotonic()
                 event = Finish(seq, podium, view.histogram)
                 for home in self.homes.values():
                     home.link.finish(event)
-                self._to_hosts({"type": "finished", "seq": seq, "podium": podium})
+                self.desk.broadcast({"type": "finished", "seq": seq, "podium": podium})
                 if future is not None:
                     self._reply_state(future)
                 self._end_transition()
@@ -650,7 +554,7 @@ class Coordinator:
         snapshot = self._snapshot()
         if not future.done():
             future.set_result(snapshot)
-        self._to_hosts({"type": "state", **snapshot})
+        self.desk.broadcast({"type": "state", **snapshot})
 
     # --- from the shards ----------------------------------------------------------------------------------------
 
@@ -668,17 +572,7 @@ class Coordinator:
         state = self.state
         if self._in_transition or state.phase is not Phase.QUESTION:
             return
-        anyone = False
-        for home in self.homes.values():
-            if not home.heard:
-                return  # a shard this coordinator has not heard from yet may have players still answering
-            summary = home.summary
-            if summary.connected == 0:
-                continue
-            if summary.question != state.question_index or not summary.all_answered:
-                return
-            anyone = True
-        if anyone:
+        if self.shards.everyone_answered(state.question_index):
             self._close_question(None)
 
     # --- host sockets -------------------------------------------------------------------------------------------
@@ -686,97 +580,22 @@ class Coordinator:
     async def attach_host(self, conn: Connection, token: str) -> Session:
         if not self.is_host(token):
             raise Unauthorized()
-        await self._refresh_summaries()
+        await self.shards.refresh()
 
         def job(future: asyncio.Future[Session]) -> None:
-            session = Session(conn, TokenBucket(self.limits.rate_per_s, self.limits.rate_burst, self.clock.monotonic()))
-            self.hosts.add(session)
             welcome = wire.host_welcome_message(self.state, self.clock.wall_ms())
-            conn.send(encode({**welcome, **self._snapshot()}))
-            future.set_result(session)
+            future.set_result(self.desk.add(conn, {**welcome, **self._snapshot()}))
 
         return await self._inbox.ask(job)
 
     attach = attach_host
 
     def detach(self, session: Session) -> None:
-        def job() -> None:
-            session.open = False
-            self.hosts.discard(session)
-
-        self.post(job)
+        self.post(lambda: self.desk.remove(session))
 
     def deliver(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
-        self.post(lambda: self._on_message(session, message))
+        self.post(lambda: self.desk.on_message(session, message))
 
-    def _on_message(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
-        if not session.open:
-            return
-        if isinstance(message, TooBig):
-            self._error(session, message)
-            session.open = False
-            session.conn.close(CLOSE_TOO_BIG)
-            return
-        if not session.bucket.allow(self.clock.monotonic()):
-            session.strikes += 1
-            self.telemetry.rate_limited()
-            if session.strikes > self.limits.abuse_strikes:
-                session.open = False
-                session.conn.close(CLOSE_RATE_ABUSE)
-            else:
-                self._error(session, RateLimited("slow down: too many messages"))
-            return
-        session.strikes = 0
-        if isinstance(message, QuizroomError):
-            self._error(session, message)
-            return
-        kind = message.get("type")
-        try:
-            if kind == "ping":
-                session.conn.send(encode({"type": "pong", "t": message.get("t"), "now_ms": self.clock.wall_ms()}))
-            elif kind == "kick":
-                player_id = message.get("player_id")
-                if not isinstance(player_id, str):
-                    raise BadMessage("kick needs a `player_id`")
-                asyncio.ensure_future(self.kick(player_id)).add_done_callback(lambda t: self._host_reply(session, t))
-            elif kind in ("start", "close", "next", "end", "lock", "unlock"):
-                commanded = asyncio.ensure_future(self.command(str(kind)))
-                commanded.add_done_callback(lambda t: self._host_reply(session, t))
-            elif kind == "hello":
-                raise BadMessage("already said hello")
-            elif not isinstance(kind, str):
-                raise BadMessage("a message needs a string `type`")
-            else:
-                raise UnknownType(f"unknown message type {kind!r}")
-        except QuizroomError as exc:
-            self._error(session, exc)
-
-    def _host_reply(self, session: Session, task: asyncio.Future[Any]) -> None:
-        """Commands already sent their `state` to every host socket; a kick answers its sender with one."""
-        exc = task.exception()
-        if isinstance(exc, QuizroomError):
-            self.post(lambda: self._error(session, exc))
-        elif exc is None and task.result() is None:
-            self.post(lambda: session.conn.send(encode({"type": "state", **self._snapshot()})))
-
-    def _error(self, session: Session, exc: QuizroomError) -> None:
-        self.telemetry.error(exc.code)
-        if session.open:
-            session.conn.send(encode({"type": "error", "code": exc.code, "message": exc.message}))
-
-    def _to_hosts(self, message: dict[str, Any]) -> None:
-        if self.hosts:
-            frame = encode(message)
-            for session in self.hosts:
-                session.conn.send(frame)
-
-
-async def leaderboard_of(
-    storage: Storage, room_id: str, phase: Phase, question_index: int | None, limit: int
-) -> list[dict[str, Any]]:
-    """The standings players see: while a question is open, without its points (not revealed yet)."""
-    through = question_index
-    if phase is Phase.QUESTION and question_index is not None:
-        through = question_index - 1 if question_index > 0 else None
-    view = await storage.room_view(room_id, question=None, choices=0, through=through, top=limit)
-    return ranked([(t.nickname, t.score) for t in view.top], view.histogram)
+    @property
+    def hosts(self) -> set[Session]:
+        return self.desk.hosts

@@ -18,31 +18,28 @@ from typing import Any
 import orjson
 import structlog
 
-from quizroom.rooms import wire
 from quizroom.rooms.actor import ActorLimits, RoomActor
 from quizroom.rooms.clock import Clock
 from quizroom.rooms.cluster import Cluster, SoloCluster
-from quizroom.rooms.coordinator import Coordinator, ShardHome
+from quizroom.rooms.coordinator import Coordinator
 from quizroom.rooms.errors import Kicked, Moved, NotFound, Unauthorized
 from quizroom.rooms.links import (
     CoordinatorLink,
-    Finish,
     LocalCoordinatorLink,
     LocalShardLink,
     RemoteCoordinatorLink,
     RemoteShardLink,
-    Reveal,
-    ShardSummary,
-    ranked,
 )
+from quizroom.rooms.loading import load_shard, player_of, restore, results_document
+from quizroom.rooms.mailroom import Mailroom
 from quizroom.rooms.quiz import Quiz, parse_quiz
-from quizroom.rooms.remote import RemoteRoom, RpcClient, reply_for, serve_call
-from quizroom.rooms.scoring import Ranking
+from quizroom.rooms.remote import RemoteRoom, RpcClient
 from quizroom.rooms.sessions import hash_token
-from quizroom.rooms.state import Answer, Phase, Player, RoomState
+from quizroom.rooms.shards import ShardHome
+from quizroom.rooms.state import Phase, Player, RoomState
 from quizroom.rooms.telemetry import NullTelemetry, Telemetry
 from quizroom.storage.base import Storage, StorageError
-from quizroom.storage.records import PlayerRow, RoomRow
+from quizroom.storage.records import RoomRow
 from quizroom.storage.writer import GroupCommitWriter
 
 log = structlog.get_logger("quizroom.registry")
@@ -54,10 +51,6 @@ Room = Coordinator | RemoteRoom
 
 def is_pin(text: str) -> bool:
     return len(text) == 6 and text.isdigit()
-
-
-def player_of(row: PlayerRow) -> Player:
-    return Player(row.player_id, row.nickname, row.nickname_key, row.token_hash, row.joined_at_ms)
 
 
 class RoomRegistry:
@@ -89,8 +82,7 @@ class RoomRegistry:
         self._loading: dict[str, asyncio.Task[Room | None]] = {}
         self._shard_loading: dict[tuple[str, int], asyncio.Task[RoomActor]] = {}
         self._quizzes: dict[str, Quiz] = {}
-        self._mail: dict[tuple[str, int], asyncio.Queue[dict[str, Any]]] = {}
-        self._mail_tasks: set[asyncio.Task[None]] = set()
+        self.mailroom = Mailroom(self)
         self._tasks: list[asyncio.Task[None]] = []
         self._live: set[str] | None = None  # live workers as of the last tick (None: not known yet)
         self.rpc = RpcClient(self.worker_id, self.send)
@@ -103,6 +95,25 @@ class RoomRegistry:
 
     def shard_actors(self) -> list[RoomActor]:
         return [actor for shards in self._shards.values() for actor in shards.values()]
+
+    def is_live(self, worker_id: str) -> bool:
+        """As of the last heartbeat (true until the first: a worker just started knows nothing yet)."""
+        return self._live is None or worker_id in self._live
+
+    def here(self, pin: str) -> Coordinator | None:
+        """The room's coordinator if this worker holds it (no loading, no takeover)."""
+        return self._rooms.get(pin)
+
+    def coordinating(self, room_id: str) -> Coordinator | None:
+        return next((c for c in self._rooms.values() if c.state.room_id == room_id), None)
+
+    def shard_here(self, pin: str, room_id: str, shard: int) -> RoomActor | None:
+        actor = self._shards.get(pin, {}).get(shard)
+        return actor if actor is not None and actor.state.room_id == room_id else None
+
+    def on_message(self, message: dict[str, Any]) -> None:
+        """The cluster transport's callback (`quizroom.rooms.mailroom`)."""
+        self.mailroom.deliver(message)
 
     def send(self, worker_id: str, message: dict[str, Any]) -> None:
         if worker_id:
@@ -208,7 +219,7 @@ class RoomRegistry:
             return None
         player_rows = await self.storage.load_players(row.room_id)
         live = [p for p in player_rows if not p.kicked]
-        state = self._restore(row, quiz, [player_of(p) for p in live], [])
+        state = self._restore(row, quiz, [player_of(p) for p in live])
         coordinator = self._coordinator(
             state,
             shard_of={p.player_id: p.shard for p in live},
@@ -242,22 +253,8 @@ class RoomRegistry:
         self._remote[row.pin] = remote
         return remote
 
-    def _restore(self, row: RoomRow, quiz: Quiz, players: list[Player], answers: list[Answer]) -> RoomState:
-        state = RoomState(
-            room_id=row.room_id, pin=row.pin, quiz=quiz, host_token_hash=row.host_token_hash, limits=self.limits.room
-        )
-        state.restore(
-            phase=Phase(row.phase),
-            question_index=row.question_index,
-            opened_at_ms=row.opened_at_ms,
-            locked=row.locked,
-            seq=row.seq,
-            players=players,
-            answers=answers,
-            mono=self.clock.monotonic(),
-            wall_ms=self.clock.wall_ms(),
-        )
-        return state
+    def _restore(self, row: RoomRow, quiz: Quiz, players: list[Player]) -> RoomState:
+        return restore(row, quiz, players, [], self.limits.room, self.clock)
 
     async def resume_open_questions(self) -> None:
         """Load rooms whose question was open at the crash, so their deadlines fire even if nobody reconnects."""
@@ -268,19 +265,12 @@ class RoomRegistry:
             await self.get(pin)
 
     async def results(self, pin: str) -> dict[str, Any] | None:
-        """`GET …/results`: every stored answer exactly once, read from storage (any worker can answer it)."""
+        """`GET …/results`, from storage: any worker can answer it."""
         row = await self.storage.find_room(pin)
-        if row is None:
+        quiz = None if row is None else await self._quiz(row.quiz_id)
+        if row is None or quiz is None:
             return None
-        quiz = await self._quiz(row.quiz_id)
-        if quiz is None:
-            return None
-        players = [player_of(p) for p in await self.storage.load_players(row.room_id) if not p.kicked]
-        answers = [
-            Answer(a.player_id, a.question, a.choices, a.correct, a.points, a.response_ms, a.received_at_ms)
-            for a in await self.storage.load_answers(row.room_id)
-        ]
-        return wire.results_document(self._restore(row, quiz, players, answers))
+        return await results_document(self.storage, row, quiz, self.limits.room, self.clock)
 
     # --- shards -----------------------------------------------------------------------------------------------
 
@@ -302,11 +292,11 @@ class RoomRegistry:
     async def _home(self, coordinator: Coordinator, shard: int, worker_id: str) -> ShardHome:
         state = coordinator.state
         if worker_id == self.worker_id:
-            actor = await self._local_shard(state.pin, state.room_id, shard, LocalCoordinatorLink(coordinator))
+            actor = await self.hold_shard(state.pin, state.room_id, shard, LocalCoordinatorLink(coordinator))
             return ShardHome(LocalShardLink(actor, worker_id), local=actor)
         return ShardHome(RemoteShardLink(state.room_id, state.pin, shard, worker_id, self.send))
 
-    async def _local_shard(self, pin: str, room_id: str, shard: int, link: CoordinatorLink) -> RoomActor:
+    async def hold_shard(self, pin: str, room_id: str, shard: int, link: CoordinatorLink) -> RoomActor:
         actor = self._shards.get(pin, {}).get(shard)
         if actor is not None and actor.state.room_id == room_id:
             actor.coordinator = link
@@ -327,21 +317,8 @@ class RoomRegistry:
         quiz = await self._quiz(row.quiz_id)
         if quiz is None:
             raise NotFound("no such quiz")
-        player_rows = await self.storage.load_players(room_id, shard)
-        answers = [
-            Answer(a.player_id, a.question, a.choices, a.correct, a.points, a.response_ms, a.received_at_ms)
-            for a in await self.storage.load_answers(room_id, shard)
-        ]
-        state = self._restore(row, quiz, [player_of(p) for p in player_rows if not p.kicked], answers)
-        final: Finish | None = None
-        if row.question_index is not None:
-            phase = Phase(row.phase)
-            through = row.question_index - 1 if phase is Phase.QUESTION else row.question_index
-            top = wire.PODIUM_N if phase is Phase.FINISHED else 0
-            view = await self.storage.room_view(room_id, question=None, choices=0, through=through, top=top)
-            state.ranking = Ranking(view.histogram)
-            if phase is Phase.FINISHED:
-                final = Finish(row.seq, ranked([(t.nickname, t.score) for t in view.top], view.histogram), None)
+        loaded = await load_shard(self.storage, row, quiz, shard, self.limits.room, self.clock)
+        state = loaded.state
         actor = RoomActor(
             state,
             self.writer,
@@ -349,9 +326,9 @@ class RoomRegistry:
             self.limits,
             shard=shard,
             coordinator=link,
-            revoked_tokens={p.token_hash for p in player_rows if p.kicked},
+            revoked_tokens=loaded.revoked,
             telemetry=self.telemetry,
-            final=final,
+            final=loaded.final,
         )
         current = self._shards.get(pin, {}).get(shard)
         if current is not None and current.state.room_id == room_id:
@@ -398,113 +375,13 @@ class RoomRegistry:
                 return home.local
             if home is not None and home.link.worker_id != self.worker_id:
                 raise Moved("your shard is on another worker")
-            return await self._local_shard(pin, room_id, shard, LocalCoordinatorLink(room))
+            return await self.hold_shard(pin, room_id, shard, LocalCoordinatorLink(room))
         placed = {s.shard: s for s in await self.cluster.shards(room_id)}
         home_row = placed.get(shard)
         if home_row is None or home_row.worker_id != self.worker_id:
             raise Moved("your shard is on another worker")
         link = RemoteCoordinatorLink(room_id, room.worker_id, self.send)
-        return await self._local_shard(pin, room_id, shard, link)
-
-    # --- messages from other workers --------------------------------------------------------------------------
-
-    def on_message(self, message: dict[str, Any]) -> None:
-        """The cluster transport's callback: route a message to the actor it is for, in arrival order."""
-        kind = message.get("kind")
-        if kind == "rpc_reply":
-            self.rpc.on_reply(message)
-        elif kind == "rpc":
-            self._tasks_add(self._serve_rpc(message))
-        elif kind in ("closed", "progress"):
-            self._to_coordinator(message)
-        elif kind in ("open", "close", "reveal", "finish", "kick", "coordinator"):
-            key = (str(message["pin"]), int(message["shard"]))
-            queue = self._mail.get(key)
-            if queue is None:
-                queue = self._mail[key] = asyncio.Queue()
-                self._tasks_add(self._shard_mail(key, queue))
-            queue.put_nowait(message)
-
-    def _tasks_add(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._mail_tasks.add(task)
-        task.add_done_callback(self._mail_tasks.discard)
-
-    async def _serve_rpc(self, message: dict[str, Any]) -> None:
-        pin = str(message.get("pin"))
-        outcome: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        try:
-            coordinator = self._rooms.get(pin) or await self.coordinator(pin)
-            if coordinator is None:
-                raise NotFound("no such room")
-            args = message.get("args")
-            outcome.set_result(
-                await serve_call(coordinator, str(message.get("op")), args if isinstance(args, dict) else {})
-            )
-        except Exception as exc:
-            outcome.set_exception(exc)
-        self.send(str(message.get("from")), reply_for(str(message.get("id")), outcome))
-
-    def _to_coordinator(self, message: dict[str, Any]) -> None:
-        room_id = message.get("room_id")
-        coordinator = next((c for c in self._rooms.values() if c.state.room_id == room_id), None)
-        if coordinator is None:
-            return
-        shard = int(message["shard"])
-        if message["kind"] == "closed":
-            coordinator.post(lambda: coordinator.on_closed(shard, int(message["index"])))
-        else:
-            question = message.get("question")
-            summary = ShardSummary(
-                int(message["connected"]),
-                None if question is None else int(question),
-                int(message["answered"]),
-                bool(message["all_answered"]),
-            )
-            check = bool(message.get("check"))
-            coordinator.post(lambda: coordinator.on_progress(shard, summary, check))
-
-    async def _shard_mail(self, key: tuple[str, int], queue: asyncio.Queue[dict[str, Any]]) -> None:
-        """One shard's events from its coordinator, applied in order (a reveal reads the histogram first)."""
-        while True:
-            message = await queue.get()
-            try:
-                await self._apply(key, message)
-            except Exception:
-                log.exception("shard_event_failed", pin=key[0], shard=key[1], kind=message.get("kind"))
-
-    async def _apply(self, key: tuple[str, int], message: dict[str, Any]) -> None:
-        pin, shard = key
-        room_id = str(message["room_id"])
-        sender = str(message.get("from", ""))
-        actor = self._shards.get(pin, {}).get(shard)
-        if actor is None or actor.state.room_id != room_id:
-            actor = await self._local_shard(pin, room_id, shard, RemoteCoordinatorLink(room_id, sender, self.send))
-        link = actor.coordinator
-        if isinstance(link, RemoteCoordinatorLink):
-            link.worker_id = sender
-        kind = message["kind"]
-        if kind == "open":
-            index, opened_at_ms, seq = int(message["index"]), int(message["opened_at_ms"]), int(message["seq"])
-            actor.post(lambda: actor.open_question(index, opened_at_ms, seq))
-        elif kind == "close":
-            index = int(message["index"])
-            actor.post(lambda: actor.close_question(index))
-        elif kind == "kick":
-            player_id = str(message["player_id"])
-            actor.post(lambda: actor.kick(player_id))
-        elif kind == "coordinator":
-            actor.post(actor.report)  # a new coordinator knows nothing of this shard yet
-        elif kind == "reveal":
-            index = int(message["index"])
-            view = await self.storage.room_view(room_id, question=None, choices=0, through=index, top=0)
-            reveal = Reveal(index, int(message["result_seq"]), message["board"], view.histogram)
-            actor.post(lambda: actor.reveal(reveal))
-        elif kind == "finish":
-            through = actor.state.question_index
-            view = await self.storage.room_view(room_id, question=None, choices=0, through=through, top=0)
-            finish = Finish(int(message["seq"]), message["podium"], view.histogram)
-            actor.post(lambda: actor.finish(finish))
+        return await self.hold_shard(pin, room_id, shard, link)
 
     # --- the cluster's heartbeat ------------------------------------------------------------------------------
 
@@ -587,7 +464,8 @@ class RoomRegistry:
         return evicted
 
     async def close(self) -> None:
-        for task in [*self._tasks, *self._mail_tasks]:
+        await self.mailroom.close()
+        for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -12,11 +12,12 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from quizroom.rooms.coordinator import JoinResult, Whereabouts, leaderboard_of
+from quizroom.rooms.coordinator import JoinResult, Whereabouts
 from quizroom.rooms.errors import Moved, QuizroomError, Unavailable, error_for
 from quizroom.rooms.links import Send
 from quizroom.rooms.sessions import hash_token
 from quizroom.rooms.state import Phase
+from quizroom.rooms.views import leaderboard_of
 from quizroom.storage.base import Storage
 from quizroom.storage.records import RoomRow
 
@@ -125,9 +126,12 @@ class RemoteRoom:
     async def _call(self, op: str, **args: Any) -> Any:
         try:
             return await self._rpc.call(self.worker_id, self.pin, op, **args)
-        except (Unavailable, Moved):
+        except Unavailable:
             self._on_failure(self)
             raise
+        except Moved:  # the coordinator moved on meanwhile: the caller's retry finds the new one
+            self._on_failure(self)
+            raise Unavailable("the room's coordinator moved; try again") from None
 
     async def join(self, nickname: object) -> JoinResult:
         reply = await self._call("join", nickname=nickname)

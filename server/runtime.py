@@ -105,6 +105,8 @@ class Runtime:
         """The base URL of a live worker (cached: a worker keeps its URL for life; a dead one answers None)."""
         if worker_id == self.cluster.worker_id:
             return self.cluster.url
+        if not self.registry.is_live(worker_id):
+            return None
         url = self._worker_urls.get(worker_id)
         if url is None:
             worker = await self.cluster.worker(worker_id)

@@ -1,0 +1,121 @@
+"""The host sockets of a room's coordinator: commands in, every room event (with the answers) out.
+
+Runs inside the coordinator's task, like the `AnswerDesk` inside a shard's. The host's commands go through the
+coordinator's own `command`/`kick` calls, so a command over the socket and the same command over HTTP are one path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from quizroom.rooms.actor import ActorLimits
+from quizroom.rooms.clock import Clock
+from quizroom.rooms.errors import BadMessage, QuizroomError, RateLimited, TooBig, UnknownType
+from quizroom.rooms.ratelimit import TokenBucket
+from quizroom.rooms.sessions import CLOSE_RATE_ABUSE, CLOSE_TOO_BIG, Connection, Session, encode
+from quizroom.rooms.telemetry import Telemetry
+
+COMMANDS = ("start", "close", "next", "end", "lock", "unlock")
+
+
+class HostDesk:
+    def __init__(
+        self,
+        clock: Clock,
+        limits: ActorLimits,
+        telemetry: Telemetry,
+        *,
+        post: Callable[[Callable[[], None]], None],
+        command: Callable[[str], Awaitable[dict[str, Any]]],
+        kick: Callable[[str], Awaitable[None]],
+        state: Callable[[], dict[str, Any]],
+    ) -> None:
+        """`post` runs a job in the coordinator; `state` is the room's snapshot, as sent after a kick."""
+        self.clock = clock
+        self.limits = limits
+        self.telemetry = telemetry
+        self.hosts: set[Session] = set()
+        self._post = post
+        self._command = command
+        self._kick = kick
+        self._state = state
+
+    def add(self, conn: Connection, welcome: dict[str, Any]) -> Session:
+        session = Session(conn, TokenBucket(self.limits.rate_per_s, self.limits.rate_burst, self.clock.monotonic()))
+        self.hosts.add(session)
+        conn.send(encode(welcome))
+        return session
+
+    def remove(self, session: Session) -> None:
+        session.open = False
+        self.hosts.discard(session)
+
+    def close_all(self, code: int) -> None:
+        for session in list(self.hosts):
+            if session.open:
+                session.open = False
+                session.conn.close(code)
+        self.hosts.clear()
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        if self.hosts:
+            frame = encode(message)
+            for session in self.hosts:
+                session.conn.send(frame)
+
+    def on_message(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
+        if not session.open:
+            return
+        if isinstance(message, TooBig):
+            self._error(session, message)
+            session.open = False
+            session.conn.close(CLOSE_TOO_BIG)
+            return
+        if not session.bucket.allow(self.clock.monotonic()):
+            session.strikes += 1
+            self.telemetry.rate_limited()
+            if session.strikes > self.limits.abuse_strikes:
+                session.open = False
+                session.conn.close(CLOSE_RATE_ABUSE)
+            else:
+                self._error(session, RateLimited("slow down: too many messages"))
+            return
+        session.strikes = 0
+        if isinstance(message, QuizroomError):
+            self._error(session, message)
+            return
+        kind = message.get("type")
+        try:
+            if kind == "ping":
+                session.conn.send(encode({"type": "pong", "t": message.get("t"), "now_ms": self.clock.wall_ms()}))
+            elif kind == "kick":
+                player_id = message.get("player_id")
+                if not isinstance(player_id, str):
+                    raise BadMessage("kick needs a `player_id`")
+                asyncio.ensure_future(self._kick(player_id)).add_done_callback(lambda t: self._reply(session, t))
+            elif kind in COMMANDS:
+                commanded = asyncio.ensure_future(self._command(str(kind)))
+                commanded.add_done_callback(lambda t: self._reply(session, t))
+            elif kind == "hello":
+                raise BadMessage("already said hello")
+            elif not isinstance(kind, str):
+                raise BadMessage("a message needs a string `type`")
+            else:
+                raise UnknownType(f"unknown message type {kind!r}")
+        except QuizroomError as exc:
+            self._error(session, exc)
+
+    def _reply(self, session: Session, task: asyncio.Future[Any]) -> None:
+        """Commands already sent their `state` to every host socket; a kick answers its sender with one."""
+        exc = task.exception()
+        if isinstance(exc, QuizroomError):
+            self._post(lambda: self._error(session, exc))
+        elif exc is None and task.result() is None:
+            self._post(lambda: session.conn.send(encode({"type": "state", **self._state()})))
+
+    def _error(self, session: Session, exc: QuizroomError) -> None:
+        self.telemetry.error(exc.code)
+        if session.open:
+            session.conn.send(encode({"type": "error", "code": exc.code, "message": exc.message}))

@@ -1,0 +1,83 @@
+"""Rooms from storage: a coordinator's state, a shard's state, the results document.
+
+Everything here is a read followed by `RoomState.restore`, the same replay whether the room is resumed after a
+crash, taken over from a dead worker, or a shard is placed again. Scores are recomputed from stored answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from quizroom.rooms import wire
+from quizroom.rooms.clock import Clock
+from quizroom.rooms.links import Finish
+from quizroom.rooms.quiz import Quiz
+from quizroom.rooms.scoring import Ranking
+from quizroom.rooms.state import Answer, Phase, Player, RoomLimits, RoomState
+from quizroom.rooms.views import top_entries
+from quizroom.storage.base import Storage
+from quizroom.storage.records import AnswerRow, PlayerRow, RoomRow
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedShard:
+    state: RoomState
+    revoked: set[str]  # kicked players' token hashes: their hello gets 4403, not 4401
+    final: Finish | None  # the podium, when the room has finished
+
+
+def player_of(row: PlayerRow) -> Player:
+    return Player(row.player_id, row.nickname, row.nickname_key, row.token_hash, row.joined_at_ms)
+
+
+def answer_of(row: AnswerRow) -> Answer:
+    return Answer(
+        row.player_id, row.question, row.choices, row.correct, row.points, row.response_ms, row.received_at_ms
+    )
+
+
+def restore(
+    row: RoomRow, quiz: Quiz, players: list[Player], answers: list[Answer], limits: RoomLimits, clock: Clock
+) -> RoomState:
+    state = RoomState(room_id=row.room_id, pin=row.pin, quiz=quiz, host_token_hash=row.host_token_hash, limits=limits)
+    state.restore(
+        phase=Phase(row.phase),
+        question_index=row.question_index,
+        opened_at_ms=row.opened_at_ms,
+        locked=row.locked,
+        seq=row.seq,
+        players=players,
+        answers=answers,
+        mono=clock.monotonic(),
+        wall_ms=clock.wall_ms(),
+    )
+    return state
+
+
+async def load_shard(
+    storage: Storage, row: RoomRow, quiz: Quiz, shard: int, limits: RoomLimits, clock: Clock
+) -> LoadedShard:
+    """A shard's players, their answers, and the whole room's ranking as of the last reveal."""
+    player_rows = await storage.load_players(row.room_id, shard)
+    answers = [answer_of(a) for a in await storage.load_answers(row.room_id, shard)]
+    state = restore(row, quiz, [player_of(p) for p in player_rows if not p.kicked], answers, limits, clock)
+    final: Finish | None = None
+    if row.question_index is not None:
+        phase = Phase(row.phase)
+        through = row.question_index - 1 if phase is Phase.QUESTION else row.question_index
+        top = wire.PODIUM_N if phase is Phase.FINISHED else 0
+        view = await storage.room_view(row.room_id, question=None, choices=0, through=through, top=top)
+        state.ranking = Ranking(view.histogram)
+        if phase is Phase.FINISHED:
+            final = Finish(row.seq, top_entries(view), None)
+    return LoadedShard(state, {p.token_hash for p in player_rows if p.kicked}, final)
+
+
+async def results_document(
+    storage: Storage, row: RoomRow, quiz: Quiz, limits: RoomLimits, clock: Clock
+) -> dict[str, Any]:
+    """`GET …/results`: every stored answer exactly once, read from storage (any worker can answer it)."""
+    players = [player_of(p) for p in await storage.load_players(row.room_id) if not p.kicked]
+    answers = [answer_of(a) for a in await storage.load_answers(row.room_id)]
+    return wire.results_document(restore(row, quiz, players, answers, limits, clock))
