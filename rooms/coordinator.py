@@ -224,8 +224,11 @@ class Coordinator:
                 self.feed.mark(players=True)
                 future.set_result(JoinResult(player.player_id, token, nickname, home.link.worker_id))
 
-            both = asyncio.gather(committed, placed, return_exceptions=True)
-            both.add_done_callback(lambda _: self.post(on_commit))
+            if placed.done():  # the common case: no gather (a join storm makes thousands of these)
+                committed.add_done_callback(lambda _: self.post(on_commit))
+            else:
+                both = asyncio.gather(committed, placed, return_exceptions=True)
+                both.add_done_callback(lambda _: self.post(on_commit))
 
         return await self._inbox.ask(job)
 

@@ -130,6 +130,13 @@ class Phone:
                 self.arrived.clear()
                 await self.arrived.wait()
 
+    async def expect_close(self, timeout: float = WAIT) -> int:
+        async with asyncio.timeout(timeout):
+            while self.closed is None:
+                self.arrived.clear()
+                await self.arrived.wait()
+        return self.closed
+
     async def close(self) -> None:
         if self.ws is not None:
             await self.ws.close()
@@ -346,4 +353,98 @@ async def test_in_one_process_a_big_room_is_split_into_shards(tmp_path: Path, pg
                 assert board["answered"] == 13 and board["players"] == 13
                 await gather_limited([p.close() for p in phones])
         finally:
+            server.kill()
+
+
+async def test_across_workers_kicks_hosts_and_misdirected_sockets(tmp_path: Path, pg_url: str) -> None:
+    """The remote paths beside the game: a kick reaches a shard on another worker, a host socket must reach the
+    coordinator's worker (4421 elsewhere), a player socket on the wrong worker gets 4421 and resume points right."""
+    servers = await start_workers(pg_url, tmp_path, 2, "--players-per-shard", "3")
+    try:
+        home, other = servers
+        async with httpx.AsyncClient(base_url=other.url, timeout=30.0) as http:  # HTTP through the other worker
+            created = (await http.post(f"{home.url}/api/rooms", json={"quiz": quiz(1, time_limit_ms=60_000)})).json()
+            pin, headers = created["pin"], {"Authorization": f"Bearer {created['host_token']}"}
+            phones = [Phone(http, pin, f"x{i}") for i in range(6)]
+            for phone in phones:  # in order: three to a shard, so two shards, one per worker
+                await phone.join()
+            await gather_limited([p.connect() for p in phones])
+            remote = [p for p in phones if f":{other.port}/" in p.ws_url]
+            local = [p for p in phones if f":{home.port}/" in p.ws_url]
+            assert len(remote) == 3 and len(local) == 3
+
+            state = (await http.get(f"/api/rooms/{pin}", headers=headers)).json()  # answered by the coordinator
+            assert state["players"] == 6 and state["shards"] == 2
+            assert state["host_ws_url"] == created["host_ws_url"] and f":{home.port}/" in state["host_ws_url"]
+            wrong_host = f"ws://127.0.0.1:{other.port}/ws/host/{pin}"
+            async with connect(wrong_host) as ws:
+                await ws.send(orjson.dumps({"type": "hello", "token": created["host_token"]}).decode())
+                with pytest.raises(ConnectionClosed) as closed:
+                    await ws.recv()
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 4421
+
+            misdirected = Phone(http, pin, "x0")
+            misdirected.token, misdirected.player_id = remote[0].token, remote[0].player_id
+            misdirected.ws_url = remote[0].ws_url.replace(f":{other.port}/", f":{home.port}/")
+            welcome = await misdirected.connect()  # 4421, resume, the right worker: welcomed there
+            assert welcome["player_id"] == remote[0].player_id and misdirected.ws_url == remote[0].ws_url
+            assert await remote[0].expect_close() == 4409  # replaced by the newer socket
+            await misdirected.close()
+
+            victim = remote[1]
+            response = await http.delete(f"/api/rooms/{pin}/players/{victim.player_id}", headers=headers)
+            assert response.status_code == 204
+            assert await victim.expect_close() == 4403
+            resumed = await http.post(f"/api/rooms/{pin}/resume", headers={"Authorization": f"Bearer {victim.token}"})
+            assert resumed.status_code == 403
+            assert (await http.post(f"/api/rooms/{pin}/lock", headers=headers)).json()["locked"] is True
+            refused = await http.post(f"/api/rooms/{pin}/players", json={"nickname": "late"})
+            assert refused.status_code == 423
+            state = (await http.get(f"/api/rooms/{pin}", headers=headers)).json()
+            assert state["players"] == 5
+            await gather_limited([p.close() for p in phones])
+    finally:
+        for server in servers:
+            server.kill()
+
+
+async def test_a_paused_coordinator_steps_down_when_its_lease_was_taken(tmp_path: Path, pg_url: str) -> None:
+    """SIGSTOP the coordinator's worker past the TTL: another worker takes the room over; on SIGCONT the old one
+    finds its lease gone at its next heartbeat and stops coordinating, so there are never two coordinators."""
+    servers = await start_workers(pg_url, tmp_path, 2, "--cluster-ttl-s", "1", "--cluster-heartbeat-s", "0.25")
+    first, second = servers
+    assert first.proc is not None
+    try:
+        async with httpx.AsyncClient(timeout=30.0) as http:
+            created = (await http.post(f"{first.url}/api/rooms", json={"quiz": quiz(2, time_limit_ms=60_000)})).json()
+            pin, headers = created["pin"], {"Authorization": f"Bearer {created['host_token']}"}
+            assert (
+                await http.post(f"{first.url}/api/rooms/{pin}/players", json={"nickname": "ann"})
+            ).status_code == 201
+            first.proc.send_signal(signal.SIGSTOP)
+            try:
+                deadline = time.monotonic() + 20
+
+                async def taken_over() -> bool:
+                    response = await http.get(f"{second.url}/api/rooms/{pin}", headers=headers, timeout=3.0)
+                    return response.status_code == 200
+
+                await wait_until(taken_over, deadline, "the second worker to take the room over")
+                started = await http.post(f"{second.url}/api/rooms/{pin}/start", headers=headers)
+                assert started.status_code == 200 and started.json()["phase"] == "question"
+            finally:
+                first.proc.send_signal(signal.SIGCONT)
+
+            async def stepped_down() -> bool:
+                return "lease_lost" in first.log_path.read_text()
+
+            await wait_until(stepped_down, time.monotonic() + 20, "the paused worker to step down")
+            state = (await http.get(f"{first.url}/api/rooms/{pin}", headers=headers)).json()  # forwarded
+            assert state["phase"] == "question" and state["players"] == 1
+            closed = await http.post(f"{first.url}/api/rooms/{pin}/close", headers=headers)
+            assert closed.status_code == 200 and closed.json()["phase"] == "reveal"
+            again = await http.post(f"{second.url}/api/rooms/{pin}/close", headers=headers)
+            assert again.status_code == 409  # one coordinator: the close happened once
+    finally:
+        for server in servers:
             server.kill()
