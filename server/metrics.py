@@ -198,6 +198,11 @@ class RuntimeCollector(Collector):
             "WebSocket handshakes refused by the per-address or server-wide limits (429/503)",
             value=counters.refused_admission,
         )
+        yield CounterMetricFamily(
+            "quizroom_sockets_direct_intake",
+            "sockets whose messages go from uvicorn's protocol straight to the room (no per-message task switch)",
+            value=counters.direct_intake,
+        )
         yield CounterMetricFamily("quizroom_joins", "players joined", value=counters.joins)
         yield CounterMetricFamily("quizroom_commits", "successful group commits", value=stats.commits)
         yield CounterMetricFamily("quizroom_committed_rows", "rows made durable", value=stats.rows)

@@ -33,6 +33,7 @@ class Counters:
     joins: int = 0
     refused_origin: int = 0
     refused_admission: int = 0  # per-address or server-wide limits (429/503 before the upgrade)
+    direct_intake: int = 0  # sockets whose messages go straight from uvicorn's protocol to the room
     no_sockets: asyncio.Event = field(default_factory=asyncio.Event)
 
     def socket_opened(self) -> None:

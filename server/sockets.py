@@ -120,6 +120,10 @@ class SocketConn:
         self.closing = False
         self.max_queue = max_queue
 
+    @property
+    def direct(self) -> WebSocketsSansIOProtocol | None:
+        return self._direct
+
     def send(self, frame: Frame) -> None:
         if self.closing:
             return
@@ -188,6 +192,56 @@ class SocketConn:
         if self._drainer is not None and not self._drainer.done():
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._drainer, timeout=timeout_s)
+
+
+class DirectIntake:
+    """Stands in for uvicorn's per-socket receive queue once the socket belongs to a room.
+
+    uvicorn puts each inbound message on an `asyncio.Queue`, pauses reading, and waits for the app's task to take
+    it and resume reading: one task switch and two event-loop registrations per message. During an answer burst
+    that is most of what the loop does. Here the message is decoded and handed to the room (a closure posted into
+    its inbox) inside `data_received` itself; only the end of the socket still wakes the endpoint's task. Flooding
+    is the room's token bucket's to refuse (429, then 4429), as before.
+    """
+
+    __slots__ = ("_deliver", "_ended")
+
+    def __init__(self, deliver: Callable[[Message], None]) -> None:
+        self._deliver = deliver
+        self._ended: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+
+    def put_nowait(self, event: Message) -> None:
+        if event["type"] == "websocket.receive":
+            try:
+                self._deliver(event)
+            except Exception:  # never into uvicorn's data_received: that would drop the connection uncleanly
+                log.exception("intake_failed")
+        elif not self._ended.done():
+            self._ended.set_result(event)
+
+    def empty(self) -> bool:
+        return True
+
+    def qsize(self) -> int:
+        return 0
+
+    async def get(self) -> Message:
+        return await self._ended
+
+
+def take_intake(protocol: WebSocketsSansIOProtocol, deliver: Callable[[Message], None]) -> bool:
+    """Switch a socket to `DirectIntake`, first handing over what uvicorn queued meanwhile. False: not possible."""
+    queue = getattr(protocol, "queue", None)
+    if not isinstance(queue, asyncio.Queue) or not hasattr(protocol, "read_paused"):
+        return False  # another uvicorn layout than the one this was written against: stay on ASGI `receive`
+    intake = DirectIntake(deliver)
+    while not queue.empty():
+        intake.put_nowait(queue.get_nowait())
+    protocol.queue = intake  # type: ignore[assignment]
+    if protocol.read_paused:
+        protocol.transport.resume_reading()
+    protocol.read_paused = True  # uvicorn pauses reading after a message unless this says it already has
+    return True
 
 
 def decode(message: Message, max_bytes: int) -> dict[str, Any] | QuizroomError:
@@ -280,6 +334,10 @@ class _Endpoint(abc.ABC):
                 return
             max_bytes = settings.max_message_bytes
             deliver = actor.deliver
+            attached = session
+            direct = conn.direct
+            if direct is not None and take_intake(direct, lambda m: deliver(attached, decode(m, max_bytes))):
+                runtime.counters.direct_intake += 1
             while True:
                 message = await receive()
                 if message["type"] != "websocket.receive":

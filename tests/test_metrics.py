@@ -69,7 +69,9 @@ async def test_a_game_moves_the_counters_and_histograms(start_server: Any, sqlit
         assert value(found, "quizroom_sockets_accepted_total") >= 2
         assert value(found, "quizroom_sockets_open") == 2
         assert value(found, "quizroom_players_connected") == 2
+        assert value(found, "quizroom_sockets_direct_intake_total") == 2  # both took the fast intake
         assert value(found, "quizroom_rooms") == 1
+        assert value(found, "quizroom_shards") == 1
         assert value(found, "quizroom_commit_failures_total") == 0
         assert value(found, "quizroom_storage_healthy") == 1
         assert value(found, "quizroom_answer_ack_seconds_count") == 2
