@@ -71,6 +71,9 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         loop="uvloop",
         lifespan="on",
         ws_max_size=max(65_536, 16 * settings.max_message_bytes),
+        # No permessage-deflate: our frames are a few hundred bytes, compressing them costs a deflate per recipient
+        # per broadcast, and an uncompressed frame is the same bytes for everyone (the direct write path needs it).
+        ws_per_message_deflate=False,
         ws_ping_interval=settings.heartbeat_interval_s,
         ws_ping_timeout=settings.heartbeat_timeout_s,
         log_level=settings.log_level.lower() if settings.log_level.lower() != "info" else "warning",

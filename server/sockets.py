@@ -120,10 +120,6 @@ class SocketConn:
         self.closing = False
         self.max_queue = max_queue
 
-    @property
-    def direct(self) -> WebSocketsSansIOProtocol | None:
-        return self._direct
-
     def send(self, frame: Frame) -> None:
         if self.closing:
             return
@@ -335,8 +331,10 @@ class _Endpoint(abc.ABC):
             max_bytes = settings.max_message_bytes
             deliver = actor.deliver
             attached = session
-            direct = conn.direct
-            if direct is not None and take_intake(direct, lambda m: deliver(attached, decode(m, max_bytes))):
+            protocol = getattr(send, "__self__", None)  # uvicorn's, whatever extensions the socket negotiated
+            if isinstance(protocol, WebSocketsSansIOProtocol) and take_intake(
+                protocol, lambda m: deliver(attached, decode(m, max_bytes))
+            ):
                 runtime.counters.direct_intake += 1
             while True:
                 message = await receive()

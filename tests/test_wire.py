@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
+import orjson
 import pytest
+from websockets.asyncio.client import connect
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 from quizroom.rooms.sessions import Frame as OutFrame
 from quizroom.server.sockets import wire_bytes
+from quizroom.tests.gameclient import Host, quiz
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65_535, 65_536, 200_000])
@@ -29,3 +35,16 @@ def test_wire_bytes_is_a_valid_unmasked_text_frame(size: int) -> None:
         raise AssertionError("incomplete frame")
     assert parsed.opcode is Opcode.TEXT and parsed.fin
     assert parsed.data.decode() == text
+
+
+async def test_the_server_declines_compression_so_frames_stay_shared(start_server: Any, sqlite_url: str) -> None:
+    """Browsers and the websockets client offer permessage-deflate; accepting it would cost a deflate per recipient
+    per broadcast and turn the direct write path off. The server answers without the extension."""
+    server = start_server(sqlite_url)
+    async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as http:
+        host = await Host.open(http, quiz(1))
+        player = await host.join("Ann")
+        async with connect(player.joined["ws_url"], compression="deflate") as ws:
+            assert ws.response is not None and "Sec-WebSocket-Extensions" not in ws.response.headers
+            await ws.send(orjson.dumps({"type": "hello", "token": player.token}).decode())
+            assert orjson.loads(await ws.recv())["type"] == "welcome"
