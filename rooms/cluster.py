@@ -16,6 +16,7 @@ from quizroom.storage.records import ShardRow, WorkerRow
 class Cluster(Protocol):
     worker_id: str
     url: str
+    ttl_s: float  # a worker silent this long is presumed dead (and its rooms and shards move)
 
     async def heartbeat(self, load: int) -> set[str]:
         """Prove this worker alive; returns the room_ids whose coordinator lease it still holds."""
@@ -48,6 +49,7 @@ class SoloCluster:
     def __init__(self, worker_id: str = "solo", url: str = "") -> None:
         self.worker_id = worker_id
         self.url = url
+        self.ttl_s = float("inf")
         self._placed: dict[tuple[str, int], str] = {}
 
     async def heartbeat(self, load: int) -> set[str]:

@@ -5,10 +5,11 @@ uniqueness, capacity, which shard a player goes to), kicks, the host sockets and
 (counts, leaderboard, ranks, podium). Players' sockets and answers belong to the shards (`quizroom.rooms.actor`),
 reached through links (`quizroom.rooms.links`) that are local in one process and `NOTIFY` messages across workers.
 
-The output gate holds as before sharding: the room's new phase is stored before any shard hears of it, and a
-reveal waits until every live shard reports its answers to the question durable. The merged view is then a query
-(`Storage.room_view`): scores are sums of stored answers, so what a dead shard acknowledged is counted and nothing
-it did not is. See docs/scaling.md.
+The output gate holds as before sharding: a question, a reveal or the end is stored before any shard hears of it,
+and a reveal waits until every live shard reports its answers to the question durable. (A close goes out first, so
+that every shard stops taking answers at once; the reveal that follows it is what gets stored.) The merged view is
+then a query (`Storage.room_view`): scores are sums of stored answers, so what a dead shard acknowledged is counted
+and nothing it did not is. See docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -178,6 +179,12 @@ class Coordinator:
                 home.link.close_question(self._closing[0])
 
         self.post(job)
+
+    def announce_all(self) -> None:
+        """Every shard hears who coordinates it and the open question again (events may have been lost)."""
+        for home in self.homes.values():
+            home.link.announce(self.placement.worker_id)
+            self._apply_phase(home)
 
     def _gated(self, job: Callable[[], None]) -> None:
         """Run a command now, or after the transition in flight (a close waiting on shards, a broadcast)."""
@@ -419,11 +426,6 @@ class Coordinator:
         closing[1].discard(shard)
         if not closing[1]:
             closing[2]()
-
-    def shard_lost(self, shard: int) -> None:
-        """The shard's worker died: a reveal waiting on it goes ahead (what it acked is stored)."""
-        if self._closing is not None:
-            self.on_closed(shard, self._closing[0])
 
     def _close_overdue(self, index: int) -> None:
         closing = self._closing

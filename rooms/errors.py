@@ -135,8 +135,12 @@ class Moved(QuizroomError):
 def error_for(code: str, message: str, status: int) -> QuizroomError:
     """Rebuild a refusal that crossed the cluster (a coordinator's answer to another worker's request)."""
     for kind in _all_kinds(QuizroomError):
-        if kind.code == code:
-            return kind(message)
+        if kind.code == code and kind.status == status:
+            rebuilt = kind.__new__(kind)  # not kind(message): InvalidInput's would prefix its field a second time
+            QuizroomError.__init__(rebuilt, message)
+            if isinstance(rebuilt, InvalidInput):
+                rebuilt.field = ""  # already in the message
+            return rebuilt
     error = QuizroomError(message)
     error.code = code
     error.status = status

@@ -34,7 +34,7 @@ from quizroom.rooms.loading import load_shard, player_of, restore, results_docum
 from quizroom.rooms.mailroom import Mailroom
 from quizroom.rooms.quiz import Quiz, parse_quiz
 from quizroom.rooms.remote import RemoteRoom, RpcClient
-from quizroom.rooms.sessions import hash_token
+from quizroom.rooms.sessions import CLOSE_MOVED, hash_token
 from quizroom.rooms.shards import ShardHome
 from quizroom.rooms.state import Phase, Player, RoomState
 from quizroom.rooms.telemetry import NullTelemetry, Telemetry
@@ -85,6 +85,7 @@ class RoomRegistry:
         self.mailroom = Mailroom(self)
         self._tasks: list[asyncio.Task[None]] = []
         self._live: set[str] | None = None  # live workers as of the last tick (None: not known yet)
+        self._last_beat: float | None = None  # monotonic time of the last heartbeat that reached the database
         self.rpc = RpcClient(self.worker_id, self.send)
 
     def __len__(self) -> int:
@@ -405,6 +406,11 @@ class RoomRegistry:
             return
         load = sum(len(actor.sessions) for actor in self.shard_actors())
         renewed = await self.cluster.heartbeat(load)
+        now = self.clock.monotonic()
+        away = self._last_beat is not None and now - self._last_beat > self.cluster.ttl_s
+        self._last_beat = now
+        if away:  # presumed dead meanwhile (a pause, a database outage): our shards may live elsewhere now
+            await self._release_moved_shards()
         self._live = {w.worker_id for w in await self.cluster.live_workers()}
         self.rpc.fail_dead(self._live)
         for pin, coordinator in list(self._rooms.items()):
@@ -428,6 +434,27 @@ class RoomRegistry:
                 home.size = old.size if old is not None else 0
                 log.warning("shard_moved", pin=coordinator.state.pin, shard=placed.shard, to=worker)
                 coordinator.adopt(home)
+
+    async def _release_moved_shards(self) -> None:
+        """Stop shards here that were placed on another worker while this one was presumed dead; their sockets
+        get 4421 and their clients resume to the shard's new home. Two live copies of a shard would each take
+        answers and only one would hear the coordinator."""
+        for pin, held in list(self._shards.items()):
+            for shard, actor in list(held.items()):
+                room_id = actor.state.room_id
+                placed = {s.shard: s.worker_id for s in await self.cluster.shards(room_id)}
+                holder = placed.get(shard)
+                if holder is not None and holder != self.worker_id and actor.state.phase is not Phase.FINISHED:
+                    log.warning("shard_released", pin=pin, shard=shard, holder=holder)
+                    del held[shard]
+                    await actor.stop(CLOSE_MOVED)
+
+    def resync(self) -> None:
+        """After the listening connection was lost (messages meanwhile are gone): each side says where it stands."""
+        for coordinator in self._rooms.values():
+            coordinator.post(coordinator.announce_all)
+        for actor in self.shard_actors():
+            actor.post(actor.report)
 
     # --- eviction and shutdown --------------------------------------------------------------------------------
 

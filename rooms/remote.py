@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from quizroom.rooms.coordinator import JoinResult, Whereabouts
-from quizroom.rooms.errors import Moved, QuizroomError, Unavailable, error_for
+from quizroom.rooms.errors import BadNickname, InvalidInput, Moved, QuizroomError, Unavailable, error_for
 from quizroom.rooms.links import Send
 from quizroom.rooms.sessions import hash_token
 from quizroom.rooms.state import Phase
@@ -22,6 +22,7 @@ from quizroom.storage.base import Storage
 from quizroom.storage.records import RoomRow
 
 RPC_TIMEOUT_S = 10.0
+MAX_FORWARDED_NICKNAME = 1_000  # far above any valid nickname, far below a NOTIFY payload
 
 
 class RpcClient:
@@ -37,7 +38,10 @@ class RpcClient:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[call_id] = (worker_id, future)
         try:
-            self._send(worker_id, {"kind": "rpc", "id": call_id, "pin": pin, "op": op, "args": args})
+            try:
+                self._send(worker_id, {"kind": "rpc", "id": call_id, "pin": pin, "op": op, "args": args})
+            except ValueError:  # over a NOTIFY payload: no valid request is that big
+                raise InvalidInput("", "the request is too large") from None
             async with asyncio.timeout(RPC_TIMEOUT_S):
                 return await future
         except TimeoutError:
@@ -134,6 +138,8 @@ class RemoteRoom:
             raise Unavailable("the room's coordinator moved; try again") from None
 
     async def join(self, nickname: object) -> JoinResult:
+        if isinstance(nickname, str) and len(nickname) > MAX_FORWARDED_NICKNAME:
+            raise BadNickname("a nickname has at most 24 characters")  # what the coordinator would say
         reply = await self._call("join", nickname=nickname)
         return JoinResult(reply["player_id"], reply["token"], reply["nickname"], reply["worker_id"])
 

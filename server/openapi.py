@@ -110,15 +110,32 @@ ROOM_STATE_FIELDS: dict[str, Schema] = {
     "deadline_ms": {"type": ["integer", "null"], "description": "epoch ms; null outside a question"},
 }
 
+SHARDS = {**COUNT, "description": "extension: the room's shards, wherever they are (0 before the first join)"}
+
+ROOM_STATE = obj({**ROOM_STATE_FIELDS, "shards": SHARDS}, list(ROOM_STATE_FIELDS))
+
+LOCAL_STATS = {
+    "sockets_connected": {**COUNT, "description": "player sockets on this worker's shards of the room"},
+    "hosts_connected": {**COUNT, "description": "host sockets"},
+    "answers_accepted": {**COUNT, "description": "answers accepted by this worker's shards since they were loaded"},
+    "answers_duplicate": {"type": ["integer", "null"], "minimum": 0},
+    "last_broadcast_ms": {"type": ["number", "null"], "minimum": 0},
+}
+
 ROOM_STATS = obj(
     {
-        "sockets_connected": COUNT,
-        "hosts_connected": COUNT,
-        "answers_accepted": {**COUNT, "description": "answers stored for this room, all questions"},
-        "answers_duplicate": {"type": ["integer", "null"], "minimum": 0},
-        "last_broadcast_ms": {"type": ["number", "null"], "minimum": 0},
+        **LOCAL_STATS,
+        "shards": SHARDS,
+        "shards_here": {**COUNT, "description": "the room's shards held by this worker"},
     },
-    description="Extension: this room's sockets and answers (no per-player data).",
+    list(LOCAL_STATS),
+    description="Extension: the room's sockets and answers as the worker that coordinates it counts them "
+    "(no per-player data). With one process every shard is here.",
+)
+
+REMOTE_ROOM_STATS = obj(
+    {"coordinator": {"type": "string", "description": "the id of the worker that coordinates the room"}},
+    description="Extension (several workers): the worker that answered does not coordinate the room.",
 )
 
 ENTRY = obj({"rank": {"type": "integer", "minimum": 1}, "nickname": {"type": "string"}, "score": COUNT})
@@ -167,7 +184,12 @@ def components() -> Schema:
                 "scheme": "bearer",
                 "description": "the room's host token; the admin token (when configured) is accepted wherever the "
                 "host token is, and is required to create quizzes and rooms",
-            }
+            },
+            "player": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "a player's token (from the join)",
+            },
         },
         "schemas": {
             "Error": obj(
@@ -185,9 +207,20 @@ def components() -> Schema:
             "Question": QUESTION,
             "Quiz": QUIZ,
             "StoredQuiz": {"allOf": [ref("Quiz"), obj({"quiz_id": {"type": "string"}})]},
-            "RoomState": obj(ROOM_STATE_FIELDS),
-            "RoomStateWithStats": obj({**ROOM_STATE_FIELDS, "stats": ref("RoomStats")}),
+            "RoomState": ROOM_STATE,
+            "RoomStateWithStats": obj(
+                {
+                    **ROOM_STATE["properties"],
+                    "host_ws_url": {
+                        "type": "string",
+                        "description": "extension: where the host socket must connect now",
+                    },
+                    "stats": {"oneOf": [ref("RoomStats"), ref("RemoteRoomStats")]},
+                },
+                [*ROOM_STATE["required"], "stats"],
+            ),
             "RoomStats": ROOM_STATS,
+            "RemoteRoomStats": REMOTE_ROOM_STATS,
             "LeaderboardEntry": ENTRY,
             "Results": RESULTS,
         },
@@ -196,6 +229,9 @@ def components() -> Schema:
 
 ADMIN: list[dict[str, list[str]]] = [{}, {"bearer": []}]  # open unless the server has an admin token
 HOST: list[dict[str, list[str]]] = [{"bearer": []}]
+PLAYER: list[dict[str, list[str]]] = [{"player": []}]
+
+MOVED = "(several workers) `moved`: forwarded to a worker that no longer coordinates the room; retry"
 
 
 def host_command(name: str, summary: str) -> Schema:
@@ -211,7 +247,11 @@ def host_command(name: str, summary: str) -> Schema:
                 "401": error("missing or wrong host token"),
                 "404": error("no room with this PIN"),
                 "409": error("`bad_phase`: the command does not fit the room's phase"),
-                "503": error("storage could not make the change durable in time; nothing was done"),
+                "421": error(MOVED),
+                "503": error(
+                    "storage could not make the change durable in time (nothing was done), or the room's coordinator "
+                    "is being taken over"
+                ),
             },
         }
     }
@@ -220,6 +260,8 @@ def host_command(name: str, summary: str) -> Schema:
 def paths() -> Schema:
     unauthorized = error("an admin token is configured and was not given")
     unavailable = error("storage is unavailable; nothing was done, retry")
+    taken_over = error("storage is unavailable, or the room's coordinator is being taken over; retry")
+    moved = error(MOVED)
     not_found = error("no room with this PIN")
     host_errors = {"401": error("missing or wrong host token"), "404": not_found}
     result: Schema = {
@@ -302,7 +344,8 @@ def paths() -> Schema:
                 "responses": {
                     "200": json_body(ref("RoomStateWithStats"), "the state"),
                     **host_errors,
-                    "503": unavailable,
+                    "421": moved,
+                    "503": taken_over,
                 },
             }
         },
@@ -344,8 +387,9 @@ def paths() -> Schema:
                     "404": not_found,
                     "409": error("`nickname_taken`"),
                     "422": error("`bad_nickname`"),
+                    "421": moved,
                     "423": error("`room_locked`, `room_full` or `room_finished`"),
-                    "503": unavailable,
+                    "503": taken_over,
                 },
             }
         },
@@ -360,7 +404,31 @@ def paths() -> Schema:
                     "204": {"description": "kicked"},
                     "401": host_errors["401"],
                     "404": error("no such room or player"),
-                    "503": unavailable,
+                    "421": moved,
+                    "503": taken_over,
+                },
+            }
+        },
+        "/api/rooms/{pin}/resume": {
+            "post": {
+                "operationId": "resume",
+                "summary": "Extension: where a player's socket must connect now (their shard may have moved)",
+                "tags": ["players"],
+                "security": PLAYER,
+                "parameters": [PIN],
+                "responses": {
+                    "200": json_body(
+                        obj({"player_id": {"type": "string"}, "ws_url": {"type": "string"}}),
+                        "connect to `ws_url` and say hello with the same token",
+                    ),
+                    "401": error("`unauthorized`: missing or unknown player token"),
+                    "403": error("`kicked`: the player was kicked"),
+                    "404": not_found,
+                    "421": moved,
+                    "503": error(
+                        "a failover is in progress (the player's shard or the room's coordinator is being "
+                        "taken over), or storage is unavailable; retry with backoff"
+                    ),
                 },
             }
         },
@@ -417,7 +485,18 @@ def paths() -> Schema:
                 "operationId": "healthz",
                 "summary": "The process is alive",
                 "tags": ["operations"],
-                "responses": {"200": json_body(obj({"status": {"type": "string", "enum": ["ok"]}}), "alive")},
+                "responses": {
+                    "200": json_body(
+                        obj(
+                            {
+                                "status": {"type": "string", "enum": ["ok"]},
+                                "pid": {**INT, "description": "extension: the process that answered (a worker)"},
+                            },
+                            ["status"],
+                        ),
+                        "alive",
+                    )
+                },
             }
         },
         "/readyz": {

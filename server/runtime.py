@@ -84,7 +84,7 @@ class Runtime:
         cluster = await join_cluster(settings)
         registry = RoomRegistry(storage, writer, clock, limits, cluster=cluster, telemetry=metrics)
         if isinstance(cluster, PgCluster):
-            await cluster.listen(registry.on_message)
+            await cluster.listen(registry.on_message, on_reconnect=registry.resync)
             await registry.tick()  # registered and heart-beating before anyone is sent here
         await registry.resume_open_questions()
         registry.start_sweeper()
@@ -103,18 +103,19 @@ class Runtime:
         return runtime
 
     async def worker_url(self, worker_id: str) -> str | None:
-        """The base URL of a live worker (cached: a worker keeps its URL for life; a dead one answers None)."""
+        """The base URL of a live worker; None when it is dead. Cached while the last heartbeat saw it live (a
+        worker keeps its URL for life); otherwise asked of the database, which may know a worker newer than that."""
         if worker_id == self.cluster.worker_id:
             return self.cluster.url
-        if not self.registry.is_live(worker_id):
-            return None
         url = self._worker_urls.get(worker_id)
-        if url is None:
-            worker = await self.cluster.worker(worker_id)
-            if worker is None:
-                return None
-            url = self._worker_urls[worker_id] = worker.url
-        return url
+        if url is not None and self.registry.is_live(worker_id):
+            return url
+        worker = await self.cluster.worker(worker_id)
+        if worker is None:
+            self._worker_urls.pop(worker_id, None)
+            return None
+        self._worker_urls[worker_id] = worker.url
+        return worker.url
 
     async def drain(self) -> None:
         """Graceful shutdown, first half: refuse new work, close every socket with 1001, commit what is queued."""
@@ -165,4 +166,7 @@ async def join_cluster(settings: Settings) -> Cluster:
     retired = await cluster.retire_predecessors()
     if retired:
         log.info("predecessor_retired", url=url, workers=retired)
+    twins = await cluster.duplicate_urls()
+    if twins:
+        log.error("worker_url_shared", url=url, other_hosts=twins, fix="give each server its own QUIZROOM_WORKER_URL")
     return cluster

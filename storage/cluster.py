@@ -202,15 +202,22 @@ class PgCluster:
             )
 
     async def retire_predecessors(self) -> int:
-        """Declare dead every other worker registered with this worker's URL, and expire its leases now.
+        """Declare dead every other worker registered on this host with this worker's URL; expire its leases now.
 
-        Two live processes cannot serve one host:port, so a registration with our URL is a predecessor that died
-        (a crash, kill -9) and is restarting as us. Without this, its rooms would wait out the TTL before anyone
-        took them over, and a restarted single server would find its own rooms "held elsewhere" for that long.
+        Two live processes on one host cannot serve one host:port, so such a registration is a predecessor that
+        died (a crash, kill -9) and is restarting as us. Without this, its rooms would wait out the TTL before
+        anyone took them over, and a restarted single server would find its own rooms "held elsewhere" for that
+        long. The same URL from another host is a misconfiguration (`duplicate_urls` reports it), never retired.
         Returns how many were retired."""
+        if self._registration is None:
+            raise RuntimeError("register() before retire_predecessors()")
+        hostname = self._registration[1]
         async with self._connection() as conn, conn.transaction():
             rows = await conn.fetch(
-                "DELETE FROM workers WHERE url = $1 AND worker_id <> $2 RETURNING worker_id", self.url, self.worker_id
+                "DELETE FROM workers WHERE url = $1 AND hostname = $2 AND worker_id <> $3 RETURNING worker_id",
+                self.url,
+                hostname,
+                self.worker_id,
             )
             dead = [row[0] for row in rows]
             if dead:
@@ -218,6 +225,18 @@ class PgCluster:
                     "UPDATE room_leases SET expires_at = '-infinity' WHERE worker_id = ANY($1::text[])", dead
                 )
         return len(dead)
+
+    async def duplicate_urls(self) -> list[str]:
+        """Live workers on other hosts that registered this worker's URL: sockets meant for one would reach the
+        other. Each worker needs its own URL (`QUIZROOM_WORKER_URL`)."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT hostname FROM workers WHERE url = $1 AND worker_id <> $2 AND {_live('$3')}",
+                self.url,
+                self.worker_id,
+                self.ttl_s,
+            )
+        return [row[0] for row in rows]
 
     async def heartbeat(self, load: int) -> set[str]:
         """Prove this worker alive and renew every lease it holds, in one transaction, and return the room_ids
@@ -366,19 +385,6 @@ class PgCluster:
         if placed is None:  # deleted between our two statements: nothing deletes shards, so this is a bug
             raise StorageError(f"shard {shard} of room {room_id} vanished while being placed")
         return str(placed)
-
-    async def move_shard(self, room_id: str, shard: int, from_worker: str, to_worker: str) -> bool:
-        """Move a shard between workers (rebalancing, a draining worker): compare-and-set on the current holder,
-        so a move based on a stale read does nothing and returns False instead of undoing someone else's."""
-        async with self._connection() as conn:
-            status = await conn.execute(
-                "UPDATE shards SET worker_id = $4 WHERE room_id = $1 AND shard = $2 AND worker_id = $3",
-                room_id,
-                shard,
-                from_worker,
-                to_worker,
-            )
-        return status == "UPDATE 1"
 
     async def shards(self, room_id: str) -> list[ShardRow]:
         """Where each shard of a room is, by shard number, with whether its worker is live, so the coordinator

@@ -72,11 +72,13 @@ def test_dockerignore_keeps_local_state_out() -> None:
     assert {".git", ".venv", "**/*.db"} <= ignored
 
 
-def test_compose_keeps_the_standby_out_of_a_normal_start() -> None:
+def test_compose_runs_both_servers_each_reachable_at_its_own_url() -> None:
     compose = (ROOT / "deploy" / "compose.yaml").read_text()
     caddy = (ROOT / "deploy" / "Caddyfile").read_text()
     assert "quizroom-1:" in compose and "quizroom-2:" in compose and "postgres:" in compose
-    assert 'profiles: ["standby"]' in compose  # two servers must never own one database's rooms at once
+    assert "profiles:" not in compose  # both active: rooms are shared through leases (docs/scaling.md)
+    assert "/s1" in compose and "/s2" in compose and compose.count("QUIZROOM_WORKER_URL") == 2
+    assert "handle_path /s1/*" in caddy and "handle_path /s2/*" in caddy  # a shard's ws_url reaches its server
     assert "lb_policy first" in caddy and "health_uri /readyz" in caddy
     assert "stream_timeout" not in caddy.replace("Do not add a stream_timeout", "")
 

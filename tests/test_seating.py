@@ -70,3 +70,12 @@ def test_a_room_closes_early_only_when_every_shard_heard_from_says_so() -> None:
     b.summary = ShardSummary(connected=1, question=0, answered=0)
     assert not shards.everyone_answered(0)
     assert shards.counts(0) == (3, 2)
+
+
+def test_refusals_cross_the_cluster_with_their_code_status_and_message() -> None:
+    from quizroom.rooms.errors import BadNickname, InvalidInput, NicknameTaken, QuizroomError, error_for
+
+    for original in (NicknameTaken("the nickname 'a' is taken"), BadNickname("too long"), InvalidInput("x", "bad")):
+        rebuilt = error_for(original.code, original.message, original.status)
+        assert isinstance(rebuilt, QuizroomError)
+        assert (rebuilt.code, rebuilt.status, rebuilt.message) == (original.code, original.status, original.message)

@@ -410,17 +410,25 @@ async def test_across_workers_kicks_hosts_and_misdirected_sockets(tmp_path: Path
 
 async def test_a_paused_coordinator_steps_down_when_its_lease_was_taken(tmp_path: Path, pg_url: str) -> None:
     """SIGSTOP the coordinator's worker past the TTL: another worker takes the room over; on SIGCONT the old one
-    finds its lease gone at its next heartbeat and stops coordinating, so there are never two coordinators."""
-    servers = await start_workers(pg_url, tmp_path, 2, "--cluster-ttl-s", "1", "--cluster-heartbeat-s", "0.25")
+    finds its lease gone at its next heartbeat and stops coordinating, so there are never two coordinators; and its
+    shard, placed again meanwhile, lets its socket go (4421) so that the player resumes to the new home."""
+    flags = ("--cluster-ttl-s", "1", "--cluster-heartbeat-s", "0.25", "--players-per-shard", "1")
+    servers = await start_workers(pg_url, tmp_path, 2, *flags)
     first, second = servers
     assert first.proc is not None
     try:
         async with httpx.AsyncClient(timeout=30.0) as http:
             created = (await http.post(f"{first.url}/api/rooms", json={"quiz": quiz(2, time_limit_ms=60_000)})).json()
             pin, headers = created["pin"], {"Authorization": f"Bearer {created['host_token']}"}
-            assert (
-                await http.post(f"{first.url}/api/rooms/{pin}/players", json={"nickname": "ann"})
-            ).status_code == 201
+            via_first = httpx.AsyncClient(base_url=first.url, timeout=30.0)
+            phones = [Phone(via_first, pin, name) for name in ("ann", "bob")]
+            for phone in phones:
+                await phone.join()
+            await via_first.aclose()
+            for phone in phones:
+                phone.http = httpx.AsyncClient(base_url=second.url, timeout=30.0)  # the one that stays up
+            await gather_limited([p.connect() for p in phones])
+            frozen = next(p for p in phones if f":{first.port}/" in p.ws_url)  # one shard per worker
             first.proc.send_signal(signal.SIGSTOP)
             try:
                 deadline = time.monotonic() + 20
@@ -439,12 +447,21 @@ async def test_a_paused_coordinator_steps_down_when_its_lease_was_taken(tmp_path
                 return "lease_lost" in first.log_path.read_text()
 
             await wait_until(stepped_down, time.monotonic() + 20, "the paused worker to step down")
+            # Its shard was placed on the second worker meanwhile: the stale copy lets its socket go with 4421.
+            assert await frozen.expect_close() == 4421
+            await frozen.connect()
+            assert f":{second.port}/" in frozen.ws_url
             state = (await http.get(f"{first.url}/api/rooms/{pin}", headers=headers)).json()  # forwarded
-            assert state["phase"] == "question" and state["players"] == 1
+            assert state["phase"] == "question" and state["players"] == 2
             closed = await http.post(f"{first.url}/api/rooms/{pin}/close", headers=headers)
             assert closed.status_code == 200 and closed.json()["phase"] == "reveal"
             again = await http.post(f"{second.url}/api/rooms/{pin}/close", headers=headers)
             assert again.status_code == 409  # one coordinator: the close happened once
+            results = await gather_limited([p.expect("result") for p in phones])
+            assert [r["question"] for r in results] == [0, 0]
+            for phone in phones:
+                await phone.close()
+                await phone.http.aclose()
     finally:
         for server in servers:
             server.kill()
