@@ -272,7 +272,7 @@ class Coordinator:
         handler = handlers.get(name)
         if handler is None:
             raise UnknownType(f"unknown command {name!r}")
-        await self.shards.refresh()
+        # No fresh summaries first (a round trip through every local shard): a question must not wait for them.
         return await self._inbox.ask(lambda future: self._gated(lambda: self._guard(handler, future)))
 
     @staticmethod
