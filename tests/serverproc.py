@@ -20,6 +20,27 @@ def free_port() -> int:
         return port
 
 
+def free_ports(count: int) -> int:
+    """A port P such that P … P + count - 1 are all free now (`--workers N` also binds P + 1 … P + N)."""
+    for _ in range(100):
+        base = free_port()
+        if base + count > 65_535:
+            continue
+        probes: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                probes.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in probes:
+                sock.close()
+    raise RuntimeError(f"no run of {count} free ports")
+
+
 class ServerProcess:
     """`python -m quizroom.server.cli serve` with the given database and extra flags; logs go to a file."""
 

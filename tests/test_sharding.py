@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from quizroom.rooms.scoring import competition_ranks
 from quizroom.tests.conftest import create_pg_database, drop_pg_database
 from quizroom.tests.gameclient import quiz
-from quizroom.tests.serverproc import ServerProcess
+from quizroom.tests.serverproc import ServerProcess, free_ports
 
 WAIT = 60.0
 
@@ -194,7 +194,8 @@ async def play_question(phones: list[Phone], index: int) -> dict[str, dict[str, 
 async def test_three_workers_play_one_room_over_several_shards(tmp_path: Path, pg_url: str) -> None:
     """4,000 players in one room, three worker processes (`--workers 3`), three shards: a full quiz."""
     players, per_shard = 4_000, 1_500
-    supervisor = ServerProcess(pg_url, tmp_path, "--workers", "3", "--players-per-shard", str(per_shard)).start()
+    flags = ("--workers", "3", "--players-per-shard", str(per_shard))
+    supervisor = ServerProcess(pg_url, tmp_path, *flags, port=free_ports(4)).start()
     try:
         async with httpx.AsyncClient(base_url=supervisor.url, timeout=30.0) as http:
             body = quiz(3, time_limit_ms=60_000)

@@ -20,7 +20,7 @@ import pytest
 from quizroom.server.settings import Settings
 from quizroom.server.workers import check_settings, next_restart_delay, url_host, worker_url
 from quizroom.tests.conftest import create_pg_database, drop_pg_database
-from quizroom.tests.serverproc import free_port
+from quizroom.tests.serverproc import free_ports
 
 QUIZROOM = Path(sys.executable).parent / "quizroom"  # the installed console script, as an operator runs it
 SHUTDOWN_TIMEOUT_S = 2.0
@@ -36,27 +36,6 @@ def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> T:
             return value
         assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
         time.sleep(0.05)  # polling real processes, bounded by the deadline
-
-
-def free_ports(count: int) -> int:
-    """A port P such that P … P + count - 1 are all free now."""
-    for _ in range(100):
-        base = free_port()
-        if base + count > 65_535:
-            continue
-        probes: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                probes.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in probes:
-                sock.close()
-    raise RuntimeError(f"no run of {count} free ports")
 
 
 def health_pid(port: int) -> int | None:
