@@ -250,14 +250,16 @@ class RoomActor:
         return ShardSummary(state.connected_count, index, answered, state.everyone_answered())
 
     def _progress(self, *, check: bool = False) -> None:
-        """Tell the coordinator how the shard stands: at once when it may close early, else at most 10 a second."""
+        """Tell the coordinator how the shard stands: at once when it may close early, else at most 10 a second.
+
+        Cheap on purpose: it runs on every attach, detach and commit, and a summary is a pass over the shard's
+        players. Only an answer settling or a player leaving (`check`) looks at once whether everyone answered;
+        otherwise the summary is taken when the timer fires.
+        """
         if self.coordinator is None:
             return
         self._check |= check
-        summary = self._summary()
-        if summary == self._reported and not self._check:
-            return
-        if summary.all_answered and self._check:
+        if check and self.state.everyone_answered():
             self._send_progress()
             return
         if self._progress_timer is not None:
