@@ -134,7 +134,8 @@ class RoomActor:
                 self._progress_timer.cancel()
             future.set_result(None)
 
-        await self._inbox.ask(shutdown)
+        if self._inbox.running:
+            await self._inbox.ask(shutdown)
         await self._inbox.close()
 
     async def _ask(self, job: Callable[[asyncio.Future[T]], None]) -> T:
@@ -405,12 +406,9 @@ class RoomActor:
 
     def _answers_settled(self) -> None:
         """After a commit (or a durable repeat): finish a close that waited, tell the coordinator."""
-        if self._after_pending and not any(self.state.pending_for(q) for q in self._pending_questions()):
+        index = self.state.question_index
+        if self._after_pending and (index is None or not self.state.pending_for(index)):
             pending, self._after_pending = self._after_pending, []
             for job in pending:
                 job()
         self._progress(check=True)
-
-    def _pending_questions(self) -> set[int]:
-        index = self.state.question_index
-        return set() if index is None else {index}

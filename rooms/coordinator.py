@@ -165,11 +165,13 @@ class Coordinator:
             self.feed.cancel()
             future.set_result(None)
 
-        await self._inbox.ask(shutdown)
+        if self._inbox.running:
+            await self._inbox.ask(shutdown)
         await self._inbox.close()
 
     def adopt(self, home: ShardHome) -> None:
-        """A shard placed (or placed again after its worker died) joins the room: it hears the current phase."""
+        """A shard placed again (its worker died) joins the room: it hears who coordinates it, and a close in
+        flight. It was loaded from storage, which holds the phase it must be in."""
 
         def job() -> None:
             shard = home.link.shard
@@ -219,8 +221,11 @@ class Coordinator:
 
             def on_commit() -> None:
                 if committed.exception() is not None or placed.exception() is not None:
-                    state.release_nickname(key)
                     self.shards.unassign(shard)
+                    if committed.exception() is None:  # stored, but its shard has no home: void the row
+                        self.writer.add_kick(KickRow(state.room_id, player.player_id))  # (the nickname stays held)
+                    else:
+                        state.release_nickname(key)
                     future.set_exception(Unavailable("could not store the player; try again"))
                     return
                 home = placed.result()
@@ -290,12 +295,12 @@ class Coordinator:
             player = self.state.remove_player(player_id)
             self._revoked.add(player.token_hash)
             shard = self._shard_of.pop(player_id, 0)
-            home = self.homes.get(shard)
             self.shards.unassign(shard)
             self.feed.left.append({"player_id": player_id, "nickname": player.nickname})
             committed = self.writer.add_kick(KickRow(self.state.room_id, player_id))
 
             def after() -> None:
+                home = self.homes.get(shard)  # now: the shard may have moved while the kick was committed
                 if home is not None:
                     home.link.kick(player_id)
                 self.feed.mark(players=True, answers=True)
@@ -309,8 +314,13 @@ class Coordinator:
         await self._inbox.ask(lambda future: self._gated(lambda: self._guard(handler, future)))
 
     async def snapshot(self) -> dict[str, Any]:
-        await self.shards.refresh()
-        return await self._inbox.ask(lambda f: f.set_result(self._snapshot()))
+        fresh = await self.shards.fetch_local()
+
+        def job(future: asyncio.Future[dict[str, Any]]) -> None:
+            self.shards.apply(fresh)
+            future.set_result(self._snapshot())
+
+        return await self._inbox.ask(job)
 
     def _counts(self) -> tuple[int, int, int]:
         """(players, connected, answered to the open question), summed over the shards."""
@@ -514,7 +524,7 @@ class Coordinator:
 
             def broadcast() -> None:
                 self.finished_at = self.clock.monotonic()
-                event = Finish(seq, podium, view.histogram)
+                event = Finish(seq, podium, view.histogram, state.question_index)
                 for home in self.homes.values():
                     home.link.finish(event)
                 self.desk.broadcast({"type": "finished", "seq": seq, "podium": podium})
@@ -585,9 +595,10 @@ class Coordinator:
     async def attach_host(self, conn: Connection, token: str) -> Session:
         if not self.is_host(token):
             raise Unauthorized()
-        await self.shards.refresh()
+        fresh = await self.shards.fetch_local()
 
         def job(future: asyncio.Future[Session]) -> None:
+            self.shards.apply(fresh)
             welcome = wire.host_welcome_message(self.state, self.clock.wall_ms())
             future.set_result(self.desk.add(conn, {**welcome, **self._snapshot()}))
 

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from quizroom.rooms.errors import QuizroomError
+from quizroom.rooms.errors import QuizroomError, Unavailable
 
 T = TypeVar("T")
 
@@ -25,16 +25,29 @@ class Inbox:
         self._jobs: deque[Callable[[], None]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._asked: set[asyncio.Future[Any]] = set()
+        self.closed = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
     async def close(self) -> None:
+        """End the task. Jobs posted from now on are dropped, and every caller still waiting on an answer gets
+        `Unavailable` (the room moved or the server is stopping: a retry finds where it is now)."""
+        self.closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._jobs.clear()
+        for future in list(self._asked):
+            if not future.done():
+                future.set_exception(Unavailable("this room moved or the server is stopping; try again"))
 
     async def _run(self) -> None:
         jobs = self._jobs
@@ -49,12 +62,16 @@ class Inbox:
                     self.log.exception("actor_job_failed", actor=self.name)
 
     def post(self, job: Callable[[], None]) -> None:
+        if self.closed:
+            return
         self._jobs.append(job)
         self._wake.set()
 
     async def ask(self, job: Callable[[asyncio.Future[T]], None]) -> T:
         """Run `job` in the actor; it settles the future now or later. A `QuizroomError` it raises is the answer."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._asked.add(future)
+        future.add_done_callback(self._asked.discard)
 
         def run() -> None:
             try:

@@ -48,6 +48,7 @@ class Finish:
     seq: int
     podium: list[dict[str, Any]]
     histogram: Histogram | None
+    through: int | None = None  # the last question that counts (over the wire the shard reads the histogram)
 
 
 def ranked(entries: Sequence[tuple[str, int]], histogram: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
@@ -113,7 +114,7 @@ class LocalShardLink:
         self.actor.post(lambda: self.actor.kick(player_id))
 
     def announce(self, coordinator_worker: str) -> None:
-        pass  # a local shard's coordinator link is the coordinator itself
+        self.actor.post(self.actor.report)  # a coordinator that just loaded knows nothing of this shard yet
 
 
 class LocalCoordinatorLink:
@@ -155,7 +156,7 @@ class RemoteShardLink:
         self._event("reveal", index=event.index, result_seq=event.result_seq, board=event.board)
 
     def finish(self, event: Finish) -> None:
-        self._event("finish", seq=event.seq, podium=event.podium)
+        self._event("finish", seq=event.seq, podium=event.podium, through=event.through)
 
     def kick(self, player_id: str) -> None:
         self._event("kick", player_id=player_id)

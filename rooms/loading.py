@@ -63,14 +63,16 @@ async def load_shard(
     answers = [answer_of(a) for a in await storage.load_answers(row.room_id, shard)]
     state = restore(row, quiz, [player_of(p) for p in player_rows if not p.kicked], answers, limits, clock)
     final: Finish | None = None
-    if row.question_index is not None:
-        phase = Phase(row.phase)
-        through = row.question_index - 1 if phase is Phase.QUESTION else row.question_index
+    phase = Phase(row.phase)
+    if row.question_index is not None or phase is Phase.FINISHED:  # (a room can end in its lobby)
+        through = row.question_index
+        if phase is Phase.QUESTION and through is not None:
+            through = through - 1 if through > 0 else None
         top = wire.PODIUM_N if phase is Phase.FINISHED else 0
         view = await storage.room_view(row.room_id, question=None, choices=0, through=through, top=top)
         state.ranking = Ranking(view.histogram)
         if phase is Phase.FINISHED:
-            final = Finish(row.seq, top_entries(view), None)
+            final = Finish(row.seq, top_entries(view), None, row.question_index)
     return LoadedShard(state, {p.token_hash for p in player_rows if p.kicked}, final)
 
 

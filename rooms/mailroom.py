@@ -17,8 +17,11 @@ import structlog
 from quizroom.rooms.errors import NotFound
 from quizroom.rooms.links import Finish, RemoteCoordinatorLink, Reveal, ShardSummary
 from quizroom.rooms.remote import reply_for, serve_call
+from quizroom.rooms.views import read_view
+from quizroom.storage.records import RoomView
 
 if TYPE_CHECKING:
+    from quizroom.rooms.actor import RoomActor
     from quizroom.rooms.registry import RoomRegistry
 
 log = structlog.get_logger("quizroom.mailroom")
@@ -40,6 +43,8 @@ class Mailroom:
     def deliver(self, message: dict[str, Any]) -> None:
         """The cluster transport's callback: route a message to the actor it is for, in arrival order."""
         kind = message.get("kind")
+        if self.registry.closing:
+            return  # shutting down: the workers that take over hear from the database, not from here
         if kind == "rpc_reply":
             self.registry.rpc.on_reply(message)
         elif kind == "rpc":
@@ -94,13 +99,16 @@ class Mailroom:
             coordinator.post(lambda: coordinator.on_progress(shard, summary, check))
 
     async def _shard_mail(self, key: tuple[str, int], queue: asyncio.Queue[dict[str, Any]]) -> None:
-        """One shard's events from its coordinator, applied in order (a reveal reads the histogram first)."""
-        while True:
-            message = await queue.get()
+        """One shard's events from its coordinator, applied in order (a reveal reads the histogram first). Ends
+        when none is left: the next event starts a new queue, so idle and finished shards cost nothing here."""
+        while not queue.empty():
+            message = queue.get_nowait()
             try:
                 await self._apply(key, message)
             except Exception:
                 log.exception("shard_event_failed", pin=key[0], shard=key[1], kind=message.get("kind"))
+        if self._mail.get(key) is queue:
+            del self._mail[key]
 
     async def _apply(self, key: tuple[str, int], message: dict[str, Any]) -> None:
         pin, shard = key
@@ -113,6 +121,8 @@ class Mailroom:
         current = actor.coordinator
         if isinstance(current, RemoteCoordinatorLink):
             current.worker_id = sender  # the coordinator may have moved: its events come from where it is now
+        elif sender != self.registry.worker_id:  # it was coordinated here until this worker lost the lease
+            actor.coordinator = RemoteCoordinatorLink(room_id, sender, self.registry.send)
         kind = message["kind"]
         if kind == "open":
             index, opened_at_ms, seq = int(message["index"]), int(message["opened_at_ms"]), int(message["seq"])
@@ -127,11 +137,17 @@ class Mailroom:
             actor.post(actor.report)  # a new coordinator knows nothing of this shard yet
         elif kind == "reveal":
             index = int(message["index"])
-            view = await self.registry.storage.room_view(room_id, question=None, choices=0, through=index, top=0)
+            view = await self._histogram(room_id, index, actor)
             reveal = Reveal(index, int(message["result_seq"]), message["board"], view.histogram)
             actor.post(lambda: actor.reveal(reveal))
         elif kind == "finish":
-            through = actor.state.question_index
-            view = await self.registry.storage.room_view(room_id, question=None, choices=0, through=through, top=0)
+            through = message.get("through")
+            view = await self._histogram(room_id, None if through is None else int(through), actor)
             finish = Finish(int(message["seq"]), message["podium"], view.histogram)
             actor.post(lambda: actor.finish(finish))
+
+    async def _histogram(self, room_id: str, through: int | None, actor: RoomActor) -> RoomView:
+        """The room's scores as of `through`, retried like the coordinator's read (a reveal must not be lost)."""
+        storage = self.registry.storage
+        players = len(actor.state.players)
+        return await read_view(storage, room_id, question=None, choices=0, through=through, top=0, players=players)

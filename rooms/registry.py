@@ -22,7 +22,7 @@ from quizroom.rooms.actor import ActorLimits, RoomActor
 from quizroom.rooms.clock import Clock
 from quizroom.rooms.cluster import Cluster, SoloCluster
 from quizroom.rooms.coordinator import Coordinator
-from quizroom.rooms.errors import Kicked, Moved, NotFound, Unauthorized
+from quizroom.rooms.errors import Kicked, Moved, NotFound, Unauthorized, Unavailable
 from quizroom.rooms.links import (
     CoordinatorLink,
     LocalCoordinatorLink,
@@ -45,6 +45,7 @@ from quizroom.storage.writer import GroupCommitWriter
 log = structlog.get_logger("quizroom.registry")
 
 PIN_ATTEMPTS = 100
+QUIZ_CACHE = 256  # parsed quizzes kept for loading rooms and shards
 
 Room = Coordinator | RemoteRoom
 
@@ -84,6 +85,7 @@ class RoomRegistry:
         self._quizzes: dict[str, Quiz] = {}
         self.mailroom = Mailroom(self)
         self._tasks: list[asyncio.Task[None]] = []
+        self.closing = False  # shutting down: load nothing more, answer no more messages
         self._live: set[str] | None = None  # live workers as of the last tick (None: not known yet)
         self._last_beat: float | None = None  # monotonic time of the last heartbeat that reached the database
         self.rpc = RpcClient(self.worker_id, self.send)
@@ -170,6 +172,8 @@ class RoomRegistry:
         coordinator = self._rooms.get(pin)
         if coordinator is not None:
             return coordinator
+        if self.closing:
+            raise Unavailable("this server is shutting down")
         remote = self._remote.get(pin)
         if remote is not None and self._live is not None and remote.worker_id not in self._live:
             self._remote.pop(pin, None)  # its coordinator died: find (or become) the new one
@@ -200,6 +204,8 @@ class RoomRegistry:
             quiz_row = await self.storage.get_quiz(quiz_id)
             if quiz_row is None:
                 return None
+            if len(self._quizzes) >= QUIZ_CACHE:
+                self._quizzes.pop(next(iter(self._quizzes)))  # the oldest: quizzes are reread at most per load
             quiz = self._quizzes[quiz_id] = parse_quiz(orjson.loads(quiz_row.body))
         return quiz
 
@@ -214,6 +220,18 @@ class RoomRegistry:
             if not await self.cluster.acquire_lease(row.room_id):
                 holder = await self.cluster.lease_holder(row.room_id)
                 return None if holder is None else self._remote_room(row, holder.worker_id)
+        try:
+            loaded = await self._coordinate(pin, row)
+        except BaseException:
+            loaded = None
+            raise
+        finally:
+            if loaded is None and not self.solo and row.phase != str(Phase.FINISHED):
+                await self.cluster.release_lease(row.room_id)  # nobody coordinates it here: let another try
+        return loaded
+
+    async def _coordinate(self, pin: str, row: RoomRow) -> Room | None:
+        """Load a room to coordinate here (its lease is held): its players, and its shards wherever they live."""
         quiz = await self._quiz(row.quiz_id)
         if quiz is None:
             log.error("room_without_quiz", pin=pin, quiz_id=row.quiz_id)
@@ -237,11 +255,10 @@ class RoomRegistry:
             )
             home = await self._home(coordinator, shard, worker)
             home.size = sizes.get(shard, 0)
-            home.heard = home.local is not None
+            home.heard = False  # until it reports to this coordinator: its summary is unknown (even a local one)
             coordinator.homes[shard] = home
         current = self._rooms.get(pin)
-        if current is not None:  # created meanwhile
-            await coordinator.stop()
+        if current is not None:  # created meanwhile: this one never started, so there is nothing to stop
             return current
         self._install(coordinator)
         for home in coordinator.homes.values():
@@ -259,8 +276,9 @@ class RoomRegistry:
 
     async def resume_open_questions(self) -> None:
         """Load rooms whose question was open at the crash, so their deadlines fire even if nobody reconnects."""
-        pins = await self.storage.rooms_in_phase(str(Phase.QUESTION))
-        if not self.solo:
+        if self.solo:
+            pins = await self.storage.rooms_in_phase(str(Phase.QUESTION))
+        else:
             pins = await self.cluster.orphaned_question_rooms()
         for pin in pins:
             await self.get(pin)
@@ -308,7 +326,9 @@ class RoomRegistry:
             loading = asyncio.get_running_loop().create_task(self._load_shard(pin, room_id, shard, link))
             self._shard_loading[key] = loading
             loading.add_done_callback(lambda _: self._shard_loading.pop(key, None))
-        return await asyncio.shield(loading)
+        actor = await asyncio.shield(loading)
+        actor.coordinator = link  # a second caller while it loaded knows better where the coordinator is now
+        return actor
 
     async def _load_shard(self, pin: str, room_id: str, shard: int, link: CoordinatorLink) -> RoomActor:
         """A shard from storage: its players, their answers, and the room's ranking as of the last reveal."""
@@ -405,6 +425,7 @@ class RoomRegistry:
         if self.solo:
             return
         load = sum(len(actor.sessions) for actor in self.shard_actors())
+        held = dict(self._rooms)  # only these can have lost their lease: one installed during the awaits below holds it
         renewed = await self.cluster.heartbeat(load)
         now = self.clock.monotonic()
         away = self._last_beat is not None and now - self._last_beat > self.cluster.ttl_s
@@ -413,27 +434,36 @@ class RoomRegistry:
             await self._release_moved_shards()
         self._live = {w.worker_id for w in await self.cluster.live_workers()}
         self.rpc.fail_dead(self._live)
-        for pin, coordinator in list(self._rooms.items()):
-            if coordinator.state.phase is not Phase.FINISHED and coordinator.state.room_id not in renewed:
+        for pin, coordinator in held.items():
+            lost = coordinator.state.phase is not Phase.FINISHED and coordinator.state.room_id not in renewed
+            if lost and self._rooms.get(pin) is coordinator:
                 log.warning("lease_lost", pin=pin)
                 del self._rooms[pin]
                 await coordinator.stop()
         for pin in await self.cluster.orphaned_question_rooms():
             if pin not in self._rooms:
                 self._remote.pop(pin, None)
-                await self.get(pin)
+                try:
+                    await self.get(pin)
+                except (StorageError, NotFound) as exc:  # one room's failure must not stop the others' takeover
+                    log.warning("takeover_failed", pin=pin, error=str(exc))
         for coordinator in list(self._rooms.values()):
-            if coordinator.state.phase is Phase.FINISHED:
+            if coordinator.state.phase is not Phase.FINISHED:
+                try:
+                    await self._move_dead_shards(coordinator)
+                except (StorageError, NotFound) as exc:
+                    log.warning("shard_move_failed", pin=coordinator.state.pin, error=str(exc))
+
+    async def _move_dead_shards(self, coordinator: Coordinator) -> None:
+        for placed in await self.cluster.shards(coordinator.state.room_id):
+            if placed.alive:
                 continue
-            for placed in await self.cluster.shards(coordinator.state.room_id):
-                if placed.alive:
-                    continue
-                worker = await self._choose(coordinator.state.room_id, placed.shard)
-                home = await self._home(coordinator, placed.shard, worker)
-                old = coordinator.homes.get(placed.shard)
-                home.size = old.size if old is not None else 0
-                log.warning("shard_moved", pin=coordinator.state.pin, shard=placed.shard, to=worker)
-                coordinator.adopt(home)
+            worker = await self._choose(coordinator.state.room_id, placed.shard)
+            home = await self._home(coordinator, placed.shard, worker)
+            old = coordinator.homes.get(placed.shard)
+            home.size = old.size if old is not None else 0
+            log.warning("shard_moved", pin=coordinator.state.pin, shard=placed.shard, to=worker)
+            coordinator.adopt(home)
 
     async def _release_moved_shards(self) -> None:
         """Stop shards here that were placed on another worker while this one was presumed dead; their sockets
@@ -491,6 +521,7 @@ class RoomRegistry:
         return evicted
 
     async def close(self) -> None:
+        self.closing = True
         await self.mailroom.close()
         for task in self._tasks:
             task.cancel()

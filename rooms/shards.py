@@ -34,7 +34,8 @@ class Placement(Protocol):
     worker_id: str
 
     async def place(self, coordinator: Coordinator, shard: int) -> ShardHome:
-        """Put shard `shard` on the least-loaded live worker (this one, in a single process); record it."""
+        """Put shard `shard` on a live worker (the one with the fewest of the room's shards, then the least loaded;
+        this one, in a single process) and record it."""
 
 
 class Shards:
@@ -55,9 +56,6 @@ class Shards:
         self._log = log
         self._placing: dict[int, asyncio.Future[ShardHome]] = {}
         self._pending_sizes: dict[int, int] = {}  # joins waiting for their new shard to be placed
-
-    def __len__(self) -> int:
-        return len(self.homes)
 
     def assign(self) -> int:
         """The first shard with room for one more player; a new shard past the last full one. Takes the seat."""
@@ -117,11 +115,21 @@ class Shards:
             home.size = max(home.size, old.size)
         self.homes[home.link.shard] = home
 
-    async def refresh(self) -> None:
-        """Shards in this process answer at once; remote ones report on their own (at most 10 a second)."""
-        for home in list(self.homes.values()):
+    async def fetch_local(self) -> dict[int, ShardSummary]:
+        """Fresh summaries of the shards in this process (each an `ask` of that shard); remote ones report on
+        their own. Awaited outside the coordinator's task; `apply` them inside it."""
+        fresh: dict[int, ShardSummary] = {}
+        for shard, home in list(self.homes.items()):
             if home.local is not None:
-                home.summary = await home.local.summary()
+                fresh[shard] = await home.local.summary()
+        return fresh
+
+    def apply(self, fresh: dict[int, ShardSummary]) -> None:
+        for shard, summary in fresh.items():
+            home = self.homes.get(shard)
+            if home is not None and home.local is not None:
+                home.summary = summary
+                home.heard = True
 
     def counts(self, question: int | None) -> tuple[int, int]:
         """(connected, answered to `question`), summed over the shards."""

@@ -335,13 +335,6 @@ class RoomState:
     def answers_to(self, index: int) -> list[Answer]:
         return [a for p in self.players.values() if (a := p.answers.get(index)) is not None and a.durable]
 
-    def choice_counts(self, index: int) -> list[int]:
-        counts = [0] * len(self.quiz.questions[index].choices)
-        for answer in self.answers_to(index):
-            for choice in answer.choices:
-                counts[choice] += 1
-        return counts
-
     # --- views ---------------------------------------------------------------------------------------------------
 
     def visible_score(self, player: Player) -> int:

@@ -5,14 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from quizroom.rooms.quiz import Question
-from quizroom.rooms.state import Answer, Phase, Player, RoomState, Standing
+from quizroom.rooms.state import Answer, Phase, Player, RoomState
 
 TOP_N = 10
 PODIUM_N = 3
-
-
-def entry(standing: Standing) -> dict[str, Any]:
-    return {"rank": standing.rank, "nickname": standing.player.nickname, "score": standing.score}
 
 
 def question_message(
@@ -56,36 +52,6 @@ def result_message(state: RoomState, player: Player, rank: int, seq: int, index:
         "rank": rank,
         "streak": player.streak,
     }
-
-
-def host_result_message(state: RoomState, seq: int, index: int) -> dict[str, Any]:
-    """The host's copy of `result`: the correct answer and the counts, no per-player fields."""
-    question = state.quiz.questions[index]
-    return {
-        "type": "result",
-        "seq": seq,
-        "question": index,
-        "correct": sorted(question.correct),
-        "counts": state.choice_counts(index),
-        "answered": len(state.answers_to(index)),
-        "players": len(state.players),
-    }
-
-
-def leaderboard_message(state: RoomState, standings: list[Standing], seq: int, index: int) -> dict[str, Any]:
-    return {
-        "type": "leaderboard",
-        "seq": seq,
-        "question": index,
-        "top": [entry(s) for s in standings[:TOP_N]],
-        "counts": state.choice_counts(index),
-        "answered": len(state.answers_to(index)),
-        "players": len(state.players),
-    }
-
-
-def podium(standings: list[Standing]) -> list[dict[str, Any]]:
-    return [entry(s) for s in standings[:PODIUM_N]]
 
 
 def results_document(state: RoomState) -> dict[str, Any]:
@@ -188,7 +154,3 @@ def host_welcome_message(state: RoomState, now_ms: int) -> dict[str, Any]:
     if state.phase is Phase.QUESTION and question is not None:
         message["question"] = question_message(state, question, state.seq, now_ms, with_correct=True)
     return message
-
-
-def finished_message(seq: int, podium: list[dict[str, Any]], standing: Standing) -> dict[str, Any]:
-    return {"type": "finished", "seq": seq, "podium": podium, "score": standing.score, "rank": standing.rank}

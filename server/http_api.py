@@ -194,7 +194,10 @@ async def join_room(request: Request) -> Response:
         raise InvalidInput("nickname", "the body must be an object with `nickname`")
     joined = await room.join(body.get("nickname"))
     runtime.counters.joins += 1
-    ws = await ws_base(request, joined.worker_id)
+    try:
+        ws = await ws_base(request, joined.worker_id)
+    except Unavailable:  # the player is stored: hand out this worker, whose 4421 sends the client to resume
+        ws = public_bases(request)[1]
     return json_response(
         {
             "player_id": joined.player_id,

@@ -231,8 +231,6 @@ ADMIN: list[dict[str, list[str]]] = [{}, {"bearer": []}]  # open unless the serv
 HOST: list[dict[str, list[str]]] = [{"bearer": []}]
 PLAYER: list[dict[str, list[str]]] = [{"player": []}]
 
-MOVED = "(several workers) `moved`: forwarded to a worker that no longer coordinates the room; retry"
-
 
 def host_command(name: str, summary: str) -> Schema:
     return {
@@ -247,7 +245,6 @@ def host_command(name: str, summary: str) -> Schema:
                 "401": error("missing or wrong host token"),
                 "404": error("no room with this PIN"),
                 "409": error("`bad_phase`: the command does not fit the room's phase"),
-                "421": error(MOVED),
                 "503": error(
                     "storage could not make the change durable in time (nothing was done), or the room's coordinator "
                     "is being taken over"
@@ -261,7 +258,6 @@ def paths() -> Schema:
     unauthorized = error("an admin token is configured and was not given")
     unavailable = error("storage is unavailable; nothing was done, retry")
     taken_over = error("storage is unavailable, or the room's coordinator is being taken over; retry")
-    moved = error(MOVED)
     not_found = error("no room with this PIN")
     host_errors = {"401": error("missing or wrong host token"), "404": not_found}
     result: Schema = {
@@ -344,7 +340,6 @@ def paths() -> Schema:
                 "responses": {
                     "200": json_body(ref("RoomStateWithStats"), "the state"),
                     **host_errors,
-                    "421": moved,
                     "503": taken_over,
                 },
             }
@@ -387,7 +382,6 @@ def paths() -> Schema:
                     "404": not_found,
                     "409": error("`nickname_taken`"),
                     "422": error("`bad_nickname`"),
-                    "421": moved,
                     "423": error("`room_locked`, `room_full` or `room_finished`"),
                     "503": taken_over,
                 },
@@ -404,7 +398,6 @@ def paths() -> Schema:
                     "204": {"description": "kicked"},
                     "401": host_errors["401"],
                     "404": error("no such room or player"),
-                    "421": moved,
                     "503": taken_over,
                 },
             }
@@ -424,7 +417,6 @@ def paths() -> Schema:
                     "401": error("`unauthorized`: missing or unknown player token"),
                     "403": error("`kicked`: the player was kicked"),
                     "404": not_found,
-                    "421": moved,
                     "503": error(
                         "a failover is in progress (the player's shard or the room's coordinator is being "
                         "taken over), or storage is unavailable; retry with backoff"

@@ -81,11 +81,12 @@ class Runtime:
             abuse_strikes=settings.rate_abuse_strikes,
             players_per_shard=settings.players_per_shard,
         )
-        cluster = await join_cluster(settings)
+        cluster = await open_cluster(settings)
         registry = RoomRegistry(storage, writer, clock, limits, cluster=cluster, telemetry=metrics)
         if isinstance(cluster, PgCluster):
             await cluster.listen(registry.on_message, on_reconnect=registry.resync)
-            await registry.tick()  # registered and heart-beating before anyone is sent here
+            await join_cluster(cluster)  # listening first: nothing sent here once others can see it is lost
+            await registry.tick()
         await registry.resume_open_questions()
         registry.start_sweeper()
         registry.start_cluster(settings.cluster_heartbeat_s)
@@ -154,19 +155,25 @@ def worker_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
-async def join_cluster(settings: Settings) -> Cluster:
-    """PostgreSQL: this worker registers in the shared database (docs/scaling.md). SQLite: a worker alone."""
+async def open_cluster(settings: Settings) -> Cluster:
+    """PostgreSQL: this worker's view of the shared cluster (docs/scaling.md). SQLite: a worker alone."""
     worker_id = uuid.uuid4().hex[:16]
     url = worker_url(settings)
     if not settings.database_url.startswith(("postgresql://", "postgres://")):
         return SoloCluster(worker_id, url)
     cluster = PgCluster(settings.database_url, worker_id, url, ttl_s=settings.cluster_ttl_s)
     await cluster.open()
+    return cluster
+
+
+async def join_cluster(cluster: PgCluster) -> None:
+    """Register (others may place shards here from now on), retiring a dead predecessor on our URL."""
     await cluster.register(os.getpid(), socket.gethostname())
     retired = await cluster.retire_predecessors()
     if retired:
-        log.info("predecessor_retired", url=url, workers=retired)
+        log.info("predecessor_retired", url=cluster.url, workers=retired)
     twins = await cluster.duplicate_urls()
     if twins:
-        log.error("worker_url_shared", url=url, other_hosts=twins, fix="give each server its own QUIZROOM_WORKER_URL")
-    return cluster
+        log.error(
+            "worker_url_shared", url=cluster.url, other_hosts=twins, fix="give each server its own QUIZROOM_WORKER_URL"
+        )

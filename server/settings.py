@@ -36,7 +36,7 @@ class Settings:
         default="",
         metadata={
             "help": "base URL that reaches this very process (several workers: each worker's own port); "
-            "default http://HOST:PORT"
+            "default PUBLIC_URL, else http://HOST:PORT"
         },
     )
     advertise_host: str = field(

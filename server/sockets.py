@@ -380,4 +380,7 @@ class PlayerEndpoint(_Endpoint):
 
 class HostEndpoint(_Endpoint):
     async def find(self, registry: RoomRegistry, pin: str, token: str) -> Attachable | None:
+        room = await registry.get(pin)
+        if room is not None and not room.is_host(token):
+            raise Unauthorized()  # 4401 wherever the room is coordinated, before any 4421
         return await registry.coordinator(pin)

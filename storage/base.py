@@ -62,9 +62,5 @@ class Storage(Protocol):
         process's memory, so a shard that died cannot make the view wrong: every answer it acknowledged is stored.
         """
 
-    async def shard_counts(self, room_id: str) -> dict[int, int]:
-        """Non-kicked players per shard (shards without any are absent): how full each shard is when placing a
-        new player."""
-
     async def commit(self, batch: Batch) -> None:
         """Make a batch durable in one transaction."""

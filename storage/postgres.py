@@ -337,15 +337,6 @@ class PostgresStorage:
         )
         return RoomView(players, answered, tuple(counts), histogram, head)
 
-    async def shard_counts(self, room_id: str) -> dict[int, int]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(
-                "SELECT shard, count(*) FROM players WHERE room_id = $1 AND NOT kicked GROUP BY shard", room_id
-            )
-        return {row[0]: row[1] for row in rows}
-
-    # --- the group commit ---------------------------------------------------------------------------------------
-
     async def commit(self, batch: Batch) -> None:
         try:
             async with self._connection() as conn, conn.transaction():

@@ -293,12 +293,6 @@ class SQLiteStorage:
                 head.append(TopRow(player_id, nickname, nickname_key, key))
         return RoomView(players, answered, tuple(counts), tuple(histogram), tuple(head))
 
-    async def shard_counts(self, room_id: str) -> dict[int, int]:
-        rows = await self._fetch(
-            "SELECT shard, count(*) FROM players WHERE room_id = ?1 AND kicked = 0 GROUP BY shard", [room_id]
-        )
-        return {shard: n for shard, n in rows}
-
     async def commit(self, batch: Batch) -> None:
         try:
             async with self._transaction() as conn:

@@ -134,7 +134,10 @@ async def test_a_room_is_loaded_once_however_many_ask_at_once(rig: tuple[RoomReg
     actor = await open_room(registry)
     await actor.join("ann")
     pin = actor.state.pin
-    await registry.close()  # forget it: the next lookups must load it from storage
-    loaded = await asyncio.gather(*(registry.get(pin) for _ in range(20)))
+    await registry.close()  # forget it: a new registry's lookups must load it from storage
+    fresh = RoomRegistry(registry.storage, registry.writer, SystemClock(), ActorLimits())
+    loaded = await asyncio.gather(*(fresh.get(pin) for _ in range(20)))
     assert len({id(a) for a in loaded}) == 1 and loaded[0] is not None
+    assert isinstance(loaded[0], Coordinator)
     assert [p.nickname for p in loaded[0].state.players.values()] == ["ann"]
+    await fresh.close()

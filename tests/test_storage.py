@@ -317,15 +317,6 @@ async def test_player_by_token_finds_any_room_and_kicked_players(storage: Storag
     assert await storage.player_by_token("no-such-token") is None
 
 
-async def test_shard_counts_count_players_that_are_not_kicked(storage: Storage) -> None:
-    assert await storage.shard_counts("r1") == {}
-    await storage.commit(
-        Batch(players=[player("a", shard=0), player("b", shard=1), player("c", shard=1), player("d", shard=2)])
-    )
-    await storage.commit(Batch(kicks=[KickRow("r1", "c"), KickRow("r1", "d")]))
-    assert await storage.shard_counts("r1") == {0: 1, 1: 1}
-
-
 async def test_room_view_of_an_empty_room(storage: Storage) -> None:
     view = await storage.room_view("r1", question=0, choices=3, through=0, top=10)
     assert view == RoomView(players=0, answered=0, counts=(0, 0, 0), histogram=(), top=())
