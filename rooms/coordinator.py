@@ -199,6 +199,7 @@ class Coordinator:
         self._in_transition = False
         while self._deferred and not self._in_transition:
             self._deferred.pop(0)()
+        self._maybe_everyone_answered()  # a shard's report that came during the transition was not acted on
 
     # --- HTTP-facing calls --------------------------------------------------------------------------------------
 

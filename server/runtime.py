@@ -19,6 +19,7 @@ from quizroom.rooms.state import RoomLimits
 from quizroom.server.looplag import LoopLagMonitor
 from quizroom.server.metrics import Metrics
 from quizroom.server.settings import Settings
+from quizroom.server.workers import worker_url as listening_url
 from quizroom.storage import Storage, open_storage
 from quizroom.storage.cluster import PgCluster
 from quizroom.storage.writer import GroupCommitWriter
@@ -147,12 +148,7 @@ def worker_url(settings: Settings) -> str:
         return settings.worker_url.rstrip("/")
     if settings.public_url:
         return settings.public_url.rstrip("/")
-    host = settings.host
-    if host in ("0.0.0.0", "::", ""):
-        host = settings.advertise_host or socket.gethostname()
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.port}"
+    return listening_url(settings, settings.port)
 
 
 async def open_cluster(settings: Settings) -> Cluster:

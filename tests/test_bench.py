@@ -72,7 +72,7 @@ async def test_burst_reports_every_figure_and_exactly_once_passes_against_quizro
         assert run["errors"] == {}
         assert run["exactly_once"]["ok"] and run["exactly_once"]["acked"] == n == run["exactly_once"]["stored"]
         assert run["server"]["rss_peak_kib"] > 0 and run["server"]["cpu_s"] >= 0
-        assert run["server"]["load_cpu_s"] > 0
+        assert run["server"]["load_cpu_s"] >= 0  # in clock ticks (10 ms): a 30-player run can read 0
         assert run["loop_lag"]["ping_rtt_ms"]["count"] >= 1
     (ratios,) = report["ratios"]
     assert ratios["n"] == n and ratios["fanout_p50"] is not None and ratios["ack_p99"] is not None
