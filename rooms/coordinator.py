@@ -600,8 +600,8 @@ class Coordinator:
 
         def job(future: asyncio.Future[Session]) -> None:
             self.shards.apply(fresh)
-            welcome = wire.host_welcome_message(self.state, self.clock.wall_ms())
-            future.set_result(self.desk.add(conn, {**welcome, **self._snapshot()}))
+            welcome = wire.host_welcome_message(self.state, self.clock.wall_ms(), self._snapshot())
+            future.set_result(self.desk.add(conn, welcome))
 
         return await self._inbox.ask(job)
 

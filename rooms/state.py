@@ -12,7 +12,6 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from quizroom.rooms.errors import (
     BadChoice,
@@ -365,24 +364,6 @@ class RoomState:
         if self._ranking is None:
             self._ranking = sorted(self.visible_score(p) for p in self.players.values())
         return len(self._ranking) - bisect.bisect_right(self._ranking, self.visible_score(player)) + 1
-
-    def snapshot(self) -> dict[str, Any]:
-        """The host's view (`GET /api/rooms/{pin}`, command replies): `answers` counts the current question's."""
-        answered = 0
-        if self.question_index is not None:
-            answered = len(self.answers_to(self.question_index))
-        return {
-            "pin": self.pin,
-            "room_id": self.room_id,
-            "phase": str(self.phase),
-            "question_index": self.question_index,
-            "question_count": len(self.quiz.questions),
-            "players": len(self.players),
-            "connected": self.connected_count,
-            "answers": answered,
-            "locked": self.locked,
-            "deadline_ms": self.deadline_ms if self.phase is Phase.QUESTION else None,
-        }
 
     # --- recovery ------------------------------------------------------------------------------------------------
 

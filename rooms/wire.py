@@ -138,17 +138,15 @@ def welcome_message(state: RoomState, player: Player, now_ms: int) -> dict[str, 
     return message
 
 
-def host_welcome_message(state: RoomState, now_ms: int) -> dict[str, Any]:
+def host_welcome_message(state: RoomState, now_ms: int, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """`snapshot` is the coordinator's (counts summed over the shards, which alone know who is connected)."""
     message: dict[str, Any] = {
         "type": "welcome",
         "role": "host",
         "title": state.quiz.title,
         "now_ms": now_ms,
-        "player_list": [
-            {"player_id": p.player_id, "nickname": p.nickname, "connected": bool(p.connected)}
-            for p in state.players.values()
-        ],
-        **state.snapshot(),
+        "player_list": [{"player_id": p.player_id, "nickname": p.nickname} for p in state.players.values()],
+        **snapshot,
     }
     question = state.current_question
     if state.phase is Phase.QUESTION and question is not None:
