@@ -24,26 +24,20 @@ from quizroom.rooms import wire
 from quizroom.rooms.answers import AnswerDesk
 from quizroom.rooms.clock import Clock
 from quizroom.rooms.errors import (
-    BadMessage,
     Kicked,
     QuizroomError,
-    RateLimited,
-    TooBig,
     Unauthorized,
-    UnknownType,
 )
 from quizroom.rooms.inbox import Inbox
 from quizroom.rooms.links import CoordinatorLink, Finish, Reveal, ShardSummary
 from quizroom.rooms.ratelimit import TokenBucket
 from quizroom.rooms.scoring import Ranking
+from quizroom.rooms.screening import Screen
 from quizroom.rooms.sessions import (
     CLOSE_FINISHED,
     CLOSE_GOING_AWAY,
     CLOSE_KICKED,
-    CLOSE_POLICY,
-    CLOSE_RATE_ABUSE,
     CLOSE_REPLACED,
-    CLOSE_TOO_BIG,
     Connection,
     Session,
     encode,
@@ -106,6 +100,7 @@ class RoomActor:
         self._last_progress = 0.0
         self._reported: ShardSummary | None = None
         self._check = False  # the next progress report asks the coordinator to check for an early close
+        self.screen = Screen(clock, limits.abuse_strikes, limits.garbage_strikes, self.telemetry, self._close_session)
         self.answers = AnswerDesk(
             state,
             writer,
@@ -346,61 +341,17 @@ class RoomActor:
         """A message from a socket (or the transport's refusal of it) enters the shard."""
         self.post(lambda: self._on_message(session, message))
 
-    def _admit(self, session: Session) -> bool:
-        """The per-socket token bucket; persistent abuse closes the socket with 4429."""
-        if session.bucket.allow(self.clock.monotonic()):
-            session.strikes = 0
-            return True
-        session.strikes += 1
-        self.telemetry.rate_limited()
-        if session.strikes > self.limits.abuse_strikes:
-            self._close_session(session, CLOSE_RATE_ABUSE)
-        else:
-            self._error(session, RateLimited("slow down: too many messages"))
-        return False
-
     def _on_message(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
-        if not session.open:
-            return
-        if isinstance(message, TooBig):
-            self._error(session, message)
-            self._close_session(session, CLOSE_TOO_BIG)
-            return
-        if not self._admit(session):
-            return
-        if isinstance(message, QuizroomError):
-            self._refuse(session, message)
-            return
-        kind = message.get("type")
-        try:
-            if kind == "ping":
-                session.conn.send(encode({"type": "pong", "t": message.get("t"), "now_ms": self.clock.wall_ms()}))
-            elif kind == "answer":
-                self.answers.submit(session, message)
-            elif kind == "hello":
-                raise BadMessage("already said hello")
-            elif not isinstance(kind, str):
-                raise BadMessage("a message needs a string `type`")
-            else:
-                raise UnknownType(f"unknown message type {kind!r}")
-        except QuizroomError as exc:
-            self._refuse(session, exc)
-            return
-        session.garbage = 0
+        self.screen.handle(session, message, self._own)
 
-    def _refuse(self, session: Session, exc: QuizroomError) -> None:
-        """Send the error; a socket that sends nothing but malformed messages is closed with 1008 (policy)."""
-        if isinstance(exc, BadMessage | UnknownType):
-            session.garbage += 1
-            if session.garbage > self.limits.garbage_strikes:
-                self._close_session(session, CLOSE_POLICY)
-                return
-        self._error(session, exc)
+    def _own(self, session: Session, kind: str, message: dict[str, Any]) -> bool:
+        if kind != "answer":
+            return False
+        self.answers.submit(session, message)
+        return True
 
     def _error(self, session: Session, exc: QuizroomError) -> None:
-        self.telemetry.error(exc.code)
-        if session.open:
-            session.conn.send(encode({"type": "error", "code": exc.code, "message": exc.message}))
+        self.screen.error(session, exc)
 
     # --- answers ------------------------------------------------------------------------------------------------
 

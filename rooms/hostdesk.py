@@ -12,9 +12,10 @@ from typing import Any
 
 from quizroom.rooms.actor import ActorLimits
 from quizroom.rooms.clock import Clock
-from quizroom.rooms.errors import BadMessage, QuizroomError, RateLimited, TooBig, UnknownType
+from quizroom.rooms.errors import BadMessage, QuizroomError
 from quizroom.rooms.ratelimit import TokenBucket
-from quizroom.rooms.sessions import CLOSE_RATE_ABUSE, CLOSE_TOO_BIG, Connection, Session, encode
+from quizroom.rooms.screening import Screen
+from quizroom.rooms.sessions import Connection, Session, encode
 from quizroom.rooms.telemetry import Telemetry
 
 COMMANDS = ("start", "close", "next", "end", "lock", "unlock")
@@ -41,6 +42,7 @@ class HostDesk:
         self._command = command
         self._kick = kick
         self._state = state
+        self.screen = Screen(clock, limits.abuse_strikes, limits.garbage_strikes, telemetry, self._close)
 
     def add(self, conn: Connection, welcome: dict[str, Any]) -> Session:
         session = Session(conn, TokenBucket(self.limits.rate_per_s, self.limits.rate_burst, self.clock.monotonic()))
@@ -66,46 +68,20 @@ class HostDesk:
                 session.conn.send(frame)
 
     def on_message(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
-        if not session.open:
-            return
-        if isinstance(message, TooBig):
-            self._error(session, message)
-            session.open = False
-            session.conn.close(CLOSE_TOO_BIG)
-            return
-        if not session.bucket.allow(self.clock.monotonic()):
-            session.strikes += 1
-            self.telemetry.rate_limited()
-            if session.strikes > self.limits.abuse_strikes:
-                session.open = False
-                session.conn.close(CLOSE_RATE_ABUSE)
-            else:
-                self._error(session, RateLimited("slow down: too many messages"))
-            return
-        session.strikes = 0
-        if isinstance(message, QuizroomError):
-            self._error(session, message)
-            return
-        kind = message.get("type")
-        try:
-            if kind == "ping":
-                session.conn.send(encode({"type": "pong", "t": message.get("t"), "now_ms": self.clock.wall_ms()}))
-            elif kind == "kick":
-                player_id = message.get("player_id")
-                if not isinstance(player_id, str):
-                    raise BadMessage("kick needs a `player_id`")
-                asyncio.ensure_future(self._kick(player_id)).add_done_callback(lambda t: self._reply(session, t))
-            elif kind in COMMANDS:
-                commanded = asyncio.ensure_future(self._command(str(kind)))
-                commanded.add_done_callback(lambda t: self._reply(session, t))
-            elif kind == "hello":
-                raise BadMessage("already said hello")
-            elif not isinstance(kind, str):
-                raise BadMessage("a message needs a string `type`")
-            else:
-                raise UnknownType(f"unknown message type {kind!r}")
-        except QuizroomError as exc:
-            self._error(session, exc)
+        self.screen.handle(session, message, self._own)
+
+    def _own(self, session: Session, kind: str, message: dict[str, Any]) -> bool:
+        if kind == "kick":
+            player_id = message.get("player_id")
+            if not isinstance(player_id, str):
+                raise BadMessage("kick needs a `player_id`")
+            asyncio.ensure_future(self._kick(player_id)).add_done_callback(lambda t: self._reply(session, t))
+            return True
+        if kind in COMMANDS:
+            commanded = asyncio.ensure_future(self._command(kind))
+            commanded.add_done_callback(lambda t: self._reply(session, t))
+            return True
+        return False
 
     def _reply(self, session: Session, task: asyncio.Future[Any]) -> None:
         """Commands already sent their `state` to every host socket; a kick answers its sender with one."""
@@ -116,6 +92,10 @@ class HostDesk:
             self._post(lambda: session.conn.send(encode({"type": "state", **self._state()})))
 
     def _error(self, session: Session, exc: QuizroomError) -> None:
-        self.telemetry.error(exc.code)
+        self.screen.error(session, exc)
+
+    @staticmethod
+    def _close(session: Session, code: int) -> None:
         if session.open:
-            session.conn.send(encode({"type": "error", "code": exc.code, "message": exc.message}))
+            session.open = False
+            session.conn.close(code)
