@@ -383,6 +383,13 @@ async def test_across_workers_kicks_hosts_and_misdirected_sockets(tmp_path: Path
                 with pytest.raises(ConnectionClosed) as closed:
                     await ws.recv()
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == 4421
+            async with connect(wrong_host) as ws:  # a wrong token is 4401 wherever the room is coordinated
+                await ws.send(orjson.dumps({"type": "hello", "token": "not-the-host-token"}).decode())
+                with pytest.raises(ConnectionClosed) as closed:
+                    await ws.recv()
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+            huge = await http.post(f"/api/rooms/{pin}/players", json={"nickname": "x" * 10_000})  # forwarded
+            assert huge.status_code == 422 and huge.json()["error"]["code"] == "bad_nickname"
 
             misdirected = Phone(http, pin, "x0")
             misdirected.token, misdirected.player_id = remote[0].token, remote[0].player_id
