@@ -13,12 +13,18 @@ synchronous=FULL, `INSERT OR IGNORE` on (pin, question, player)). One writer com
 transaction as soon as the previous commit has finished — a group commit without a fixed tick, the floor for any
 tick-based writer. `--fault drop-one-answer` acks one answer without storing it and `--fault double-one-answer`
 reports one stored answer twice: the negative controls for the bench's exactly-once check.
+
+Garbage collection: like quizroom (`quizroom.server.collector`), the heap is frozen once a second, so CPython's full
+collections never walk the sockets' long-lived objects; otherwise one of them (~0.5 s at 10,000 sockets) could land
+in a measurement of either server and the ratio would compare GC luck, not designs. A bench run never needs the
+frozen garbage back.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import secrets
 import sqlite3
 import time
@@ -255,15 +261,23 @@ class Baseline:
                 del room.sockets[player_id]
 
 
+async def freeze_heap() -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        gc.freeze()
+
+
 async def run(host: str, port: int, db_path: str, fault: str | None) -> None:
     app = Baseline(db_path, fault, f"ws://{host}:{port}")
     writer = asyncio.create_task(app.writer())
+    freezer = asyncio.create_task(freeze_heap())
     async with serve(app.socket, host, port, process_request=app.http, backlog=4096, max_size=4096) as server:
         print(f"baseline listening on {host}:{port}", flush=True)
         try:
             await server.serve_forever()
         finally:
             writer.cancel()
+            freezer.cancel()
 
 
 def main() -> None:

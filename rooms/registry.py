@@ -99,6 +99,12 @@ class RoomRegistry:
     def shard_actors(self) -> list[RoomActor]:
         return [actor for shards in self._shards.values() for actor in shards.values()]
 
+    def question_open(self) -> bool:
+        """Whether any room or shard here has a question open: players are answering and waiting for acks."""
+        return any(c.state.phase is Phase.QUESTION for c in self._rooms.values()) or any(
+            actor.state.phase is Phase.QUESTION for shards in self._shards.values() for actor in shards.values()
+        )
+
     def is_live(self, worker_id: str) -> bool:
         """As of the last heartbeat (true until the first: a worker just started knows nothing yet)."""
         return self._live is None or worker_id in self._live

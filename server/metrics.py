@@ -8,6 +8,7 @@ Label values come from closed sets (outcomes, error codes), never from players o
 
 from __future__ import annotations
 
+import gc
 import platform
 from collections.abc import Iterable, Iterator
 from importlib import metadata
@@ -114,6 +115,12 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+        self.gc_reclaim = Histogram(
+            "quizroom_gc_reclaim_seconds",
+            "pause of each full garbage collection the collector policy ran (server/collector.py)",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self._runtime: RuntimeCollector | None = None
 
     # --- Telemetry (rooms/telemetry.py) -------------------------------------------------------------------------
@@ -211,5 +218,10 @@ class RuntimeCollector(Collector):
         )
         yield GaugeMetricFamily(
             "quizroom_storage_healthy", "1 while the last commit attempt succeeded", value=int(runtime.writer.healthy)
+        )
+        yield GaugeMetricFamily(
+            "quizroom_gc_frozen_objects",
+            "objects out of the garbage collector's sight until the next reclaim (server/collector.py)",
+            value=gc.get_freeze_count(),
         )
         yield GaugeMetricFamily("quizroom_draining", "1 while the server is shutting down", value=int(runtime.draining))

@@ -16,6 +16,8 @@ from quizroom.rooms.cluster import Cluster, SoloCluster
 from quizroom.rooms.nicknames import load_blocklist
 from quizroom.rooms.registry import RoomRegistry
 from quizroom.rooms.state import RoomLimits
+from quizroom.server.collector import CollectorPolicy
+from quizroom.server.handshake import http_connections_closed
 from quizroom.server.looplag import LoopLagMonitor
 from quizroom.server.metrics import Metrics
 from quizroom.server.settings import Settings
@@ -31,6 +33,7 @@ log = structlog.get_logger("quizroom.runtime")
 class Counters:
     sockets_open: int = 0
     sockets_total: int = 0
+    sockets_closed: int = 0
     joins: int = 0
     refused_origin: int = 0
     refused_admission: int = 0  # per-address or server-wide limits (429/503 before the upgrade)
@@ -44,6 +47,7 @@ class Counters:
 
     def socket_closed(self) -> None:
         self.sockets_open -= 1
+        self.sockets_closed += 1
         if not self.sockets_open:
             self.no_sockets.set()
 
@@ -59,6 +63,7 @@ class Runtime:
     draining: bool = False
     metrics: Metrics = field(default_factory=Metrics)
     lag_monitor: LoopLagMonitor | None = None
+    collector: CollectorPolicy | None = None
     cluster: Cluster = field(default_factory=SoloCluster)
     _worker_urls: dict[str, str] = field(default_factory=dict)
 
@@ -102,6 +107,15 @@ class Runtime:
         metrics.watch(runtime)
         runtime.lag_monitor = LoopLagMonitor(metrics.loop_lag)
         runtime.lag_monitor.start()
+        if settings.gc_reclaim_after > 0:
+            counters = runtime.counters
+            runtime.collector = CollectorPolicy(
+                registry.question_open,
+                lambda: counters.sockets_closed + http_connections_closed(),
+                reclaim_after=settings.gc_reclaim_after,
+                on_reclaim=metrics.gc_reclaim.observe,
+            )
+            runtime.collector.start()
         return runtime
 
     async def worker_url(self, worker_id: str) -> str | None:
@@ -138,6 +152,8 @@ class Runtime:
         finally:
             if self.lag_monitor is not None:
                 await self.lag_monitor.stop()
+            if self.collector is not None:
+                await self.collector.stop()
             await self.storage.close()
             log.info("stopped")
 

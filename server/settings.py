@@ -64,6 +64,13 @@ class Settings:
     hello_timeout_s: float = field(default=5.0, metadata={"help": "drop a socket that sends no hello by then"})
     answer_grace_ms: int = field(default=250, metadata={"help": "network grace after a question's deadline"})
     send_queue: int = field(default=1024, metadata={"help": "frames queued per socket before it is dropped"})
+    gc_reclaim_after: int = field(
+        default=2_000,
+        metadata={
+            "help": "closed connections between full garbage collections, run while no question is open "
+            "(0: CPython's own collector, no freezing)"
+        },
+    )
     storage_retry_s: float = field(
         default=10.0, metadata={"help": "how long a failing commit is retried before answers get `unavailable`"}
     )

@@ -72,6 +72,7 @@ async def test_a_game_moves_the_counters_and_histograms(start_server: Any, sqlit
         assert value(found, "quizroom_sockets_direct_intake_total") == 2  # both took the fast intake
         assert value(found, "quizroom_rooms") == 1
         assert value(found, "quizroom_shards") == 1
+        assert value(found, "quizroom_gc_frozen_objects") > 0  # the collector policy runs (server/collector.py)
         assert value(found, "quizroom_commit_failures_total") == 0
         assert value(found, "quizroom_storage_healthy") == 1
         assert value(found, "quizroom_answer_ack_seconds_count") == 2

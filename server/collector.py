@@ -1,0 +1,123 @@
+"""Keeps CPython's full garbage collections away from the moments players are waiting on.
+
+Why: a full collection walks every tracked object, and CPython starts one whenever the heap has grown by a quarter.
+A room's objects live as long as its sockets (protocol objects, parsers, buffers, sessions), so a 10,000-player
+room is ~900,000 objects and each full collection took ~0.55 s on one core here: a join storm into such a room paid
+about a dozen of them (2.8 s of its 11 s, bench/RESULTS.md), and one landing in an answer burst delayed every ack by
+half a second.
+
+What this does instead: once a second, whatever is on the heap is moved out of the collector's sight
+(`gc.freeze()`), so CPython's own collections — all three generations, untouched — only ever walk what was
+allocated since. Frozen objects are still freed by reference counting; what reference counting cannot free is a
+closed connection's cycles (websockets' and uvicorn's protocol objects refer to themselves: ~50 objects a socket),
+and those wait for a *reclaim* — `gc.unfreeze()`, one full collection, freeze again — which runs when enough
+connections have closed since the last one and no room of this process has a question open, or regardless once
+overdue. Garbage left by anything else is caught by a reclaim at most once a minute while idle, when the frozen heap
+has grown by a quarter since the last one (CPython's own rule, moved to a quiet moment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import time
+from collections.abc import Callable
+
+import structlog
+
+log = structlog.get_logger("quizroom.collector")
+
+#: Past this many closed connections per `reclaim_after`, a reclaim runs even while a question is open: the memory
+#: held by their cycles is bounded.
+OVERDUE_FACTOR = 25
+#: While idle, a reclaim for garbage that no closed connection accounts for, at most this often.
+IDLE_RECLAIM_S = 60.0
+
+
+class CollectorPolicy:
+    """Freezes the heap every `interval_s` and reclaims frozen garbage at quiet moments (see the module docstring).
+
+    `busy()` says whether a pause now would delay players (a question is open here); `closed()` is a running count
+    of connections closed in this process. `reclaim_after` closed connections make a reclaim due.
+    """
+
+    def __init__(
+        self,
+        busy: Callable[[], bool],
+        closed: Callable[[], int],
+        *,
+        reclaim_after: int,
+        interval_s: float = 1.0,
+        idle_reclaim_s: float = IDLE_RECLAIM_S,
+        on_reclaim: Callable[[float], None] | None = None,
+    ) -> None:
+        self.busy = busy
+        self.closed = closed
+        self.reclaim_after = reclaim_after
+        self.interval_s = interval_s
+        self.idle_reclaim_s = idle_reclaim_s
+        self.on_reclaim = on_reclaim
+        self.reclaims = 0
+        self._closed_at_reclaim = closed()
+        self._frozen_at_reclaim = 0
+        self._reclaimed_at = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        gc.collect()  # start-up garbage goes now; what survives (modules, the app) is permanent
+        self._settle()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="collector-policy")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        gc.unfreeze()  # back to CPython's collector as it was (tests run several servers in one process)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                self.tick()
+            except Exception:  # a policy must never take the server down
+                log.exception("collector_tick_failed")
+
+    def tick(self) -> None:
+        """Reclaim if due, else freeze what is on the heap now."""
+        if self._reclaim_due():
+            self.reclaim()
+        else:
+            gc.freeze()
+
+    def _reclaim_due(self) -> bool:
+        closed = self.closed() - self._closed_at_reclaim
+        if closed >= self.reclaim_after * OVERDUE_FACTOR:
+            return True
+        if self.busy():
+            return False
+        if closed >= self.reclaim_after:
+            return True
+        grown = gc.get_freeze_count() - self._frozen_at_reclaim
+        return time.monotonic() - self._reclaimed_at >= self.idle_reclaim_s and grown * 4 > self._frozen_at_reclaim
+
+    def reclaim(self) -> int:
+        """One full collection of everything, frozen or not; returns the number of objects collected."""
+        began = time.perf_counter()
+        gc.unfreeze()
+        collected = gc.collect()
+        self._settle()
+        took = time.perf_counter() - began
+        self.reclaims += 1
+        if self.on_reclaim is not None:
+            self.on_reclaim(took)
+        log.info("gc_reclaim", collected=collected, frozen=self._frozen_at_reclaim, took_ms=round(took * 1000, 1))
+        return collected
+
+    def _settle(self) -> None:
+        gc.freeze()
+        self._frozen_at_reclaim = gc.get_freeze_count()
+        self._closed_at_reclaim = self.closed()
+        self._reclaimed_at = time.monotonic()
