@@ -60,6 +60,9 @@ async def test_join_refusals_have_their_codes(web: httpx.AsyncClient) -> None:
     host = await Host.open(web)
     assert (await web.post("/api/rooms/000000/players", json={"nickname": "x"})).status_code == 404
     assert (await web.post("/api/rooms/not-a-pin/players", json={"nickname": "x"})).status_code == 404
+    for body in (b"{not json", b"[1, 2]", b'"Ann"', b" " * (1 << 20) + b"{}"):  # not JSON, not an object, too big
+        refused = await web.post(f"/api/rooms/{host.pin}/players", content=body)
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid", body[:20]
     await host.join("Ann")
     taken = await web.post(f"/api/rooms/{host.pin}/players", json={"nickname": " ＡＮＮ "})  # NFKC + case + trim
     assert taken.status_code == 409 and taken.json()["error"]["code"] == "nickname_taken"

@@ -71,7 +71,10 @@ async def test_json_logs_carry_worker_and_pin_and_never_a_token(start_server: An
     for record in access:
         assert "?" not in json.dumps(record), record
         assert set(record) >= {"method", "path", "status", "duration_ms"}
-    assert {(r["path"], r["status"]) for r in access} >= {(f"/api/rooms/{host.pin}", 401)}
+    assert {(r["path"], r["status"]) for r in access} >= {
+        (f"/api/rooms/{host.pin}", 401),
+        (f"/api/rooms/{host.pin}/players", 201),
+    }
 
     room_lines = [r for r in records if r.get("event") == "room_created"]
     assert room_lines and all(r["pin"] == host.pin for r in room_lines)
