@@ -14,10 +14,10 @@ transaction as soon as the previous commit has finished — a group commit witho
 tick-based writer. `--fault drop-one-answer` acks one answer without storing it and `--fault double-one-answer`
 reports one stored answer twice: the negative controls for the bench's exactly-once check.
 
-Garbage collection: like quizroom (`quizroom.server.collector`), the heap is frozen once a second, so CPython's full
-collections never walk the sockets' long-lived objects; otherwise one of them (~0.5 s at 10,000 sockets) could land
-in a measurement of either server and the ratio would compare GC luck, not designs. A bench run never needs the
-frozen garbage back.
+Garbage collection: like quizroom (`quizroom.server.collector`, with its thresholds), the heap is frozen four times a
+second, so CPython's collections never walk the sockets' long-lived objects; otherwise a full collection (~0.5 s at
+10,000 sockets) could land in a measurement of either server, and the ratio would compare GC luck, not designs. A
+bench run never needs the frozen garbage back.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.http11 import Request, Response
+
+from quizroom.server.collector import THRESHOLDS
 
 
 @dataclass(slots=True)
@@ -262,8 +264,9 @@ class Baseline:
 
 
 async def freeze_heap() -> None:
+    gc.set_threshold(*THRESHOLDS)
     while True:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.25)
         gc.freeze()
 
 

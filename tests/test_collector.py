@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from quizroom.server.collector import OVERDUE_FACTOR, CollectorPolicy
+from quizroom.server.collector import OVERDUE_FACTOR, THRESHOLDS, CollectorPolicy
 
 
 class Cycle:
@@ -118,8 +118,11 @@ def test_while_idle_a_heap_grown_by_a_quarter_is_reclaimed_now_and_then(world: W
 
 async def test_start_freezes_and_stop_hands_back_to_cpython(world: World) -> None:
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     policy = world.policy()
     policy.start()
     assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == THRESHOLDS
     await policy.stop()
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == thresholds
