@@ -13,8 +13,8 @@ closed connection's cycles (websockets' and uvicorn's protocol objects refer to 
 and those wait for a *reclaim* — `gc.unfreeze()`, one full collection, freeze again — which runs when enough
 connections have closed since the last one and no room of this process has a question open, or regardless once
 overdue. A reclaim is itself a full collection (~0.8 s right after a 10,000-player room has finished), but it comes
-when nobody is waiting on an answer. Garbage left by anything else is caught by a reclaim at most once a minute while idle, when the frozen heap
-has grown by a quarter since the last one (CPython's own rule, moved to a quiet moment).
+when nobody is waiting on an answer. Garbage left by anything else is caught by a reclaim at most once a minute
+while idle, when the frozen heap has grown by a quarter since the last one (CPython's own rule, at a quiet moment).
 """
 
 from __future__ import annotations
