@@ -414,8 +414,8 @@ async def run_game(s: Session, name: str, n: int, questions: int, spread_ms: int
         monitor.mark("joined")
         for index in range(questions):
             s.phase = f"question {index + 1}/{questions}"
-            plays = s.pool.each(
-                "play",
+            await s.pool.each(
+                "arm",
                 [
                     {
                         "crowd": CROWD,
@@ -432,7 +432,7 @@ async def run_game(s: Session, name: str, n: int, questions: int, spread_ms: int
             sent_ns, reply = await host.command("start" if index == 0 else "next")
             if reply.get("type") == "error":
                 extra[f"host:{'start' if index == 0 else 'next'}:{reply.get('code')}"] += 1
-            played = await plays
+            played = await s.pool.all("harvest", index=index)
             received = [t for p in played for t in p["recv_ns"]]
             delays += [(t - sent_ns) / 1e6 for t in received]
             lasts.append(max((t - sent_ns) / 1e6 for t in received) if received else float("nan"))

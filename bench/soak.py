@@ -127,8 +127,8 @@ async def _soak_room(
     index = 0
     while index < 200 and time.monotonic() < deadline:
         s.phase = f"soak q{index + 1}"
-        plays = s.pool.each(
-            "play",
+        await s.pool.each(
+            "arm",
             [
                 {
                     "crowd": "active",
@@ -143,7 +143,7 @@ async def _soak_room(
             ],
         )
         await host.command("start" if index == 0 else "next")
-        records += [r for p in await plays for r in p["answers"]]
+        records += [r for p in await s.pool.all("harvest", index=index) for r in p["answers"]]
         await host.command("close")
         index += 1
     check = exactly_once.check(await control.results(room), records)

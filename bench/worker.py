@@ -322,6 +322,14 @@ def _record(
     return AnswerRecord(pid, index, mode, True, f"error:{msg.get('code')}", False, False, None, sent_ns, done_ns)
 
 
+class Play(NamedTuple):
+    """One question being played in game mode (`Worker.arm` → `Worker.harvest`)."""
+
+    players: list[Player]
+    answers: asyncio.Future[list[AnswerRecord]]
+    reconnect_ns: list[int]
+
+
 class Worker:
     """The commands a coordinator can run in this process; each returns picklable plain data."""
 
@@ -331,6 +339,7 @@ class Worker:
         self.crowds: dict[str, list[Player]] = {}
         self.errors: Counter[str] = Counter()
         self.reconnects: Counter[str] = Counter()  # players back after the server dropped them, by close code
+        self.plays: dict[int, Play] = {}
 
     def bump(self, slot: int, by: int = 1) -> None:
         self.progress[self.wid * SLOTS + slot] += by
@@ -423,10 +432,13 @@ class Worker:
         answers = [_record(p, index, "normal", sent_ns, f.result() if f.done() else None) for p, sent_ns, f in pending]
         return {"answers": answers}
 
-    async def play(
+    async def arm(
         self, crowd: str, index: int, spread_ms: int, drop_before: int, drop_after: int, seed: int, wait_s: float
-    ) -> dict[str, Any]:
-        """Game mode for one question: each player answers at a random moment of the window; a few drop."""
+    ) -> int:
+        """Game mode for one question, first half: every player starts waiting for question `index`, to answer at a
+        random moment of its window; a few will drop. Returns once all of them wait: setting up hundreds of tasks
+        costs this process milliseconds, which must not overlap the question's arrival (the fan-out measured next).
+        `harvest` collects what happened."""
         rng = random.Random(seed)
         players = self.crowds.get(crowd, [])
         chosen = rng.sample(range(len(players)), min(len(players), drop_before + drop_after))
@@ -458,11 +470,19 @@ class Worker:
             except (TimeoutError, OSError, ConnectionError):
                 return _record(p, index, mode, sent_ns, None, sent=sent_ns > 0)
 
-        answers = await asyncio.gather(
+        answers = asyncio.gather(
             *(one(p, m, rng.uniform(0, spread_ms) / 1000, _choice(rng)) for p, m in zip(players, modes, strict=True))
         )
-        received = [p.direct[index] for p in players if index in p.direct]
-        return {"answers": answers, "recv_ns": received, "reconnect_ns": reconnect_ns}
+        self.plays[index] = Play(players, answers, reconnect_ns)
+        await asyncio.sleep(0)  # every player's task runs up to its wait for the question before this returns
+        return len(players)
+
+    async def harvest(self, index: int) -> dict[str, Any]:
+        """Game mode, second half: the answers of question `index` as the players saw them, and receive times."""
+        play = self.plays.pop(index)
+        answers = await play.answers
+        received = [p.direct[index] for p in play.players if index in p.direct]
+        return {"answers": answers, "recv_ns": received, "reconnect_ns": play.reconnect_ns}
 
     async def _reconnect(self, p: Player, wait_s: float) -> int:
         """A planned drop and return, as a phone in a tunnel: resume, then reconnect. Returns the time it took."""

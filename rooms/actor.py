@@ -184,14 +184,14 @@ class RoomActor:
         self.writer.save_scores(
             [ScoreRow(state.room_id, p.player_id, p.score, p.streak) for p in state.players.values()]
         )
+        board = encode(event.board)
         for player_id, session in self.sessions.items():
             player = state.players.get(player_id)
-            if player is not None:
-                rank = state.rank_of(player)
-                session.conn.send(encode(wire.result_message(state, player, rank, event.result_seq, index)))
-        frame = encode(event.board)
-        for session in self.sessions.values():
-            session.conn.send(frame)
+            if player is None:
+                session.conn.send(board)
+                continue
+            result = encode(wire.result_message(state, player, state.rank_of(player), event.result_seq, index))
+            session.conn.send_many((result, board))  # one write per socket, the result first
 
     def finish(self, event: Finish) -> None:
         state = self.state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,6 +40,9 @@ class Connection(Protocol):
     """What the actor needs of a socket. Both calls return at once: frames queue, slow consumers are the socket's."""
 
     def send(self, frame: Frame) -> None: ...
+
+    def send_many(self, frames: Sequence[Frame]) -> None:
+        """Frames that go out together (a player's result and the leaderboard): one write where the socket can."""
 
     def close(self, code: int, reason: str = "") -> None: ...
 

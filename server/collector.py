@@ -31,7 +31,7 @@ log = structlog.get_logger("quizroom.collector")
 
 #: Past this many closed connections per `reclaim_after`, a reclaim runs even while a question is open: the memory
 #: held by their cycles is bounded.
-OVERDUE_FACTOR = 25
+OVERDUE_FACTOR = 10
 #: CPython's collection thresholds while the policy runs. With the heap frozen four times a second, the young
 #: generations are all the collector ever walks; collecting the youngest every 20,000 allocations instead of 700
 #: lets most of a request's objects die by reference count before any walk (a 10,000-player join storm: 67 young

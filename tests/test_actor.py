@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,10 @@ class Recorder:
     def send(self, frame: Frame) -> None:
         self.frames.append(orjson.loads(frame.text))
         self.arrived.set()
+
+    def send_many(self, frames: Sequence[Frame]) -> None:
+        for frame in frames:
+            self.send(frame)
 
     def close(self, code: int, reason: str = "") -> None:
         self.closed = code

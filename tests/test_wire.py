@@ -48,3 +48,24 @@ async def test_the_server_declines_compression_so_frames_stay_shared(start_serve
             assert ws.response is not None and "Sec-WebSocket-Extensions" not in ws.response.headers
             await ws.send(orjson.dumps({"type": "hello", "token": player.token}).decode())
             assert orjson.loads(await ws.recv())["type"] == "welcome"
+
+
+async def test_a_reveal_writes_each_result_and_the_leaderboard_together_result_first(
+    start_server: Any, sqlite_url: str
+) -> None:
+    """`SocketConn.send_many`: both frames in one write on the direct path; the client's parser reads two messages."""
+    server = start_server(sqlite_url)
+    async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as http:
+        host = await Host.open(http, quiz(2))
+        player = await host.join("Ann")
+        async with connect(player.joined["ws_url"]) as ws:
+            await ws.send(orjson.dumps({"type": "hello", "token": player.token}).decode())
+            assert orjson.loads(await ws.recv())["type"] == "welcome"
+            await host.command("start")
+            assert orjson.loads(await ws.recv())["type"] == "question"
+            await ws.send(orjson.dumps({"type": "answer", "question": 0, "choice": 0}).decode())
+            assert orjson.loads(await ws.recv())["type"] == "answer_ack"  # everyone answered: the room reveals
+            result, board = orjson.loads(await ws.recv()), orjson.loads(await ws.recv())
+            assert (result["type"], board["type"]) == ("result", "leaderboard")
+            assert result["question"] == board["question"] == 0 and result["points"] > 0
+            assert board["top"][0]["nickname"] == "Ann"
