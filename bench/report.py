@@ -257,10 +257,13 @@ def results_markdown(report: dict[str, Any], json_path: Path, png_path: Path | N
         "first answer sent → last ack (per question in a game). Burst: every player answers at once after all "
         "have the question. Game: "
         "answers spread over each question's window, a few players per question drop their socket before "
-        "answering or right after sending (and resend on the new socket).",
+        "answering or right after sending (and resend on the new socket); every player is waiting for the "
+        "question before the host command goes out.",
         "- Baseline (`bench/baseline.py`): the websockets library's own server, `websockets.broadcast` of one "
         "pre-serialised frame, acks after a SQLite (WAL, synchronous=FULL) group commit that starts as soon as "
-        "the previous one ends — the floor for a durable design, without quizroom's rules, sharding or HTTP stack.",
+        "the previous one ends — the floor for a durable design, without quizroom's rules, sharding or HTTP stack; "
+        "its heap is frozen four times a second like quizroom's (`quizroom.server.collector`). Load processes "
+        "freeze theirs once their players have joined.",
         "- Exactly-once: every accepted ack is checked against `GET /api/rooms/{pin}/results` (no acked answer "
         "missing, none stored twice, none stored that was never sent).",
         "- Loop lag: the server's own `quizroom_event_loop_lag_seconds` histogram from `/metrics` (fresh server per "
