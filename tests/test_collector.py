@@ -3,13 +3,19 @@ which waits while a question is open unless overdue."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import time
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 
 from quizroom.server.collector import OVERDUE_FACTOR, THRESHOLDS, CollectorPolicy
+from quizroom.tests.gameclient import Host, quiz
+from quizroom.tests.test_metrics import scrape, value
 
 
 class Cycle:
@@ -126,3 +132,27 @@ async def test_start_freezes_and_stop_hands_back_to_cpython(world: World) -> Non
     await policy.stop()
     assert gc.get_freeze_count() == 0
     assert gc.get_threshold() == thresholds
+
+
+async def test_a_server_reclaims_what_closed_sockets_left_once_no_question_is_open(
+    start_server: Any, sqlite_url: str
+) -> None:
+    """The wiring: sockets closed on the real server count, and the reclaim runs once the question is closed."""
+    server = start_server(sqlite_url, "--gc-reclaim-after", "3")
+    async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as http:
+        host = await Host.open(http, quiz(1))
+        players = [await host.join(f"P{i}") for i in range(4)]
+        for player in players:
+            await player.connect()
+        await host.command("start")
+        for player in players:
+            await player.expect("question")
+        for player in players[:3]:
+            await player.close()
+        await host.command("close")
+        deadline = time.monotonic() + 10.0
+        while (reclaims := value(await scrape(http), "quizroom_gc_reclaim_seconds_count")) < 1:
+            assert time.monotonic() < deadline, "no reclaim after 3 closed sockets and the question closed"
+            await asyncio.sleep(0.05)
+        assert reclaims >= 1
+        assert value(await scrape(http), "quizroom_gc_frozen_objects") > 0, "frozen again after the reclaim"
