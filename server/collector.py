@@ -13,8 +13,9 @@ closed connection's cycles (websockets' and uvicorn's protocol objects refer to 
 and those wait for a *reclaim* — `gc.unfreeze()`, one full collection, freeze again — which runs when enough
 connections have closed since the last one and no room of this process has a question open, or regardless once
 overdue. A reclaim is itself a full collection (~0.8 s right after a 10,000-player room has finished), but it comes
-when nobody is waiting on an answer. Garbage left by anything else is caught by a reclaim at most once a minute
-while idle, when the frozen heap has grown by a quarter since the last one (CPython's own rule, at a quiet moment).
+when nobody is waiting on an answer. Garbage left by anything else is caught by a reclaim when the frozen heap has
+grown by a quarter since the last one (CPython's own rule): at a quiet moment, at most once a minute, or after five
+minutes regardless, on a server where some question is always open.
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ OVERDUE_FACTOR = 10
 #: lets most of a request's objects die by reference count before any walk (a 10,000-player join storm: 67 young
 #: collections, 0.26 s, instead of 2,259 + 201 + 14 full ones, 1.0 s), and full collections are left to `reclaim`.
 THRESHOLDS = (20_000, 10, 1_000)
-#: While idle, a reclaim for garbage that no closed connection accounts for, at most this often.
+#: A reclaim for garbage that no closed connection accounts for (a game's own cycles: ~1,000 objects a second in a
+#: 500-player soak), once the frozen heap has grown by a quarter: at most this often while no question is open ...
 IDLE_RECLAIM_S = 60.0
+#: ... and, on a server where some question is always open, at most this often anyway: the garbage stays bounded.
+BUSY_RECLAIM_S = 300.0
 
 
 class CollectorPolicy:
@@ -56,6 +60,7 @@ class CollectorPolicy:
         reclaim_after: int,
         interval_s: float = 0.25,
         idle_reclaim_s: float = IDLE_RECLAIM_S,
+        busy_reclaim_s: float = BUSY_RECLAIM_S,
         on_reclaim: Callable[[float], None] | None = None,
     ) -> None:
         self.busy = busy
@@ -63,11 +68,13 @@ class CollectorPolicy:
         self.reclaim_after = reclaim_after
         self.interval_s = interval_s
         self.idle_reclaim_s = idle_reclaim_s
+        self.busy_reclaim_s = busy_reclaim_s
         self.on_reclaim = on_reclaim
         self.reclaims = 0
         self._closed_at_reclaim = closed()
         self._frozen_at_reclaim = 0
-        self._idle_check_at = time.monotonic() + idle_reclaim_s
+        self._reclaimed_at = time.monotonic()
+        self._growth_check_at = self._reclaimed_at + idle_reclaim_s
         self._task: asyncio.Task[None] | None = None
         self._thresholds = gc.get_threshold()
 
@@ -106,15 +113,14 @@ class CollectorPolicy:
         closed = self.closed() - self._closed_at_reclaim
         if closed >= self.reclaim_after * OVERDUE_FACTOR:
             return True
-        if self.busy():
-            return False
-        if closed >= self.reclaim_after:
+        busy = self.busy()
+        if not busy and closed >= self.reclaim_after:
             return True
         now = time.monotonic()
-        if now < self._idle_check_at:
+        if now < self._growth_check_at or (busy and now - self._reclaimed_at < self.busy_reclaim_s):
             return False
         # Counting the frozen objects walks them all (~5 ms a million): asked at most once per `idle_reclaim_s`.
-        self._idle_check_at = now + self.idle_reclaim_s
+        self._growth_check_at = now + self.idle_reclaim_s
         return (gc.get_freeze_count() - self._frozen_at_reclaim) * 4 > self._frozen_at_reclaim
 
     def reclaim(self) -> int:
@@ -134,4 +140,5 @@ class CollectorPolicy:
         gc.freeze()
         self._frozen_at_reclaim = gc.get_freeze_count()
         self._closed_at_reclaim = self.closed()
-        self._idle_check_at = time.monotonic() + self.idle_reclaim_s
+        self._reclaimed_at = time.monotonic()
+        self._growth_check_at = self._reclaimed_at + self.idle_reclaim_s

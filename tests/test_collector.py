@@ -31,12 +31,15 @@ class World:
         self.closed = 0
         self.pauses: list[float] = []
 
-    def policy(self, reclaim_after: int = 10, idle_reclaim_s: float = 3600.0) -> CollectorPolicy:
+    def policy(
+        self, reclaim_after: int = 10, idle_reclaim_s: float = 3600.0, busy_reclaim_s: float = 3600.0
+    ) -> CollectorPolicy:
         return CollectorPolicy(
             lambda: self.busy,
             lambda: self.closed,
             reclaim_after=reclaim_after,
             idle_reclaim_s=idle_reclaim_s,
+            busy_reclaim_s=busy_reclaim_s,
             on_reclaim=self.pauses.append,
         )
 
@@ -120,6 +123,20 @@ def test_while_idle_a_heap_grown_by_a_quarter_is_reclaimed_now_and_then(world: W
     policy.tick()
     assert ref() is None and policy.reclaims == 2
     del grown
+
+
+def test_a_server_that_always_has_a_question_open_still_reclaims_a_grown_heap_now_and_then(world: World) -> None:
+    world.busy = True
+    for busy_reclaim_s, reclaims in ((3600.0, 0), (0.0, 1)):
+        policy = world.policy(idle_reclaim_s=0.0, busy_reclaim_s=busy_reclaim_s)
+        policy.reclaim()
+        ref = frozen_garbage()
+        grown = [Cycle() for _ in range(gc.get_freeze_count())]
+        policy.tick()  # freezes the growth
+        policy.tick()
+        assert (ref() is None) is bool(reclaims), busy_reclaim_s
+        assert policy.reclaims == 1 + reclaims
+        del grown
 
 
 async def test_start_freezes_and_stop_hands_back_to_cpython(world: World) -> None:
