@@ -21,12 +21,13 @@ minutes regardless, on a server where some question is always open.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import time
 from collections.abc import Callable
 
 import structlog
+
+from quizroom.server.background import BackgroundTask
 
 log = structlog.get_logger("quizroom.collector")
 
@@ -45,12 +46,14 @@ IDLE_RECLAIM_S = 60.0
 BUSY_RECLAIM_S = 300.0
 
 
-class CollectorPolicy:
+class CollectorPolicy(BackgroundTask):
     """Freezes the heap every `interval_s` and reclaims frozen garbage at quiet moments (see the module docstring).
 
     `busy()` says whether a pause now would delay players (a question is open here); `closed()` is a running count
     of connections closed in this process. `reclaim_after` closed connections make a reclaim due.
     """
+
+    name = "collector-policy"
 
     def __init__(
         self,
@@ -63,6 +66,7 @@ class CollectorPolicy:
         busy_reclaim_s: float = BUSY_RECLAIM_S,
         on_reclaim: Callable[[float], None] | None = None,
     ) -> None:
+        super().__init__()
         self.busy = busy
         self.closed = closed
         self.reclaim_after = reclaim_after
@@ -75,7 +79,6 @@ class CollectorPolicy:
         self._frozen_at_reclaim = 0
         self._reclaimed_at = time.monotonic()
         self._growth_check_at = self._reclaimed_at + idle_reclaim_s
-        self._task: asyncio.Task[None] | None = None
         self._thresholds = gc.get_threshold()
 
     def start(self) -> None:
@@ -83,18 +86,14 @@ class CollectorPolicy:
         gc.set_threshold(*THRESHOLDS)
         gc.collect()  # start-up garbage goes now; what survives (modules, the app) is permanent
         self._settle()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="collector-policy")
+        super().start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().stop()
         gc.unfreeze()  # back to CPython's collector as it was (tests run several servers in one process)
         gc.set_threshold(*self._thresholds)
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
             try:

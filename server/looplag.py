@@ -3,33 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
+from quizroom.server.background import BackgroundTask
 
-class LoopLagMonitor:
+
+class LoopLagMonitor(BackgroundTask):
     """Sleeps `interval_s` over and over and reports how much later than asked each wake-up came.
 
     One timer every half second costs nothing measurable; a lag that grows means the loop is saturated (a slow
     callback, a huge broadcast, blocking I/O by mistake), which shows up here before it shows up as timeouts.
     """
 
+    name = "loop-lag-monitor"
+
     def __init__(self, observe: Callable[[float], None], interval_s: float = 0.5) -> None:
+        super().__init__()
         self.observe = observe
         self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag-monitor")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             began = loop.time()
