@@ -7,7 +7,7 @@ PostgreSQL (rows with expiry, `LISTEN/NOTIFY`). See docs/scaling.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from quizroom.storage.records import ShardRow, WorkerRow
@@ -39,6 +39,8 @@ class Cluster(Protocol):
         """Record `worker_id` as the shard's worker unless a live one holds it; returns the holder."""
 
     async def shards(self, room_id: str) -> list[ShardRow]: ...
+
+    async def dead_shards(self, room_ids: Sequence[str]) -> dict[str, list[int]]: ...
 
     def send(self, worker_id: str, message: dict[str, Any]) -> None: ...
 
@@ -78,6 +80,9 @@ class SoloCluster:
 
     async def shards(self, room_id: str) -> list[ShardRow]:
         return []
+
+    async def dead_shards(self, room_ids: Sequence[str]) -> dict[str, list[int]]:
+        return {}
 
     def send(self, worker_id: str, message: dict[str, Any]) -> None:
         raise RuntimeError("a solo worker has nobody to send to")

@@ -453,22 +453,27 @@ class RoomRegistry:
                     await self.get(pin)
                 except (StorageError, NotFound) as exc:  # one room's failure must not stop the others' takeover
                     log.warning("takeover_failed", pin=pin, error=str(exc))
-        for coordinator in list(self._rooms.values()):
-            if coordinator.state.phase is not Phase.FINISHED:
+        playing = [c for c in self._rooms.values() if c.state.phase is not Phase.FINISHED]
+        try:
+            dead = await self.cluster.dead_shards([c.state.room_id for c in playing]) if playing else {}
+        except StorageError as exc:  # the next heartbeat asks again
+            log.warning("shard_move_failed", error=str(exc))
+            dead = {}
+        for coordinator in playing:
+            shards = dead.get(coordinator.state.room_id)
+            if shards and self._rooms.get(coordinator.state.pin) is coordinator:
                 try:
-                    await self._move_dead_shards(coordinator)
+                    await self._move_dead_shards(coordinator, shards)
                 except (StorageError, NotFound) as exc:
                     log.warning("shard_move_failed", pin=coordinator.state.pin, error=str(exc))
 
-    async def _move_dead_shards(self, coordinator: Coordinator) -> None:
-        for placed in await self.cluster.shards(coordinator.state.room_id):
-            if placed.alive:
-                continue
-            worker = await self._choose(coordinator.state.room_id, placed.shard)
-            home = await self._home(coordinator, placed.shard, worker)
-            old = coordinator.homes.get(placed.shard)
+    async def _move_dead_shards(self, coordinator: Coordinator, shards: list[int]) -> None:
+        for shard in shards:
+            worker = await self._choose(coordinator.state.room_id, shard)
+            home = await self._home(coordinator, shard, worker)
+            old = coordinator.homes.get(shard)
             home.size = old.size if old is not None else 0
-            log.warning("shard_moved", pin=coordinator.state.pin, shard=placed.shard, to=worker)
+            log.warning("shard_moved", pin=coordinator.state.pin, shard=shard, to=worker)
             coordinator.adopt(home)
 
     async def _release_moved_shards(self) -> None:

@@ -24,7 +24,7 @@ import re
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -398,6 +398,24 @@ class PgCluster:
                 self.ttl_s,
             )
         return [ShardRow(row[0], row[1], row[2], row[3]) for row in rows]
+
+    async def dead_shards(self, room_ids: Sequence[str]) -> dict[str, list[int]]:
+        """The shards of these rooms whose worker is not live (its row gone or its heartbeat past the TTL), by room:
+        one read per heartbeat for every room a worker coordinates, not one per room."""
+        if not room_ids:
+            return {}
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT s.room_id, s.shard FROM shards AS s LEFT JOIN workers AS w USING (worker_id)"
+                f" WHERE s.room_id = ANY($1::text[]) AND NOT coalesce({_live('$2', 'w')}, FALSE)"
+                " ORDER BY s.room_id, s.shard",
+                list(room_ids),
+                self.ttl_s,
+            )
+        dead: dict[str, list[int]] = {}
+        for row in rows:
+            dead.setdefault(row[0], []).append(row[1])
+        return dead
 
     # --- messaging: sending -------------------------------------------------------------------------------------
 

@@ -283,6 +283,28 @@ async def test_racing_placements_agree_and_dead_workers_lose_their_shards(db: Da
     assert [s for s in await b.shards("r1") if s.shard == 21] == [ShardRow(21, a.worker_id, "", False)]
 
 
+async def test_dead_shards_of_many_rooms_come_back_in_one_read(db: Database) -> None:
+    for room in ("r1", "r2", "r3"):
+        await db.room(room)
+    a, b = await db.cluster(ttl_s=SHORT_TTL), await db.cluster(ttl_s=SHORT_TTL)  # b judges liveness by its TTL
+    for shard in range(3):
+        await a.place_shard("r1", shard, a.worker_id if shard != 1 else b.worker_id)
+    await a.place_shard("r2", 0, a.worker_id)
+    await b.place_shard("r3", 0, b.worker_id)
+    assert await b.dead_shards(["r1", "r2", "r3"]) == {}, "every holder is live"
+    assert await b.dead_shards([]) == {}
+
+    async def a_is_dead() -> bool:
+        await b.heartbeat(0)
+        return bool(await b.dead_shards(["r1"]))
+
+    await eventually(a_is_dead, what="a's expiry")
+    assert await b.dead_shards(["r1", "r2", "r3"]) == {"r1": [0, 2], "r2": [0]}
+    assert await b.dead_shards(["r2"]) == {"r2": [0]}, "only the rooms asked about"
+    await a.deregister()
+    assert await b.dead_shards(["r1", "r3"]) == {"r1": [0, 2]}, "a holder whose row is gone is dead too"
+
+
 # --- messaging ----------------------------------------------------------------------------------------------------
 
 
