@@ -41,8 +41,8 @@ class Connection(Protocol):
 
     def send(self, frame: Frame) -> None: ...
 
-    def send_many(self, frames: Sequence[Frame]) -> None:
-        """Frames that go out together (a player's result and the leaderboard): one write where the socket can."""
+    # Frames that go out together (a player's result and the leaderboard): one write where the socket can.
+    def send_many(self, frames: Sequence[Frame]) -> None: ...
 
     def close(self, code: int, reason: str = "") -> None: ...
 
