@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+from typing import Any
 
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
@@ -28,6 +30,30 @@ class NoFrameDumps(logging.Filter):
         return record.levelno > logging.DEBUG or f"{os.sep}websockets{os.sep}" not in record.pathname
 
 
+_STDERR_LOCK = threading.RLock()
+"""One lock for every line written to stderr: structlog's own events (main thread) and standard-library records
+(the SQLite driver logs from its thread) would otherwise interleave two JSON objects on one line."""
+
+
+class LineLogger:
+    """structlog's output: one whole line per event, under the lock the standard-library handler uses too."""
+
+    def __init__(self, *args: Any) -> None:
+        pass
+
+    def msg(self, message: str) -> None:
+        with _STDERR_LOCK:
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = failure = err = msg
+
+
+class LockedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    def createLock(self) -> None:
+        self.lock = _STDERR_LOCK
+
+
 def configure_logging(level: str = "info", fmt: str = "console") -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
@@ -43,10 +69,10 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=LineLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LockedStreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.processors.format_exc_info],
