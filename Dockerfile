@@ -12,7 +12,6 @@ COPY storage/ storage/
 COPY migrations/ migrations/
 COPY clients/ clients/
 COPY bench/ bench/
-COPY tests/ tests/
 # The wheel carries migrations/*.sql and clients/web/* as package data (pyproject.toml); the check fails the build
 # if they went missing, since a server without them cannot migrate or serve its pages.
 RUN pip wheel --no-deps --wheel-dir /wheels . \

@@ -4,18 +4,30 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+SOURCES := $(VENV)/.installed-sources
+PACKAGES := server rooms storage migrations clients bench
 PG_VERSION := $(shell ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: install run test lint postgres browser bench conformance mypy-tree
+.PHONY: install run test lint postgres browser bench conformance sources
 
 install: $(STAMP)
 
-# Editable install: server/, rooms/, storage/, … are importable only as quizroom.server, quizroom.rooms, …
-$(STAMP): pyproject.toml
+# Editable install in setuptools' strict mode: server/, rooms/, storage/, … are importable only as quizroom.server,
+# quizroom.rooms, …, through a tree of links (build/__editable__.*) named by a plain .pth file, which mypy, IDEs and
+# static import tools read. The tree links files, so edits show at once; a file added or removed needs a reinstall,
+# which the list of package files below triggers.
+$(STAMP): pyproject.toml $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
 	touch $(STAMP)
+
+# The package files as a list, rewritten only when it changes (a file added, removed or renamed).
+$(SOURCES): sources
+sources:
+	@mkdir -p $(VENV)
+	@find $(PACKAGES) -type f -not -path '*/__pycache__/*' | LC_ALL=C sort > $(SOURCES).new
+	@cmp -s $(SOURCES).new $(SOURCES) && rm $(SOURCES).new || mv $(SOURCES).new $(SOURCES)
 
 run: install
 	$(BIN)/quizroom serve
@@ -40,15 +52,11 @@ browser:
 test: install postgres browser
 	$(BIN)/pytest
 
-# mypy resolves `quizroom.*` through a tree of links, since the packages live at the top of the repository.
-mypy-tree:
-	@mkdir -p .mypy-src/quizroom
-	@for d in server rooms storage clients bench tests migrations; do ln -sfn ../../$$d .mypy-src/quizroom/$$d; done
-
-lint: install mypy-tree
+lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MYPYPATH=.mypy-src $(BIN)/mypy --strict -p quizroom.rooms -p quizroom.storage -p quizroom.server -p quizroom.clients -p quizroom.bench
+	$(BIN)/mypy --strict -p quizroom.rooms -p quizroom.storage -p quizroom.server -p quizroom.clients -p quizroom.bench
+	$(BIN)/mypy --strict tests
 
 # The standard benchmark set (about 6 minutes on 2 cores); matplotlib (the `bench` extra) draws the chart.
 bench: install

@@ -84,7 +84,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> QuizroomApp:
         *api_routes(),
         page("index.html"),
         page("host.html"),
-        Mount("/static", app=StaticFiles(directory=web, check_dir=False), name="static"),
+        # follow_symlink: the development install is a tree of links (setuptools' strict editable mode), and
+        # Starlette refuses a file whose real path lies outside the directory unless told to follow links.
+        Mount("/static", app=StaticFiles(directory=web, check_dir=False, follow_symlink=True), name="static"),
     ]
     if settings.compliance_echo:
         routes.insert(0, WebSocketRoute("/ws/echo", EchoEndpoint()))

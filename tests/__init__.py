@@ -1,1 +1,1 @@
-"""quizroom.tests"""
+"""The test suite: imported as `tests.*` from the repository (pytest `pythonpath`), never installed."""

@@ -56,7 +56,7 @@ async def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def start_server(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Factory: `start_server(database_url, *flags)` → a running `ServerProcess`, killed after the test."""
-    from quizroom.tests.serverproc import ServerProcess
+    from tests.serverproc import ServerProcess
 
     started: list[ServerProcess] = []
 

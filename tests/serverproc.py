@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+REPOSITORY = Path(__file__).resolve().parent.parent
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -70,6 +72,8 @@ class ServerProcess:
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         env = {**os.environ, "QUIZROOM_LOG_LEVEL": os.environ.get("QUIZROOM_LOG_LEVEL", "info")}
+        if self.module.startswith("tests."):  # a test entry point: the suite is importable from the repository only
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPOSITORY), env.get("PYTHONPATH", "")]))
         cmd = [sys.executable, "-m", self.module, "serve", "--port", str(self.port)]
         cmd += ["--database-url", self.database_url, *self.extra]
         log = self.log_path.open("ab")

@@ -20,7 +20,7 @@ from quizroom.storage.base import StorageError
 from quizroom.storage.records import Batch
 from quizroom.storage.sqlite import SQLiteStorage
 from quizroom.storage.writer import GroupCommitWriter
-from quizroom.tests.gameclient import quiz
+from tests.gameclient import quiz
 
 
 class FailingStorage(SQLiteStorage):

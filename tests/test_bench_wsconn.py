@@ -26,6 +26,7 @@ class Wire:
             if isinstance(event, Request):
                 self.server.send_response(self.server.accept(event))
             else:
+                assert isinstance(event, Frame)
                 self.received.append(event)
 
     def is_closing(self) -> bool:

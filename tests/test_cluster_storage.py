@@ -20,7 +20,7 @@ from quizroom.storage import StorageError
 from quizroom.storage.cluster import MAX_PAYLOAD_BYTES, PgCluster, ShardRow, WorkerRow
 from quizroom.storage.postgres import PostgresStorage
 from quizroom.storage.records import Batch, QuizRow, RoomRow, RoomStateRow
-from quizroom.tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import create_pg_database, drop_pg_database
 
 T0 = 1_700_000_000_000
 SHORT_TTL = 0.3

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from quizroom.server.collector import OVERDUE_FACTOR, THRESHOLDS, CollectorPolicy
-from quizroom.tests.gameclient import Host, quiz
-from quizroom.tests.test_metrics import scrape, value
+from tests.gameclient import Host, quiz
+from tests.test_metrics import scrape, value
 
 
 class Cycle:

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from quizroom.tests.gameclient import Host, Player, quiz
-from quizroom.tests.serverproc import ServerProcess
+from tests.gameclient import Host, Player, quiz
+from tests.serverproc import ServerProcess
 
 PLAYERS = 150
 

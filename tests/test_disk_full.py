@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from quizroom.tests.gameclient import Host, quiz
-from quizroom.tests.serverproc import ServerProcess
+from tests.gameclient import Host, quiz
+from tests.serverproc import ServerProcess
 
 
 @pytest.fixture

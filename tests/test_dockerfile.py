@@ -90,7 +90,7 @@ def test_the_wheel_carries_migrations_and_web_pages(tmp_path: Path) -> None:
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    for folder in ("server", "rooms", "storage", "migrations", "clients", "bench", "tests"):
+    for folder in ("server", "rooms", "storage", "migrations", "clients", "bench", "tests"):  # tests: left out?
         shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "results"))
     wheels = tmp_path / "wheels"
     built = subprocess.run(
@@ -108,5 +108,8 @@ def test_the_wheel_carries_migrations_and_web_pages(tmp_path: Path) -> None:
     assert {"index.html", "host.html"} <= pages
     assert {f"quizroom/clients/web/{name}" for name in pages} <= names
     assert "quizroom/server/cli.py" in names
+    assert not any(name.startswith(("quizroom/tests/", "tests/")) for name in names), "the wheel ships the tests"
+    packages = ("server", "rooms", "storage", "migrations", "clients", "bench")
+    assert {f"quizroom/{package}/py.typed" for package in packages} <= names  # typed for those who import us
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "quizroom = quizroom.server.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from quizroom.tests.gameclient import Host, Player, quiz
-from quizroom.tests.serverproc import ServerProcess
+from tests.gameclient import Host, Player, quiz
+from tests.serverproc import ServerProcess
 
 FLAGS = ("--hello-timeout-s", "0.5", "--rate-abuse-strikes", "8", "--players-per-room", "5")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from quizroom.tests.gameclient import Host, Player, quiz
+from tests.gameclient import Host, Player, quiz
 
 PLAYERS = 200
 

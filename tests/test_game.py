@@ -11,7 +11,7 @@ import orjson
 from websockets.asyncio.client import connect
 
 from quizroom.rooms.scoring import answer_points
-from quizroom.tests.gameclient import Host, quiz
+from tests.gameclient import Host, quiz
 
 
 async def test_full_game_scores_ranks_podium_and_results(http: httpx.AsyncClient) -> None:

@@ -22,8 +22,8 @@ import pytest
 from quizroom.rooms.errors import BadNickname
 from quizroom.rooms.nicknames import normalise_nickname, parse_blocklist
 from quizroom.server.admission import Admission, client_address, parse_networks
-from quizroom.tests.gameclient import Host, Player, quiz
-from quizroom.tests.serverproc import ServerProcess
+from tests.gameclient import Host, Player, quiz
+from tests.serverproc import ServerProcess
 
 WAIT = 10.0
 ALLOWED_ORIGIN = "https://allowed.example"

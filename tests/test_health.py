@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from quizroom.tests.conftest import PG_ADMIN_URL, create_pg_database, drop_pg_database
+from tests.conftest import PG_ADMIN_URL, create_pg_database, drop_pg_database
 
 
 async def poll_status(http: httpx.AsyncClient, path: str, status: int, timeout: float = 20.0) -> httpx.Response:

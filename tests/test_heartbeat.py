@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from quizroom.tests.gameclient import Host
+from tests.gameclient import Host
 
 
 def masked_text_frame(text: str) -> bytes:

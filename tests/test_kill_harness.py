@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from quizroom.tests.gameclient import Host, Player, quiz
-from quizroom.tests.serverproc import ServerProcess
+from tests.gameclient import Host, Player, quiz
+from tests.serverproc import ServerProcess
 
 PLAYERS = 30
 ROUNDS = 3
@@ -139,7 +139,7 @@ async def test_sigkill_mid_burst_never_loses_or_doubles_an_acked_answer(tmp_path
 
 async def test_harness_detects_loss_when_acks_precede_commits(tmp_path: Path) -> None:
     """Negative control: against a server that acks before it commits, the same harness must report loss."""
-    server = ServerProcess(f"sqlite:///{tmp_path / 'unsafe.db'}", tmp_path, module="quizroom.tests.unsafe_server")
+    server = ServerProcess(f"sqlite:///{tmp_path / 'unsafe.db'}", tmp_path, module="tests.unsafe_server")
     try:
         server.start()
         report = await run_harness(server)

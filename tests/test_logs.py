@@ -13,7 +13,7 @@ import httpx
 import structlog
 
 from quizroom.server.logs import configure_logging
-from quizroom.tests.gameclient import Host, quiz
+from tests.gameclient import Host, quiz
 
 
 def log_lines(path: Path) -> list[dict[str, Any]]:

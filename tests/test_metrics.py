@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from quizroom.rooms.telemetry import Telemetry
 from quizroom.server.metrics import Metrics
-from quizroom.tests.gameclient import Host, quiz
+from tests.gameclient import Host, quiz
 
 # Labels that would grow with players or rooms; none may appear on any series.
 UNBOUNDED_LABELS = {"pin", "room", "room_id", "player", "player_id", "nickname", "token"}

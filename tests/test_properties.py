@@ -32,7 +32,7 @@ from quizroom.rooms.errors import (
 from quizroom.rooms.quiz import parse_quiz
 from quizroom.rooms.sessions import hash_token
 from quizroom.rooms.state import Answer, Phase, Player, RoomLimits, RoomState
-from quizroom.tests.gameclient import quiz
+from tests.gameclient import quiz
 
 QUIZ = parse_quiz(quiz(3, time_limit_ms=10_000, multi_last=True))
 LIMITS = RoomLimits(players_per_room=6, answer_attempts=3, grace_ms=250)

@@ -106,6 +106,11 @@ def answer(state: RoomState, player: Player, choices: tuple[int, ...], clock: Ma
     return submission.answer
 
 
+def phase_of(state: RoomState) -> Phase:
+    """The phase, read afresh (mypy keeps an attribute narrowed by an assert across calls that change it)."""
+    return state.phase
+
+
 def test_phases_follow_lobby_question_reveal_finished() -> None:
     clock, state = ManualClock(), room(questions=1)
     with pytest.raises(BadPhase):
@@ -118,7 +123,7 @@ def test_phases_follow_lobby_question_reveal_finished() -> None:
     assert state.advance(clock.monotonic(), clock.wall_ms()) is not None  # the multi question
     state.close()
     assert state.advance(clock.monotonic(), clock.wall_ms()) is None
-    assert state.phase is Phase.FINISHED
+    assert phase_of(state) is Phase.FINISHED
     with pytest.raises(BadPhase):
         state.finish()
 

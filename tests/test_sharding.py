@@ -23,9 +23,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from quizroom.rooms.scoring import competition_ranks
-from quizroom.tests.conftest import create_pg_database, drop_pg_database
-from quizroom.tests.gameclient import quiz
-from quizroom.tests.serverproc import ServerProcess, free_ports
+from tests.conftest import create_pg_database, drop_pg_database
+from tests.gameclient import quiz
+from tests.serverproc import ServerProcess, free_ports
 
 WAIT = 60.0
 

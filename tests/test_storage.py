@@ -38,8 +38,8 @@ T0 = 1_700_000_000_000
 async def raw_fetch(url: str, sql: str) -> list[tuple[Any, ...]]:
     """Read the database behind the backend's back (same SQL on both dialects), to check what really landed."""
     if url.startswith("sqlite:"):
-        with sqlite3.connect(sqlite_path(url)) as conn:
-            return list(conn.execute(sql).fetchall())
+        with sqlite3.connect(sqlite_path(url)) as lite:
+            return list(lite.execute(sql).fetchall())
     conn = await asyncpg.connect(url)
     try:
         return [tuple(row) for row in await conn.fetch(sql)]

@@ -13,7 +13,7 @@ from websockets.streams import StreamReader
 
 from quizroom.rooms.sessions import Frame as OutFrame
 from quizroom.server.sockets import wire_bytes
-from quizroom.tests.gameclient import Host, quiz
+from tests.gameclient import Host, quiz
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65_535, 65_536, 200_000])
@@ -34,7 +34,7 @@ def test_wire_bytes_is_a_valid_unmasked_text_frame(size: int) -> None:
     else:  # pragma: no cover - the parser wanted more bytes than the frame has
         raise AssertionError("incomplete frame")
     assert parsed.opcode is Opcode.TEXT and parsed.fin
-    assert parsed.data.decode() == text
+    assert bytes(parsed.data).decode() == text
 
 
 async def test_the_server_declines_compression_so_frames_stay_shared(start_server: Any, sqlite_url: str) -> None:

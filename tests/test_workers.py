@@ -19,8 +19,8 @@ import pytest
 
 from quizroom.server.settings import Settings
 from quizroom.server.workers import check_settings, next_restart_delay, url_host, worker_url
-from quizroom.tests.conftest import create_pg_database, drop_pg_database
-from quizroom.tests.serverproc import free_ports
+from tests.conftest import create_pg_database, drop_pg_database
+from tests.serverproc import free_ports
 
 QUIZROOM = Path(sys.executable).parent / "quizroom"  # the installed console script, as an operator runs it
 SHUTDOWN_TIMEOUT_S = 2.0

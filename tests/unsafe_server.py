@@ -1,6 +1,6 @@
 """A deliberately broken server, for the kill -9 harness's negative control only: it acknowledges before committing.
 
-`python -m quizroom.tests.unsafe_server serve …` takes the same flags as `quizroom serve`. Two patches:
+`python -m tests.unsafe_server serve …` takes the same flags as `quizroom serve`. Two patches:
 
 - `AnswerDesk.submit` sends `answer_ack` the moment an answer is judged, before the writer has committed it
   (the output gate removed), and takes the sender off the waiters so the commit does not ack a second time;
