@@ -28,6 +28,7 @@ from quizroom.rooms.clock import Clock
 from quizroom.rooms.errors import (
     BadPhase,
     Kicked,
+    NicknameTaken,
     NotFound,
     QuizroomError,
     Unauthorized,
@@ -48,7 +49,7 @@ from quizroom.rooms.shards import Placement, ShardHome, Shards
 from quizroom.rooms.state import Phase, Player, RoomState
 from quizroom.rooms.telemetry import NullTelemetry, Telemetry
 from quizroom.rooms.views import leaderboard_of, read_view, top_entries
-from quizroom.storage.base import Storage
+from quizroom.storage.base import PlayersRefused, Storage
 from quizroom.storage.records import KickRow, PlayerRow, RoomStateRow, RoomView
 from quizroom.storage.writer import GroupCommitWriter
 
@@ -221,13 +222,17 @@ class Coordinator:
             placed = self.shards.home_of(shard)
 
             def on_commit() -> None:
-                if committed.exception() is not None or placed.exception() is not None:
+                error = committed.exception()
+                if error is not None or placed.exception() is not None:
                     self.shards.unassign(shard)
-                    if committed.exception() is None:  # stored, but its shard has no home: void the row
+                    if error is None:  # stored, but its shard has no home: void the row
                         self.writer.add_kick(KickRow(state.room_id, player.player_id))  # (the nickname stays held)
                     else:
                         state.release_nickname(key)
-                    future.set_exception(Unavailable("could not store the player; try again"))
+                    if isinstance(error, PlayersRefused):  # a stored live player holds the nickname after all
+                        future.set_exception(NicknameTaken(f"the nickname {nickname!r} is taken"))
+                    else:
+                        future.set_exception(Unavailable("could not store the player; try again"))
                     return
                 home = placed.result()
                 state.add_player(player)

@@ -11,12 +11,29 @@ class StorageError(Exception):
     """Storage could not do what was asked (unreachable, disk full, …). Nothing in the failed call took effect."""
 
 
+class PlayersRefused(StorageError):
+    """`commit` could not store these players: each row clashes with one stored before (most likely its nickname
+    is held by a live player of the room). Nothing of the batch took effect; the same batch without them can be
+    committed."""
+
+    def __init__(self, players: frozenset[tuple[str, str]]) -> None:
+        super().__init__(f"{len(players)} player row(s) clash with stored rows")
+        self.players = players  # (room_id, player_id) of each refused row
+
+
 class Storage(Protocol):
     """What the game needs from a database.
 
-    Guarantees every backend gives: `commit` applies a whole `Batch` in one transaction or nothing of it; answers
-    are unique on (room, question, player) and a repeated insert is ignored, never an error; `create_room` refuses
-    a PIN already held by a room that has not finished. Failures raise `StorageError`.
+    Guarantees every backend gives: `commit` applies a whole `Batch` in one transaction or nothing of it, its
+    steps in the order they happened (a kick frees its player's nickname before the join that came after it);
+    a player row is stored or refused, never skipped in silence: one that clashes with a stored row makes `commit`
+    raise `PlayersRefused`, while the very same row found stored already (a retry of a commit whose outcome was
+    lost) counts as stored; answers are unique on (room, question, player) and a repeated insert is ignored, never
+    an error; `create_room` refuses a PIN already held by a room that has not finished. Failures raise
+    `StorageError`.
+
+    So a join can be told "stored" only once its row is, and player rows are never deleted (a kick marks them):
+    every token handed out, and every answer taken from its holder, belongs to a stored player.
     """
 
     async def open(self) -> None:
@@ -63,4 +80,4 @@ class Storage(Protocol):
         """
 
     async def commit(self, batch: Batch) -> None:
-        """Make a batch durable in one transaction."""
+        """Make a batch durable in one transaction, or raise (`PlayersRefused` when only some players clash)."""

@@ -41,9 +41,9 @@ def _ack_before_commit(self: AnswerDesk, session: Session, message: dict[str, An
             self._ack(session, answer, duplicate=False, same=True)
 
 
-async def _slow_commit(self: GroupCommitWriter, batch: Batch) -> None:
+async def _slow_commit(self: GroupCommitWriter, batch: Batch) -> frozenset[tuple[str, str]]:
     await asyncio.sleep(COMMIT_DELAY_S)
-    await _commit(self, batch)
+    return await _commit(self, batch)
 
 
 def main() -> None:
