@@ -39,7 +39,7 @@ FLAGS = (
     "100000",  # the slow consumer must be able to ask for far more than it reads
     "--rate-burst",
     "100000",
-    "--handshake-timeout-s",
+    "--request-timeout-s",
     "1",
 )
 
