@@ -323,6 +323,10 @@ class Coordinator:
 
         return await self._inbox.ask(job)
 
+    def connected(self) -> int:
+        """Player sockets open on the room's shards, as they last reported (read outside the actor: a number)."""
+        return self.shards.counts(None)[0]
+
     def _counts(self) -> tuple[int, int, int]:
         """(players, connected, answered to the open question), summed over the shards."""
         connected, answered = self.shards.counts(self.state.question_index)
