@@ -211,7 +211,7 @@ class Coordinator:
             state = self.state
             nickname, key = state.check_join(raw_nickname)
             shard = self.shards.assign()
-            state.reserve_nickname(key)
+            state.reserve_nickname(nickname)
             token = secrets.token_urlsafe(32)
             player = Player(secrets.token_hex(8), nickname, key, hash_token(token), self.clock.wall_ms())
             row = PlayerRow(
@@ -226,7 +226,7 @@ class Coordinator:
                     if committed.exception() is None:  # stored, but its shard has no home: void the row
                         self.writer.add_kick(KickRow(state.room_id, player.player_id))  # (the nickname stays held)
                     else:
-                        state.release_nickname(key)
+                        state.release_nickname(nickname)
                     future.set_exception(Unavailable("could not store the player; try again"))
                     return
                 home = placed.result()

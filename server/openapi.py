@@ -366,7 +366,8 @@ def paths() -> Schema:
                                     "nickname": {
                                         "type": "string",
                                         "description": "1–24 characters once NFKC-normalised and trimmed; no "
-                                        "control or invisible characters; unique in the room ignoring case",
+                                        "control or invisible characters; unique in the room ignoring case "
+                                        "and look-alikes (docs/protocol.md, Hardening)",
                                     }
                                 }
                             )
