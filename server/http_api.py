@@ -204,7 +204,7 @@ async def join_room(request: Request) -> Response:
     runtime = runtime_of(request)
     metered(limits_of(request).joins, request, "joins", "joins")
     room = await the_room(request)
-    body = await read_json(request)
+    body = await read_json(request, runtime.settings.max_body_bytes)  # a huge nickname is bad_nickname (422)
     if not isinstance(body, dict):
         raise InvalidInput("nickname", "the body must be an object with `nickname`")
     joined = await room.join(body.get("nickname"))

@@ -17,10 +17,6 @@ from starlette.requests import Request
 from quizroom.rooms.errors import InvalidInput, TooBig
 from quizroom.server.admission import Admission
 
-SMALL_BODY_BYTES = 16_384
-"""Bodies of calls that carry a few fields (a join's nickname): far more than any of them needs."""
-
-
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, or `TooBig` (413) the moment it is known to exceed `limit` bytes."""
     declared = request.headers.get("content-length")
@@ -34,7 +30,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def read_json(request: Request, limit: int = SMALL_BODY_BYTES) -> Any:
+async def read_json(request: Request, limit: int) -> Any:
     """The body as JSON: `TooBig` past `limit`, `InvalidInput` when it is not JSON."""
     return parse_json(await read_body(request, limit))
 

@@ -144,7 +144,7 @@ async def test_a_body_at_the_limit_is_read_and_one_byte_more_is_not(small: Serve
         assert (await http.post("/api/quizzes", content=padded)).status_code == 201
         over = await http.post("/api/quizzes", content=padded + b" ")
         assert over.status_code == 413 and over.json()["error"]["code"] == "too_big"
-        join_body = b'{"nickname": "Ann"' + b" " * 20_000 + b"}"  # a join's body is small: 16 KiB at most
+        join_body = b'{"nickname": "Ann"' + b" " * MiB + b"}"  # every body has the limit, a join's too
         host = (await http.post("/api/rooms", json={"quiz": quiz(1)})).json()
         refused = await http.post(f"/api/rooms/{host['pin']}/players", content=join_body)
         assert refused.status_code == 413
