@@ -20,10 +20,10 @@ import orjson
 import structlog
 
 from quizroom.rooms.actor import ActorLimits, RoomActor
-from quizroom.rooms.clock import Clock
 from quizroom.rooms.cluster import Cluster, SoloCluster
 from quizroom.rooms.coordinator import Coordinator
-from quizroom.rooms.errors import (
+from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.errors import (
     AtCapacity,
     BadPhase,
     Kicked,
@@ -33,6 +33,8 @@ from quizroom.rooms.errors import (
     Unauthorized,
     Unavailable,
 )
+from quizroom.rooms.game.quiz import Quiz, parse_quiz
+from quizroom.rooms.game.rules import Phase, Player, RoomState
 from quizroom.rooms.links import (
     CoordinatorLink,
     LocalCoordinatorLink,
@@ -42,11 +44,9 @@ from quizroom.rooms.links import (
 )
 from quizroom.rooms.loading import load_shard, player_of, restore, results_document
 from quizroom.rooms.mailroom import Mailroom
-from quizroom.rooms.quiz import Quiz, parse_quiz
 from quizroom.rooms.remote import RemoteRoom, RpcClient
 from quizroom.rooms.sessions import CLOSE_MOVED, hash_token
 from quizroom.rooms.shards import ShardHome
-from quizroom.rooms.state import Phase, Player, RoomState
 from quizroom.rooms.telemetry import NullTelemetry, Telemetry
 from quizroom.storage.base import Storage, StorageError
 from quizroom.storage.records import RoomRow

@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from quizroom.rooms.coordinator import JoinResult, Whereabouts
-from quizroom.rooms.errors import InvalidInput, Moved, QuizroomError, Unavailable, error_for
+from quizroom.rooms.game.errors import InvalidInput, Moved, QuizroomError, Unavailable, error_for
+from quizroom.rooms.game.nicknames import NICKNAME_INPUT_MAX, normalise_nickname
+from quizroom.rooms.game.rules import Phase
 from quizroom.rooms.links import Send
-from quizroom.rooms.nicknames import NICKNAME_INPUT_MAX, normalise_nickname
 from quizroom.rooms.sessions import hash_token
-from quizroom.rooms.state import Phase
 from quizroom.rooms.views import leaderboard_of
 from quizroom.storage.base import Storage
 from quizroom.storage.records import RoomRow

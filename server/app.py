@@ -16,7 +16,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from quizroom.rooms.clock import Clock
+from quizroom.rooms.game.clock import Clock
 from quizroom.server.accesslog import AccessLog
 from quizroom.server.admission import Admission
 from quizroom.server.buckets import ApiLimits

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from quizroom.rooms.ratelimit import TokenBucket
+from quizroom.rooms.game.ratelimit import TokenBucket
 from quizroom.server.settings import Settings
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from quizroom.rooms.errors import InvalidInput, QuizroomError, TooBig
+from quizroom.rooms.game.errors import InvalidInput, QuizroomError, TooBig
 from quizroom.server.responses import json_response
 
 

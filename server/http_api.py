@@ -16,9 +16,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from quizroom.rooms import wire
-from quizroom.rooms.errors import InvalidInput, NotFound, QuizroomError, RateLimited, Unauthorized, Unavailable
-from quizroom.rooms.quiz import parse_quiz
+from quizroom.rooms.game import results as room_results
+from quizroom.rooms.game.errors import InvalidInput, NotFound, QuizroomError, RateLimited, Unauthorized, Unavailable
+from quizroom.rooms.game.quiz import parse_quiz
 from quizroom.rooms.registry import Room
 from quizroom.server.buckets import AddressBuckets, ApiLimits
 from quizroom.server.errors import error_response
@@ -278,8 +278,8 @@ async def results(request: Request) -> Response:
     if "text/csv" in request.headers.get("accept", ""):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(wire.RESULTS_CSV_HEADER)
-        writer.writerows([spreadsheet_safe(row) for row in wire.results_rows(document)])
+        writer.writerow(room_results.RESULTS_CSV_HEADER)
+        writer.writerows([spreadsheet_safe(row) for row in room_results.results_rows(document)])
         return PlainTextResponse(
             buffer.getvalue(),
             media_type="text/csv",

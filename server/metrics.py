@@ -27,7 +27,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from quizroom.rooms.errors import QuizroomError
+from quizroom.rooms.game.errors import QuizroomError
 
 if TYPE_CHECKING:
     from quizroom.server.runtime import Runtime

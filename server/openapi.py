@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from quizroom.rooms import quiz as limits
+from quizroom.rooms.game import quiz as limits
 from quizroom.server.metrics import error_codes
 
 JSON = "application/json"

@@ -14,8 +14,9 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from quizroom.rooms.errors import InvalidInput, TooBig
+from quizroom.rooms.game.errors import InvalidInput, TooBig
 from quizroom.server.admission import Admission
+
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, or `TooBig` (413) the moment it is known to exceed `limit` bytes."""

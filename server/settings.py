@@ -100,7 +100,9 @@ class Settings:
         default=5.0, metadata={"help": "close an idle HTTP keep-alive connection after this long"}
     )
     max_header_bytes: int = field(default=32_768, metadata={"help": "largest HTTP request head, then 431"})
-    max_body_bytes: int = field(default=1_048_576, metadata={"help": "largest HTTP request body (a whole quiz fits), then 413"})
+    max_body_bytes: int = field(
+        default=1_048_576, metadata={"help": "largest HTTP request body (a whole quiz fits), then 413"}
+    )
     max_connections: int = field(
         default=0,
         metadata={"help": "open connections (HTTP and WebSocket) per process, then 503 (0: the fd limit minus 256)"},

@@ -20,7 +20,16 @@ import structlog
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State as WsState
 
-from quizroom.rooms.errors import BadMessage, Kicked, Moved, NotFound, QuizroomError, TooBig, Unauthorized, Unavailable
+from quizroom.rooms.game.errors import (
+    BadMessage,
+    Kicked,
+    Moved,
+    NotFound,
+    QuizroomError,
+    TooBig,
+    Unauthorized,
+    Unavailable,
+)
 from quizroom.rooms.registry import RoomRegistry
 from quizroom.rooms.sessions import (
     CLOSE_BAD_TOKEN,

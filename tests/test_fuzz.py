@@ -35,9 +35,9 @@ from hypothesis import HealthCheck, given, seed, settings
 from starlette.requests import Request
 
 from quizroom.rooms.answers import parse_choices
-from quizroom.rooms.errors import BadMessage, BadNickname, InvalidInput, QuizroomError, TooBig
-from quizroom.rooms.nicknames import NICKNAME_MAX, has_invisible, lookalike_keys, normalise_nickname
-from quizroom.rooms.quiz import (
+from quizroom.rooms.game.errors import BadMessage, BadNickname, InvalidInput, QuizroomError, TooBig
+from quizroom.rooms.game.nicknames import NICKNAME_MAX, has_invisible, lookalike_keys, normalise_nickname
+from quizroom.rooms.game.quiz import (
     CHOICE_TEXT_MAX,
     CHOICES_MAX,
     QUESTIONS_MAX,

@@ -1,6 +1,6 @@
 """Nicknames that hide or impersonate: default-ignorable code points, TR39 look-alikes, and oversized input.
 
-The pure rules first (rooms/nicknames.py, the room's `check_join`), then the same refusals from a real server, and
+The pure rules first (rooms/game/nicknames.py, the room's `check_join`), then the same refusals from a real server, and
 a 240 KB nickname of combining marks that once froze the whole server for 21 s (quadratic NFKC before any length
 check): it must be refused about as fast as a short one, while a player in another room keeps getting answers.
 """
@@ -19,8 +19,8 @@ import pytest
 import regex
 from confusable_homoglyphs import confusables  # type: ignore[import-untyped]
 
-from quizroom.rooms.errors import BadNickname, NicknameTaken
-from quizroom.rooms.nicknames import (
+from quizroom.rooms.game.errors import BadNickname, NicknameTaken
+from quizroom.rooms.game.nicknames import (
     NICKNAME_INPUT_MAX,
     TakenNames,
     lookalike_keys,
@@ -28,8 +28,8 @@ from quizroom.rooms.nicknames import (
     prototype_table,
     skeleton,
 )
-from quizroom.rooms.quiz import Question, Quiz
-from quizroom.rooms.state import Player, RoomLimits, RoomState
+from quizroom.rooms.game.quiz import Question, Quiz
+from quizroom.rooms.game.rules import Player, RoomLimits, RoomState
 from tests.gameclient import WAIT, Host, quiz
 from tests.gameclient import Player as GamePlayer
 from tests.serverproc import ServerProcess

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from quizroom.rooms.errors import InvalidInput
+from quizroom.rooms.game.errors import InvalidInput
 
 TITLE_MAX = 200
 QUESTIONS_MAX = 200

@@ -28,7 +28,7 @@ from pathlib import Path
 import regex
 from confusable_homoglyphs import confusables  # type: ignore[import-untyped]
 
-from quizroom.rooms.errors import BadNickname
+from quizroom.rooms.game.errors import BadNickname
 
 NICKNAME_MAX = 24
 # The longest input looked at, in code points. NFKC joins at most four code points into one (no canonical

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from quizroom.rooms.errors import (
+from quizroom.rooms.game.errors import (
     BadChoice,
     BadMessage,
     BadPhase,
@@ -25,9 +25,9 @@ from quizroom.rooms.errors import (
     TooLate,
     WrongQuestion,
 )
-from quizroom.rooms.nicknames import TakenNames, normalise_nickname
-from quizroom.rooms.quiz import Question, Quiz
-from quizroom.rooms.scoring import Ranking, answer_points, competition_ranks
+from quizroom.rooms.game.nicknames import TakenNames, normalise_nickname
+from quizroom.rooms.game.quiz import Question, Quiz
+from quizroom.rooms.game.scoring import Ranking, answer_points, competition_ranks
 
 
 class Phase(StrEnum):
@@ -44,7 +44,7 @@ class RoomLimits:
     players_per_room: int = 10_000
     answer_attempts: int = 3
     grace_ms: int = 250
-    blocked_words: frozenset[str] = frozenset()  # nickname block list, as block keys (rooms/nicknames.py)
+    blocked_words: frozenset[str] = frozenset()  # nickname block list, as block keys (rooms/game/nicknames.py)
 
 
 @dataclass(slots=True)
