@@ -8,7 +8,7 @@ SOURCES := $(VENV)/.installed-sources
 PACKAGES := server rooms storage migrations clients bench
 PG_VERSION := $(shell ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: install run test lint postgres browser bench conformance sources
+.PHONY: install run test lint postgres browser bench conformance FORCE
 
 install: $(STAMP)
 
@@ -23,8 +23,7 @@ $(STAMP): pyproject.toml $(SOURCES)
 	touch $(STAMP)
 
 # The package files as a list, rewritten only when it changes (a file added, removed or renamed).
-$(SOURCES): sources
-sources:
+$(SOURCES): FORCE
 	@mkdir -p $(VENV)
 	@find $(PACKAGES) -type f -not -path '*/__pycache__/*' | LC_ALL=C sort > $(SOURCES).new
 	@cmp -s $(SOURCES).new $(SOURCES) && rm $(SOURCES).new || mv $(SOURCES).new $(SOURCES)
@@ -66,3 +65,5 @@ bench: install
 # WebSocket conformance: the Autobahn|Testsuite fuzzing client (Python 2.7 venv in conformance/) against our stack.
 conformance: install
 	conformance/run.sh
+
+FORCE:

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from quizroom.rooms.errors import InvalidInput, QuizroomError
+from quizroom.rooms.game.errors import InvalidInput, QuizroomError, TooBig
 from quizroom.server.responses import json_response
 
 
@@ -18,4 +18,9 @@ def error_response(exc: QuizroomError) -> Response:
     extra: dict[str, Any] = {}
     if isinstance(exc, InvalidInput):
         extra["field"] = exc.field
-    return json_response(error_body(exc.code, exc.message, **extra), status=exc.status)
+    response = json_response(error_body(exc.code, exc.message, **extra), status=exc.status)
+    if exc.retry_after_s is not None:
+        response.headers["retry-after"] = str(exc.retry_after_s)
+    if isinstance(exc, TooBig):  # the rest of the body is never read: the connection cannot carry another request
+        response.headers["connection"] = "close"
+    return response

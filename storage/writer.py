@@ -13,6 +13,10 @@ score rows are absolute values).
 A batch keeps the order of its writes (`Batch` steps), so a kick and a join that came after it commit in that order
 together. A player row the database refuses (`PlayersRefused`: its nickname is held by a stored live player) is
 taken out and the rest committed at once: each join has its own future, which fails alone.
+
+`healthy` (what /readyz reports) turns false when a commit fails and true when one succeeds — or, on a server with
+nothing to write, when a probe of the database succeeds: while unhealthy and idle the writer pings storage every
+`probe_every_s`, so readiness comes back within seconds of the database, not with the next write.
 """
 
 from __future__ import annotations
@@ -47,8 +51,10 @@ class GroupCommitWriter:
         *,
         retry_for_s: float = 10.0,
         on_commit: Callable[[float, int], None] | None = None,
+        probe_every_s: float = 1.0,
     ) -> None:
         self.storage = storage
+        self.probe_every_s = probe_every_s
         self.on_commit = on_commit  # (seconds, rows) after each successful commit, for metrics
         self.retry_for_s = retry_for_s
         self.stats = WriterStats()
@@ -114,7 +120,14 @@ class GroupCommitWriter:
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
+            if self.healthy:
+                await self._wake.wait()
+            else:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.probe_every_s)
+                except TimeoutError:
+                    await self._probe()
+                    continue
             self._wake.clear()
             future = self._future
             if future is None:
@@ -136,6 +149,16 @@ class GroupCommitWriter:
                     _settle(waiting, PlayersRefused(frozenset([key])) if key in refused else None)
             if self._future is not None:
                 self._wake.set()
+
+    async def _probe(self) -> None:
+        """Idle and unhealthy: is the database back? (A commit that succeeds says so too.)"""
+        try:
+            await self.storage.ping()
+        except StorageError:
+            return
+        if self._future is None:
+            self.healthy = True
+            log.info("storage_back")
 
     async def _commit(self, batch: Batch) -> frozenset[tuple[str, str]]:
         """Commit `batch`, retrying failures for the writer's patience; returns the players it had to leave out."""

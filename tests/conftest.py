@@ -60,8 +60,8 @@ def start_server(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     started: list[ServerProcess] = []
 
-    def start(database_url: str, *extra: str) -> ServerProcess:
-        server = ServerProcess(database_url, tmp_path, *extra).start()
+    def start(database_url: str, *extra: str, relaxed: bool = True) -> ServerProcess:
+        server = ServerProcess(database_url, tmp_path, *extra, relaxed=relaxed).start()
         started.append(server)
         return server
 
