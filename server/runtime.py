@@ -12,7 +12,8 @@ import structlog
 
 from quizroom.rooms.actors.limits import ActorLimits
 from quizroom.rooms.cluster.directory import Cluster, SoloCluster
-from quizroom.rooms.cluster.registry import RoomCaps, RoomRegistry
+from quizroom.rooms.cluster.lifetimes import RoomCaps
+from quizroom.rooms.cluster.registry import RoomRegistry
 from quizroom.rooms.game.clock import Clock, SystemClock
 from quizroom.rooms.game.nicknames import load_blocklist
 from quizroom.rooms.game.rules import RoomLimits

@@ -14,7 +14,6 @@ import secrets
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -29,18 +28,17 @@ from quizroom.rooms.actors.shard import Shard
 from quizroom.rooms.actors.telemetry import NullTelemetry, Telemetry
 from quizroom.rooms.cluster.directory import Cluster, SoloCluster
 from quizroom.rooms.cluster.failover import Failover
+from quizroom.rooms.cluster.lifetimes import Lifetimes, RoomCaps
 from quizroom.rooms.cluster.links import RemoteCoordinatorLink, RemoteShardLink
 from quizroom.rooms.cluster.loading import load_shard, player_of, restore, results_document
 from quizroom.rooms.cluster.mailroom import Mailroom, ShardMailbox
 from quizroom.rooms.cluster.remote import RemoteRoom, RpcClient, Served
 from quizroom.rooms.game.clock import Clock
 from quizroom.rooms.game.errors import (
-    AtCapacity,
     BadPhase,
     Kicked,
     Moved,
     NotFound,
-    RateLimited,
     Unauthorized,
     Unavailable,
 )
@@ -65,28 +63,6 @@ def is_pin(text: str) -> bool:
     return len(text) == 6 and text.isdigit()
 
 
-@dataclass(frozen=True, slots=True)
-class RoomCaps:
-    """How many rooms this worker holds, and for how long (docs/operations.md, "Limits and abuse").
-
-    A lobby room costs ~8 KB and a PIN; an anonymous client once opened 50,000 of them at ~216 a second, which at
-    that rate empties the 900,000 PINs in about 70 minutes. So live rooms are capped here and per creating address,
-    a lobby nobody is in (no host socket, no player socket) is ended after `lobby_idle_s` — its PIN returns to the
-    pool — and a finished room nobody watches leaves memory after `finished_linger_s` (its results stay in storage
-    and are read from there). 0 lifts a cap.
-    """
-
-    max_rooms: int = 0
-    max_rooms_per_owner: int = 0
-    lobby_idle_s: float = 1_800.0
-    finished_linger_s: float = 600.0
-
-    @property
-    def sweep_every_s(self) -> float:
-        """Often enough that a lifetime is kept within a quarter of itself, and never more than once a minute."""
-        return min(60.0, max(0.25, min(self.lobby_idle_s, self.finished_linger_s) / 4))
-
-
 class RoomRegistry:
     """Creates rooms, finds them by PIN (loading, resuming or taking them over when needed), evicts old ones."""
 
@@ -108,7 +84,7 @@ class RoomRegistry:
         self.cluster: Cluster = cluster or SoloCluster()
         self.solo = isinstance(self.cluster, SoloCluster)
         self.worker_id = self.cluster.worker_id
-        self.caps = caps or RoomCaps()
+        self.lifetimes = Lifetimes(caps or RoomCaps(), clock)
         self.telemetry: Telemetry = telemetry or NullTelemetry()
         self._rooms: dict[str, Coordinator] = {}
         self._by_room_id: dict[str, Coordinator] = {}  # the same, by room_id: each report from elsewhere looks here
@@ -117,8 +93,6 @@ class RoomRegistry:
         self._loading: dict[str, asyncio.Task[Room | None]] = {}
         self._shard_loading: dict[tuple[str, int], asyncio.Task[Shard]] = {}
         self._quizzes: dict[str, Quiz] = {}
-        self._owners: dict[str, str] = {}  # PIN → the address that created the room here (for `max_rooms_per_owner`)
-        self._idle_since: dict[str, float] = {}  # PIN → when its lobby was first seen empty
         self._tasks: list[asyncio.Task[None]] = []
         self.closing = False  # shutting down: load nothing more, answer no more messages
         self.rpc = RpcClient(self.worker_id, self.send)
@@ -202,17 +176,8 @@ class RoomRegistry:
     # --- creating and finding rooms ---------------------------------------------------------------------------
 
     def check_capacity(self, owner: str = "") -> None:
-        """Refuse a new room when this worker holds `max_rooms` live rooms (503), or `owner` holds its share (429)."""
-        caps = self.caps
-        if not caps.max_rooms and not caps.max_rooms_per_owner:
-            return
-        live = [pin for pin, c in self._rooms.items() if c.state.phase is not Phase.FINISHED]
-        if caps.max_rooms and len(live) >= caps.max_rooms:
-            raise AtCapacity("this server holds as many rooms as it may; try again later").retry_after(60)
-        if caps.max_rooms_per_owner and owner:
-            mine = sum(1 for pin in live if self._owners.get(pin) == owner)
-            if mine >= caps.max_rooms_per_owner:
-                raise RateLimited("your address has opened as many rooms as it may; end one first").retry_after(60)
+        """Refuse a new room when this worker holds `max_rooms` live rooms (503), or `owner` its share (429)."""
+        self.lifetimes.check(self._rooms, owner)
 
     async def create(self, quiz_id: str, quiz: Quiz, *, owner: str = "") -> tuple[Coordinator, str]:
         """Open a room for a stored quiz; returns its coordinator and the host token (shown once, stored hashed).
@@ -238,8 +203,7 @@ class RoomRegistry:
         )
         coordinator = self._coordinator(RoomProtocol(state, self._protocol_settings()))
         self._install(coordinator)
-        if owner:
-            self._owners[pin] = owner
+        self.lifetimes.created(pin, owner)
         log.info("room_created", pin=pin, room_id=room_id, questions=len(quiz.questions))
         return coordinator, host_token
 
@@ -545,7 +509,7 @@ class RoomRegistry:
             actor.post(actor.report)
 
     def start_sweeper(self, interval_s: float | None = None) -> None:
-        every = self.caps.sweep_every_s if interval_s is None else interval_s
+        every = self.lifetimes.caps.sweep_every_s if interval_s is None else interval_s
         self._tasks.append(asyncio.get_running_loop().create_task(self._sweep(every)))
 
     async def _sweep(self, interval_s: float) -> None:
@@ -565,44 +529,30 @@ class RoomRegistry:
         return coordinator.state.phase is not Phase.FINISHED and coordinator.connected() > 0
 
     async def end_idle_lobbies(self) -> int:
-        """End lobbies nobody has been in for `lobby_idle_s`: their PINs return to the pool (`RoomCaps`)."""
-        now = self.clock.monotonic()
+        """End lobbies nobody has been in for `lobby_idle_s`: their PINs return to the pool."""
         ended = 0
-        for pin, coordinator in list(self._rooms.items()):
-            if coordinator.state.phase is not Phase.LOBBY or self._watched(pin, coordinator):
-                self._idle_since.pop(pin, None)
-                continue
-            since = self._idle_since.setdefault(pin, now)
-            if now - since < self.caps.lobby_idle_s:
-                continue
-            self._idle_since.pop(pin, None)
+        for pin, idle_s in self.lifetimes.idle_lobbies(self._rooms, self._watched):
             try:
-                await coordinator.command("end")
-            except (BadPhase, Unavailable):  # started or ended meanwhile; or storage is down: next sweep
+                await self._rooms[pin].command("end")
+            except (BadPhase, Unavailable, KeyError):  # started or ended meanwhile; or storage is down: next sweep
                 continue
-            log.info("lobby_idle_ended", pin=pin, idle_s=round(now - since, 1))
+            log.info("lobby_idle_ended", pin=pin, idle_s=round(idle_s, 1))
             ended += 1
         return ended
 
     async def evict_finished(self) -> int:
         """Drop finished rooms nobody watches after the linger time; their results stay in storage."""
-        now = self.clock.monotonic()
-
-        def stale(finished_at: float | None) -> bool:
-            return finished_at is not None and now - finished_at >= self.caps.finished_linger_s
-
         evicted = 0
         for pin, coordinator in list(self._rooms.items()):
-            if stale(coordinator.finished_at) and not self._watched(pin, coordinator):
+            if self.lifetimes.lingered(coordinator.finished_at) and not self._watched(pin, coordinator):
                 self._uninstall(pin, coordinator)
-                self._owners.pop(pin, None)
-                self._idle_since.pop(pin, None)
+                self.lifetimes.forget(pin)
                 await coordinator.stop()
                 await self.cluster.release_lease(coordinator.state.room_id)
                 evicted += 1
         for pin, shards in list(self._shards.items()):
             for shard, actor in list(shards.items()):
-                if stale(actor.finished_at) and not actor.sessions and pin not in self._rooms:
+                if self.lifetimes.lingered(actor.finished_at) and not actor.sessions and pin not in self._rooms:
                     del shards[shard]
                     await actor.stop()
             if not shards:
