@@ -3,7 +3,7 @@
 Modelled on python-websockets' protocol objects. Each input is a method call with the time passed in (`Now`),
 and returns the effects its caller must carry out, in order (`quizroom.rooms.game.effects`). The machine never
 awaits, never reads a clock and never arms a timer: it says when one is due (`Arm`), what must be durable first
-(`Persist`, then `done(step, ok)`), what to read (`QueryView`, then `view_ready(step, view)`), and what goes to the
+(`Persist`, then `done(step, written)`), what to read (`QueryView`, then `view_ready(step, view)`), and what goes to the
 shards, the hosts and the callers. The asyncio coordinator (`quizroom.rooms.actors.coordinator`) runs the effects;
 tests drive the machine with no event loop at all (tests/unit/test_protocol.py).
 
@@ -52,8 +52,18 @@ from quizroom.rooms.game.effects import (
     ToShards,
     View,
     Whereabouts,
+    Written,
 )
-from quizroom.rooms.game.errors import BadPhase, Kicked, NotFound, QuizroomError, Unauthorized, Unavailable, UnknownType
+from quizroom.rooms.game.errors import (
+    BadPhase,
+    Kicked,
+    NicknameTaken,
+    NotFound,
+    QuizroomError,
+    Unauthorized,
+    Unavailable,
+    UnknownType,
+)
 from quizroom.rooms.game.events import (
     AddPlayer,
     Announce,
@@ -75,7 +85,7 @@ CLOSE_WAIT_S = 3.0
 COMMANDS = ("start", "close", "next", "end", "lock", "unlock")
 
 Job = Callable[[Now], list[Effect]]
-AfterWrite = Callable[[bool, Now], list[Effect]]
+AfterWrite = Callable[[Written, Now], list[Effect]]
 AfterView = Callable[[View, Now], list[Effect]]
 
 
@@ -95,6 +105,7 @@ class PendingJoin:
     player: Player
     shard: int
     stored: bool | None = None  # the row's write: not done yet, durable, failed
+    refused: bool = False  # the row clashed with a stored player's: the nickname is taken after all
     unplaced: bool = False  # its shard's placement failed
 
 
@@ -144,10 +155,12 @@ class RoomProtocol:
             self.finished_at = now.mono
         return []
 
-    def done(self, step: int, ok: bool, now: Now) -> list[Effect]:
-        """A write the machine asked for (`Persist`, `StorePlayer`, `StoreKick`) completed, or failed."""
+    def done(self, step: int, written: Written | bool, now: Now) -> list[Effect]:
+        """A write the machine asked for (`Persist`, `StorePlayer`, `StoreKick`) came back (True: durable)."""
+        if isinstance(written, bool):
+            written = Written.DURABLE if written else Written.FAILED
         then = self._after_write.pop(step, None)
-        return then(ok, now) if then is not None else []
+        return then(written, now) if then is not None else []
 
     def view_ready(self, step: int, view: View, now: Now) -> list[Effect]:
         then = self._after_view.pop(step, None)
@@ -190,9 +203,10 @@ class RoomProtocol:
             self.seating.unassign(shard)
             self.feed.left.append({"player_id": player_id, "nickname": player.nickname})
 
-            def stored(ok: bool, now: Now) -> list[Effect]:
+            def stored(written: Written, now: Now) -> list[Effect]:
                 effects: list[Effect] = [ToShard(shard, KickPlayer(player_id))]
                 effects += self._mark(now, players=True, answers=True)
+                ok = written is Written.DURABLE
                 effects.append(Reply(request, None) if ok else Refuse(request, Unavailable("storage is unavailable")))
                 return effects
 
@@ -210,7 +224,7 @@ class RoomProtocol:
         shard, place = self.seating.assign()
         state.reserve_nickname(nickname)
         pending = PendingJoin(request, Player(player_id, nickname, key, token_hash, now.wall_ms), shard)
-        step = self._write_step(lambda ok, now: self._join_stored(pending, ok, now))
+        step = self._write_step(lambda written, now: self._join_stored(pending, written, now))
         effects: list[Effect] = [StorePlayer(step, pending.player, shard)]
         if shard not in self.seating.homes:
             self._placing_joins.setdefault(shard, []).append(pending)
@@ -345,9 +359,10 @@ class RoomProtocol:
         state = self.state
         record = PhaseRecord(str(state.phase), state.question_index, state.opened_at_ms, state.locked, state.seq)
 
-        def logged(ok: bool, now: Now) -> list[Effect]:
+        def logged(written: Written, now: Now) -> list[Effect]:
+            ok = written is Written.DURABLE
             effects: list[Effect] = [] if ok else [Log("error", "room_state_not_stored", {"phase": record.phase})]
-            return effects + then(ok, now)
+            return effects + then(written, now)
 
         return [Persist(self._write_step(logged), record)]
 
@@ -381,7 +396,7 @@ class RoomProtocol:
         seq = state.next_seq()
         self.busy = True
 
-        def stored(ok: bool, now: Now) -> list[Effect]:
+        def stored(written: Written, now: Now) -> list[Effect]:
             self.seating.opened(index)
             effects: list[Effect] = [
                 ToShards(OpenQuestion(index, state.opened_at_ms, seq)),
@@ -457,7 +472,7 @@ class RoomProtocol:
             correct = sorted(question.correct)
             result = messages.host_result(index, result_seq, correct, counts, view.answered, view.players)
 
-            def stored(ok: bool, now: Now) -> list[Effect]:
+            def stored(written: Written, now: Now) -> list[Effect]:
                 effects: list[Effect] = [
                     ToShards(RevealQuestion(index, result_seq, board, view.histogram)),
                     ToHosts(result),
@@ -493,7 +508,7 @@ class RoomProtocol:
         def got(view: View, now: Now) -> list[Effect]:
             podium = list(view.top)
 
-            def stored(ok: bool, now: Now) -> list[Effect]:
+            def stored(written: Written, now: Now) -> list[Effect]:
                 self.finished_at = now.mono
                 effects: list[Effect] = [
                     ToShards(FinishRoom(seq, podium, view.histogram, state.question_index)),
@@ -512,7 +527,7 @@ class RoomProtocol:
         self.state.set_locked(locked)
         self.busy = True
 
-        def stored(ok: bool, now: Now) -> list[Effect]:
+        def stored(written: Written, now: Now) -> list[Effect]:
             return self._reply_state(request) + self._end_transition(now)
 
         return self._persist(stored)
@@ -534,8 +549,9 @@ class RoomProtocol:
 
     # --- joins --------------------------------------------------------------------------------------------------
 
-    def _join_stored(self, pending: PendingJoin, ok: bool, now: Now) -> list[Effect]:
-        pending.stored = ok
+    def _join_stored(self, pending: PendingJoin, written: Written, now: Now) -> list[Effect]:
+        pending.stored = written is Written.DURABLE
+        pending.refused = written is Written.REFUSED
         return self._settle_join(pending, now)
 
     def _settle_join(self, pending: PendingJoin, now: Now) -> list[Effect]:
@@ -554,7 +570,10 @@ class RoomProtocol:
                 effects.append(StoreKick(None, player.player_id))
             else:
                 state.release_nickname(player.nickname)
-            return [*effects, Refuse(pending.request, Unavailable("could not store the player; try again"))]
+            error: QuizroomError = Unavailable("could not store the player; try again")
+            if pending.refused:
+                error = NicknameTaken(f"the nickname {player.nickname!r} is taken")
+            return [*effects, Refuse(pending.request, error)]
         state.add_player(player)
         self.shard_of[player.player_id] = shard
         copy = Player(player.player_id, player.nickname, player.nickname_key, player.token_hash, player.joined_at_ms)
