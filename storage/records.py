@@ -143,8 +143,8 @@ class Step:
 @dataclass(slots=True)
 class Batch:
     """Everything one group commit makes durable, in one transaction: its steps in the order they happened, then
-    the room states and scores. Those are absolute values (the last one per room or player wins) on rows that no
-    step creates or removes, so they go last."""
+    the room states and scores. Those are absolute values (the last one per room or player wins) for rows stored
+    before them (a room's, a seated player's), so after every step is their place."""
 
     steps: list[Step] = field(default_factory=list)
     rooms: dict[str, RoomStateRow] = field(default_factory=dict)  # last state per room wins
