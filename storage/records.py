@@ -127,17 +127,20 @@ class ShardRow:
 
 @dataclass(slots=True)
 class Step:
-    """A stretch of a batch in which no kick came before an insert: its players, then its answers, then its kicks.
+    """A stretch of a batch in which no room had a kick before an insert: its players, then its answers, then its
+    kicks.
 
     Inserts commute with one another (no two write the same row, and an answer only ever follows its player's
-    stored join), so a step's inserts go in as one bulk statement per table, whatever order they came in. A kick
-    does not commute with an insert that came after it: it frees the kicked player's nickname for a new player,
-    and it deletes the answers stored before it, not those after. So such an insert opens the next step.
+    stored join), so a step's inserts go in as one bulk statement per table, whatever order they came in; so do
+    changes to different rooms. A kick does not commute with an insert into its room that came after it: it frees
+    the kicked player's nickname for a new player, and it deletes the answers stored before it, not those after.
+    So such an insert opens the next step, and a busy server's batch splits only where a room's own order needs it.
     """
 
     players: list[PlayerRow] = field(default_factory=list)
     answers: list[AnswerRow] = field(default_factory=list)
     kicks: list[KickRow] = field(default_factory=list)
+    kicked_rooms: set[str] = field(default_factory=set)  # the room_id of every kick in this step
 
 
 @dataclass(slots=True)
@@ -160,22 +163,25 @@ class Batch:
         rooms: dict[str, RoomStateRow] | None = None,
     ) -> Batch:
         """A batch of one step: these players and answers, then these kicks."""
-        return cls([Step(list(players), list(answers), list(kicks))], rooms or {})
+        kicked = list(kicks)
+        return cls([Step(list(players), list(answers), kicked, {k.room_id for k in kicked})], rooms or {})
 
     def add_player(self, row: PlayerRow) -> None:
-        self._inserting().players.append(row)
+        self._inserting(row.room_id).players.append(row)
 
     def add_answer(self, row: AnswerRow) -> None:
-        self._inserting().answers.append(row)
+        self._inserting(row.room_id).answers.append(row)
 
     def add_kick(self, row: KickRow) -> None:
         if not self.steps:
             self.steps.append(Step())
-        self.steps[-1].kicks.append(row)
+        step = self.steps[-1]
+        step.kicks.append(row)
+        step.kicked_rooms.add(row.room_id)
 
-    def _inserting(self) -> Step:
-        """The step an insert joins: the last one, unless a kick came before it there."""
-        if not self.steps or self.steps[-1].kicks:
+    def _inserting(self, room_id: str) -> Step:
+        """The step an insert joins: the last one, unless its room had a kick there."""
+        if not self.steps or room_id in self.steps[-1].kicked_rooms:
             self.steps.append(Step())
         return self.steps[-1]
 

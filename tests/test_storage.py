@@ -205,17 +205,18 @@ async def test_kick_marks_the_player_deletes_their_answers_and_frees_the_nicknam
     assert sorted(p.player_id for p in await storage.load_players("r1")) == ["a", "b", "c"]
 
 
-def test_a_batch_keeps_order_by_opening_a_step_for_each_insert_after_a_kick() -> None:
+def test_a_batch_opens_a_step_for_an_insert_only_after_a_kick_in_its_room() -> None:
     batch = Batch()
     batch.add_player(player("a"))
     batch.add_answer(answer("b"))
     batch.add_kick(KickRow("r1", "b"))
     batch.add_kick(KickRow("r1", "c"))
+    batch.add_answer(answer("x", room_id="r2"))  # another room's insert need not wait for r1's kicks
     batch.add_answer(answer("a"))
     batch.add_player(player("d"))
     batch.add_kick(KickRow("r1", "a"))
-    assert [(len(s.players), len(s.answers), len(s.kicks)) for s in batch.steps] == [(1, 1, 2), (1, 1, 1)]
-    assert len(batch) == 7
+    assert [(len(s.players), len(s.answers), len(s.kicks)) for s in batch.steps] == [(1, 2, 2), (1, 1, 1)]
+    assert len(batch) == 8
 
 
 async def test_a_kick_frees_the_nickname_for_a_join_later_in_the_same_batch(storage: Storage) -> None:
