@@ -8,7 +8,7 @@ SOURCES := $(VENV)/.installed-sources
 PACKAGES := server rooms storage migrations clients bench
 PG_VERSION := $(shell ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: install run test lint postgres browser bench conformance FORCE
+.PHONY: install run test test-unit lint postgres browser bench conformance FORCE
 
 install: $(STAMP)
 
@@ -50,6 +50,10 @@ browser:
 
 test: install postgres browser
 	$(BIN)/pytest
+
+# The pure core's tests alone (no network, no database): seconds.
+test-unit: install
+	$(BIN)/pytest tests/unit
 
 lint: install
 	$(BIN)/ruff check .

@@ -4,7 +4,7 @@
     python scripts/settings_table.py            # print the table
     python scripts/settings_table.py --write    # replace the table between the markers in docs/operations.md
 
-tests/test_docs.py fails when the table in the docs is not exactly this output, so the docs cannot drift from the
+tests/unit/test_docs.py fails when the table in the docs is not exactly this output, so the docs cannot drift from the
 code: after adding or changing a setting, run `--write`.
 """
 

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 description of the HTTP control API (SPEC §2 and docs/protocol.md), served at `/openapi.json`.
 
 Written by hand from the contract rather than derived from the handlers: it states what clients may rely on, and
-tests/test_openapi.py checks the running server against it with generated requests (schemathesis), so the two
+tests/system/test_openapi.py checks the running server against it with generated requests (schemathesis), so the two
 cannot drift apart silently. WebSockets are out of OpenAPI's reach; docs/protocol.md describes them.
 """
 

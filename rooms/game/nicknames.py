@@ -114,7 +114,7 @@ def prototype_table(graph: Mapping[str, Sequence[Mapping[str, str]]]) -> dict[st
     the only multi-character node, or the node joined to all others. In a component of just two characters the
     direction is lost and either one is taken (the NFD-stable one first, as prototypes are NFD): keys built from
     this table are then equal exactly when TR39 skeletons are, because each class is relabelled consistently —
-    which is all a uniqueness check needs. (tests/test_nicknames.py checks it against the package's pairs.)
+    which is all a uniqueness check needs. (tests/system/test_nicknames.py checks it against the package's pairs.)
     """
     neighbours: dict[str, set[str]] = {}
     for node, edges in graph.items():

@@ -13,7 +13,7 @@ repeated to hundreds of kilobytes (combining marks, joiners, compatibility chara
 Hangul jamo that it composes), deep nesting, and documents just over each cap.
 
 In the suite: a fixed seed and `QUIZROOM_FUZZ_EXAMPLES` (150) examples per decoder. Longer, on demand:
-`QUIZROOM_FUZZ_EXAMPLES=20000 QUIZROOM_FUZZ_SEED=$RANDOM .venv/bin/pytest -q tests/test_fuzz.py` (README,
+`QUIZROOM_FUZZ_EXAMPLES=20000 QUIZROOM_FUZZ_SEED=$RANDOM .venv/bin/pytest -q tests/unit/test_fuzz.py` (README,
 "Development").
 """
 

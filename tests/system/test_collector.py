@@ -16,7 +16,7 @@ import pytest
 from quizroom.rooms.actors.heap import THRESHOLDS
 from quizroom.server.collector import OVERDUE_FACTOR, CollectorPolicy
 from tests.gameclient import Host, quiz
-from tests.test_metrics import scrape, value
+from tests.system.test_metrics import scrape, value
 
 
 class Cycle:

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.gameclient import Host, quiz
 from tests.serverproc import ServerProcess
-from tests.test_limits import Raw, client_from, rss_kib
+from tests.system.test_limits import Raw, client_from, rss_kib
 
 WAIT = 10.0
 

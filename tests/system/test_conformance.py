@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "conformance" / "run.sh"
 WSTEST = ROOT / "conformance" / ".venv2" / "bin" / "wstest"
 
