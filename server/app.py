@@ -9,6 +9,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.datastructures import State
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
@@ -19,6 +20,7 @@ from quizroom.rooms.clock import Clock
 from quizroom.server.accesslog import AccessLog
 from quizroom.server.admission import Admission
 from quizroom.server.compliance import EchoEndpoint
+from quizroom.server.errors import http_error
 from quizroom.server.http_api import api_routes
 from quizroom.server.runtime import Runtime
 from quizroom.server.settings import Settings
@@ -90,6 +92,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> QuizroomApp:
     ]
     if settings.compliance_echo:
         routes.insert(0, WebSocketRoute("/ws/echo", EchoEndpoint()))
-    http = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(AccessLog)])
+    http = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(AccessLog)],
+        exception_handlers={HTTPException: http_error},  # 404 and 405 in the JSON error body too
+    )
     http.state.admission = Admission.from_settings(settings)  # every game socket's handshake passes it (429/503)
     return QuizroomApp(http)
