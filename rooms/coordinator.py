@@ -113,6 +113,8 @@ class Coordinator:
         self._in_transition = False
         self._deferred: list[Callable[[], None]] = []
         self._closing: tuple[int, set[int], Callable[[], None]] | None = None
+        self._last_reveal: Reveal | None = None  # resent to a shard that catches up (`_apply_phase`)
+        self._last_finish: Finish | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self.desk = HostDesk(
             clock, limits, self.telemetry, post=self.post, command=self.command, kick=self.kick, state=self._snapshot
@@ -177,6 +179,7 @@ class Coordinator:
             shard = home.link.shard
             self.shards.replace(home)
             home.link.announce(self.placement.worker_id)
+            self._apply_phase(home)  # what was sent to its old home meanwhile is lost
             if self._closing is not None and shard in self._closing[1]:
                 home.link.close_question(self._closing[0])
 
@@ -246,10 +249,23 @@ class Coordinator:
         return await self._inbox.ask(job)
 
     def _apply_phase(self, home: ShardHome) -> None:
-        """A shard placed mid-game catches up: it was loaded from storage, events since then are resent."""
+        """A shard placed, moved or found after a takeover catches up with the room's phase.
+
+        Events sent to a shard's old home (a dead worker's channel) are lost, and a shard loaded from storage or
+        kept in memory on a live worker may be older than this coordinator: without this its players would never
+        see the question that opened meanwhile (only the `finished` that follows, once the link is right again).
+        Every event is idempotent, so a shard already up to date ignores them.
+        """
         state = self.state
-        if state.phase is Phase.QUESTION and state.question_index is not None:
-            home.link.open_question(state.question_index, state.opened_at_ms, state.seq)
+        index = state.question_index
+        if state.phase is Phase.QUESTION and index is not None:
+            home.link.open_question(index, state.opened_at_ms, state.seq)
+        elif state.phase is Phase.REVEAL and index is not None:
+            home.link.close_question(index)
+            if self._last_reveal is not None and self._last_reveal.index == index:
+                home.link.reveal(self._last_reveal)
+        elif state.phase is Phase.FINISHED and self._last_finish is not None:
+            home.link.finish(self._last_finish)
 
     async def resume(self, token: str) -> Whereabouts:
         token_hash = hash_token(token)
@@ -473,7 +489,7 @@ class Coordinator:
             }
 
             def broadcast() -> None:
-                event = Reveal(index, result_seq, board, view.histogram)
+                event = self._last_reveal = Reveal(index, result_seq, board, view.histogram)
                 for home in self.homes.values():
                     home.link.reveal(event)
                 self.desk.broadcast(host_result)
@@ -525,7 +541,7 @@ class Coordinator:
 
             def broadcast() -> None:
                 self.finished_at = self.clock.monotonic()
-                event = Finish(seq, podium, view.histogram, state.question_index)
+                event = self._last_finish = Finish(seq, podium, view.histogram, state.question_index)
                 for home in self.homes.values():
                     home.link.finish(event)
                 self.desk.broadcast({"type": "finished", "seq": seq, "podium": podium})

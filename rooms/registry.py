@@ -267,8 +267,7 @@ class RoomRegistry:
         if current is not None:  # created meanwhile: this one never started, so there is nothing to stop
             return current
         self._install(coordinator)
-        for home in coordinator.homes.values():
-            home.link.announce(self.worker_id)
+        coordinator.post(coordinator.announce_all)  # each shard hears who coordinates it, and catches up
         log.info("room_resumed", pin=pin, room_id=row.room_id, phase=row.phase, players=len(live), shards=len(sizes))
         return coordinator
 
