@@ -20,18 +20,19 @@ from typing import Any, TypeVar
 
 import structlog
 
-from quizroom.rooms import wire
 from quizroom.rooms.answers import AnswerDesk
-from quizroom.rooms.clock import Clock
-from quizroom.rooms.errors import (
+from quizroom.rooms.game import messages
+from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.errors import (
     Kicked,
     QuizroomError,
     Unauthorized,
 )
+from quizroom.rooms.game.ratelimit import TokenBucket
+from quizroom.rooms.game.rules import Phase, Player, RoomLimits, RoomState
+from quizroom.rooms.game.scoring import Ranking
 from quizroom.rooms.inbox import Inbox
 from quizroom.rooms.links import CoordinatorLink, Finish, Reveal, ShardSummary
-from quizroom.rooms.ratelimit import TokenBucket
-from quizroom.rooms.scoring import Ranking
 from quizroom.rooms.screening import Screen
 from quizroom.rooms.sessions import (
     CLOSE_FINISHED,
@@ -43,7 +44,6 @@ from quizroom.rooms.sessions import (
     encode,
     hash_token,
 )
-from quizroom.rooms.state import Phase, Player, RoomLimits, RoomState
 from quizroom.rooms.telemetry import NullTelemetry, RoomStats, Telemetry
 from quizroom.storage.records import ScoreRow
 from quizroom.storage.writer import GroupCommitWriter
@@ -149,7 +149,7 @@ class RoomActor:
         question = state.open_at(index, opened_at_ms, self.clock.monotonic(), self.clock.wall_ms())
         state.seq = max(state.seq, seq)
         began = self.clock.monotonic()
-        frame = encode(wire.question_message(state, question, seq, self.clock.wall_ms(), with_correct=False))
+        frame = encode(messages.question_message(state, question, seq, self.clock.wall_ms(), with_correct=False))
         for session in self.sessions.values():
             session.conn.send(frame)
         self.stats.last_broadcast_s = self.clock.monotonic() - began
@@ -190,7 +190,7 @@ class RoomActor:
             if player is None:
                 session.conn.send(board)
                 continue
-            result = encode(wire.result_message(state, player, state.rank_of(player), event.result_seq, index))
+            result = encode(messages.result_message(state, player, state.rank_of(player), event.result_seq, index))
             session.conn.send_many((result, board))  # one write per socket, the result first
 
     def finish(self, event: Finish) -> None:
@@ -297,7 +297,7 @@ class RoomActor:
                 self._close_session(old, CLOSE_REPLACED)
             now = self.clock.monotonic()
             session = Session(conn, TokenBucket(self.limits.rate_per_s, self.limits.rate_burst, now), player.player_id)
-            conn.send(encode(wire.welcome_message(self.state, player, self.clock.wall_ms())))
+            conn.send(encode(messages.welcome_message(self.state, player, self.clock.wall_ms())))
             if self.state.phase is Phase.FINISHED:
                 if self._final is not None:
                     conn.send(encode(self._finished_message(player)))

@@ -12,10 +12,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from quizroom.rooms.clock import Clock
-from quizroom.rooms.errors import BadMessage, QuizroomError, TooLate, Unavailable
+from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.errors import BadMessage, QuizroomError, TooLate, Unavailable
+from quizroom.rooms.game.rules import Answer, RoomState
 from quizroom.rooms.sessions import Session, encode
-from quizroom.rooms.state import Answer, RoomState
 from quizroom.rooms.telemetry import RoomStats, Telemetry
 from quizroom.storage.records import AnswerRow
 from quizroom.storage.writer import GroupCommitWriter

@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 
 import structlog
 
-from quizroom.rooms import wire
 from quizroom.rooms.actor import ActorLimits
-from quizroom.rooms.clock import Clock
-from quizroom.rooms.errors import (
+from quizroom.rooms.game import messages
+from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.errors import (
     BadPhase,
     Kicked,
     NotFound,
@@ -34,6 +34,7 @@ from quizroom.rooms.errors import (
     Unavailable,
     UnknownType,
 )
+from quizroom.rooms.game.rules import Phase, Player, RoomState
 from quizroom.rooms.hostdesk import HostDesk
 from quizroom.rooms.hostfeed import HostFeed
 from quizroom.rooms.inbox import Inbox
@@ -45,7 +46,6 @@ from quizroom.rooms.sessions import (
     hash_token,
 )
 from quizroom.rooms.shards import Placement, ShardHome, Shards
-from quizroom.rooms.state import Phase, Player, RoomState
 from quizroom.rooms.telemetry import NullTelemetry, Telemetry
 from quizroom.rooms.views import leaderboard_of, read_view, top_entries
 from quizroom.storage.base import Storage
@@ -214,7 +214,7 @@ class Coordinator:
             state = self.state
             nickname, key = state.check_join(raw_nickname)
             shard = self.shards.assign()
-            state.reserve_nickname(key)
+            state.reserve_nickname(nickname)
             token = secrets.token_urlsafe(32)
             player = Player(secrets.token_hex(8), nickname, key, hash_token(token), self.clock.wall_ms())
             row = PlayerRow(
@@ -229,7 +229,7 @@ class Coordinator:
                     if committed.exception() is None:  # stored, but its shard has no home: void the row
                         self.writer.add_kick(KickRow(state.room_id, player.player_id))  # (the nickname stays held)
                     else:
-                        state.release_nickname(key)
+                        state.release_nickname(nickname)
                     future.set_exception(Unavailable("could not store the player; try again"))
                     return
                 home = placed.result()
@@ -339,6 +339,10 @@ class Coordinator:
 
         return await self._inbox.ask(job)
 
+    def connected(self) -> int:
+        """Player sockets open on the room's shards, as they last reported (read outside the actor: a number)."""
+        return self.shards.counts(None)[0]
+
     def _counts(self) -> tuple[int, int, int]:
         """(players, connected, answered to the open question), summed over the shards."""
         connected, answered = self.shards.counts(self.state.question_index)
@@ -390,7 +394,9 @@ class Coordinator:
             for home in self.homes.values():
                 home.summary = ShardSummary(connected=home.summary.connected, question=index)
                 home.link.open_question(index, state.opened_at_ms, seq)
-            self.desk.broadcast(wire.question_message(state, question, seq, self.clock.wall_ms(), with_correct=True))
+            self.desk.broadcast(
+                messages.question_message(state, question, seq, self.clock.wall_ms(), with_correct=True)
+            )
             self._arm_deadline()
             self.feed.mark(answers=True)
             self._reply_state(future)
@@ -504,7 +510,7 @@ class Coordinator:
 
             self._persist(broadcast)
 
-        self._query_view(got, question=index, choices=len(question.choices), through=index, top=wire.TOP_N)
+        self._query_view(got, question=index, choices=len(question.choices), through=index, top=messages.TOP_N)
 
     def _query_view(
         self, then: Callable[[RoomView], None], *, question: int | None, choices: int, through: int | None, top: int
@@ -551,7 +557,7 @@ class Coordinator:
 
             self._persist(broadcast)
 
-        self._query_view(got, question=None, choices=0, through=state.question_index, top=wire.PODIUM_N)
+        self._query_view(got, question=None, choices=0, through=state.question_index, top=messages.PODIUM_N)
 
     def _set_locked(self, future: asyncio.Future[dict[str, Any]], locked: bool) -> None:
         self.state.set_locked(locked)
@@ -616,7 +622,7 @@ class Coordinator:
 
         def job(future: asyncio.Future[Session]) -> None:
             self.shards.apply(fresh)
-            welcome = wire.host_welcome_message(self.state, self.clock.wall_ms(), self._snapshot())
+            welcome = messages.host_welcome_message(self.state, self.clock.wall_ms(), self._snapshot())
             future.set_result(self.desk.add(conn, welcome))
 
         return await self._inbox.ask(job)

@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from quizroom.rooms.actor import ActorLimits
-from quizroom.rooms.clock import Clock
-from quizroom.rooms.errors import BadMessage, QuizroomError
-from quizroom.rooms.ratelimit import TokenBucket
+from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.errors import BadMessage, QuizroomError
+from quizroom.rooms.game.ratelimit import TokenBucket
 from quizroom.rooms.screening import Screen
 from quizroom.rooms.sessions import Connection, Session, encode
 from quizroom.rooms.telemetry import Telemetry

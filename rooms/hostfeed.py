@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from quizroom.rooms.clock import Clock
-from quizroom.rooms.state import Phase, RoomState
+from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.rules import Phase, RoomState
 
 
 class HostFeed:

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from quizroom.rooms.errors import QuizroomError, Unavailable
+from quizroom.rooms.game.errors import QuizroomError, Unavailable
 
 T = TypeVar("T")
 

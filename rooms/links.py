@@ -12,12 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from quizroom.rooms.scoring import Ranking
+from quizroom.rooms.game.scoring import Ranking
 
 if TYPE_CHECKING:
     from quizroom.rooms.actor import RoomActor
     from quizroom.rooms.coordinator import Coordinator
-    from quizroom.rooms.state import Player
+    from quizroom.rooms.game.rules import Player
 
 Send = Callable[[str, dict[str, Any]], None]
 """The transport: `send(worker_id, message)`, ordered per sender, fire and forget."""

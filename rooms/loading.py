@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from quizroom.rooms import wire
-from quizroom.rooms.clock import Clock
+from quizroom.rooms.game import messages, results
+from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.quiz import Quiz
+from quizroom.rooms.game.rules import Answer, Phase, Player, RoomLimits, RoomState
+from quizroom.rooms.game.scoring import Ranking
 from quizroom.rooms.links import Finish
-from quizroom.rooms.quiz import Quiz
-from quizroom.rooms.scoring import Ranking
-from quizroom.rooms.state import Answer, Phase, Player, RoomLimits, RoomState
 from quizroom.rooms.views import top_entries
 from quizroom.storage.base import Storage
 from quizroom.storage.records import AnswerRow, PlayerRow, RoomRow
@@ -68,7 +68,7 @@ async def load_shard(
         through = row.question_index
         if phase is Phase.QUESTION and through is not None:
             through = through - 1 if through > 0 else None
-        top = wire.PODIUM_N if phase is Phase.FINISHED else 0
+        top = messages.PODIUM_N if phase is Phase.FINISHED else 0
         view = await storage.room_view(row.room_id, question=None, choices=0, through=through, top=top)
         state.ranking = Ranking(view.histogram)
         if phase is Phase.FINISHED:
@@ -82,4 +82,4 @@ async def results_document(
     """`GET …/results`: every stored answer exactly once, read from storage (any worker can answer it)."""
     players = [player_of(p) for p in await storage.load_players(row.room_id) if not p.kicked]
     answers = [answer_of(a) for a in await storage.load_answers(row.room_id)]
-    return wire.results_document(restore(row, quiz, players, answers, limits, clock))
+    return results.results_document(restore(row, quiz, players, answers, limits, clock))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from quizroom.rooms.errors import NotFound
+from quizroom.rooms.game.errors import NotFound
 from quizroom.rooms.links import Finish, RemoteCoordinatorLink, Reveal, ShardSummary
 from quizroom.rooms.remote import reply_for, serve_call
 from quizroom.rooms.views import read_view

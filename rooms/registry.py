@@ -13,16 +13,28 @@ import contextlib
 import secrets
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import structlog
 
 from quizroom.rooms.actor import ActorLimits, RoomActor
-from quizroom.rooms.clock import Clock
 from quizroom.rooms.cluster import Cluster, SoloCluster
 from quizroom.rooms.coordinator import Coordinator
-from quizroom.rooms.errors import Kicked, Moved, NotFound, Unauthorized, Unavailable
+from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.errors import (
+    AtCapacity,
+    BadPhase,
+    Kicked,
+    Moved,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
+from quizroom.rooms.game.quiz import Quiz, parse_quiz
+from quizroom.rooms.game.rules import Phase, Player, RoomState
 from quizroom.rooms.links import (
     CoordinatorLink,
     LocalCoordinatorLink,
@@ -32,11 +44,9 @@ from quizroom.rooms.links import (
 )
 from quizroom.rooms.loading import load_shard, player_of, restore, results_document
 from quizroom.rooms.mailroom import Mailroom
-from quizroom.rooms.quiz import Quiz, parse_quiz
 from quizroom.rooms.remote import RemoteRoom, RpcClient
 from quizroom.rooms.sessions import CLOSE_MOVED, hash_token
 from quizroom.rooms.shards import ShardHome
-from quizroom.rooms.state import Phase, Player, RoomState
 from quizroom.rooms.telemetry import NullTelemetry, Telemetry
 from quizroom.storage.base import Storage, StorageError
 from quizroom.storage.records import RoomRow
@@ -54,6 +64,28 @@ def is_pin(text: str) -> bool:
     return len(text) == 6 and text.isdigit()
 
 
+@dataclass(frozen=True, slots=True)
+class RoomCaps:
+    """How many rooms this worker holds, and for how long (docs/operations.md, "Limits and abuse").
+
+    A lobby room costs ~8 KB and a PIN; an anonymous client once opened 50,000 of them at ~216 a second, which at
+    that rate empties the 900,000 PINs in about 70 minutes. So live rooms are capped here and per creating address,
+    a lobby nobody is in (no host socket, no player socket) is ended after `lobby_idle_s` — its PIN returns to the
+    pool — and a finished room nobody watches leaves memory after `finished_linger_s` (its results stay in storage
+    and are read from there). 0 lifts a cap.
+    """
+
+    max_rooms: int = 0
+    max_rooms_per_owner: int = 0
+    lobby_idle_s: float = 1_800.0
+    finished_linger_s: float = 600.0
+
+    @property
+    def sweep_every_s(self) -> float:
+        """Often enough that a lifetime is kept within a quarter of itself, and never more than once a minute."""
+        return min(60.0, max(0.25, min(self.lobby_idle_s, self.finished_linger_s) / 4))
+
+
 class RoomRegistry:
     """Creates rooms, finds them by PIN (loading, resuming or taking them over when needed), evicts old ones."""
 
@@ -65,7 +97,7 @@ class RoomRegistry:
         limits: ActorLimits,
         *,
         cluster: Cluster | None = None,
-        finished_linger_s: float = 600.0,
+        caps: RoomCaps | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.storage = storage
@@ -75,7 +107,7 @@ class RoomRegistry:
         self.cluster: Cluster = cluster or SoloCluster()
         self.solo = isinstance(self.cluster, SoloCluster)
         self.worker_id = self.cluster.worker_id
-        self.finished_linger_s = finished_linger_s
+        self.caps = caps or RoomCaps()
         self.telemetry: Telemetry = telemetry or NullTelemetry()
         self._rooms: dict[str, Coordinator] = {}
         self._shards: dict[str, dict[int, RoomActor]] = {}
@@ -83,6 +115,8 @@ class RoomRegistry:
         self._loading: dict[str, asyncio.Task[Room | None]] = {}
         self._shard_loading: dict[tuple[str, int], asyncio.Task[RoomActor]] = {}
         self._quizzes: dict[str, Quiz] = {}
+        self._owners: dict[str, str] = {}  # PIN → the address that created the room here (for `max_rooms_per_owner`)
+        self._idle_since: dict[str, float] = {}  # PIN → when its lobby was first seen empty
         self.mailroom = Mailroom(self)
         self._tasks: list[asyncio.Task[None]] = []
         self.closing = False  # shutting down: load nothing more, answer no more messages
@@ -130,8 +164,24 @@ class RoomRegistry:
 
     # --- creating and finding rooms ---------------------------------------------------------------------------
 
-    async def create(self, quiz_id: str, quiz: Quiz) -> tuple[Coordinator, str]:
-        """Open a room for a stored quiz; returns its coordinator and the host token (shown once, stored hashed)."""
+    def check_capacity(self, owner: str = "") -> None:
+        """Refuse a new room when this worker holds `max_rooms` live rooms (503), or `owner` holds its share (429)."""
+        caps = self.caps
+        if not caps.max_rooms and not caps.max_rooms_per_owner:
+            return
+        live = [pin for pin, c in self._rooms.items() if c.state.phase is not Phase.FINISHED]
+        if caps.max_rooms and len(live) >= caps.max_rooms:
+            raise AtCapacity("this server holds as many rooms as it may; try again later").retry_after(60)
+        if caps.max_rooms_per_owner and owner:
+            mine = sum(1 for pin in live if self._owners.get(pin) == owner)
+            if mine >= caps.max_rooms_per_owner:
+                raise RateLimited("your address has opened as many rooms as it may; end one first").retry_after(60)
+
+    async def create(self, quiz_id: str, quiz: Quiz, *, owner: str = "") -> tuple[Coordinator, str]:
+        """Open a room for a stored quiz; returns its coordinator and the host token (shown once, stored hashed).
+
+        `owner` is the creating client's address; `check_capacity` refuses it once it holds its share of rooms."""
+        self.check_capacity(owner)
         host_token = secrets.token_urlsafe(32)
         room_id = uuid.uuid4().hex
         for _ in range(PIN_ATTEMPTS):
@@ -151,6 +201,8 @@ class RoomRegistry:
         )
         coordinator = self._coordinator(state)
         self._install(coordinator)
+        if owner:
+            self._owners[pin] = owner
         log.info("room_created", pin=pin, room_id=room_id, questions=len(quiz.questions))
         return coordinator, host_token
 
@@ -498,26 +550,59 @@ class RoomRegistry:
 
     # --- eviction and shutdown --------------------------------------------------------------------------------
 
-    def start_sweeper(self, interval_s: float = 60.0) -> None:
-        self._tasks.append(asyncio.get_running_loop().create_task(self._sweep(interval_s)))
+    def start_sweeper(self, interval_s: float | None = None) -> None:
+        every = self.caps.sweep_every_s if interval_s is None else interval_s
+        self._tasks.append(asyncio.get_running_loop().create_task(self._sweep(every)))
 
     async def _sweep(self, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
-            await self.evict_finished()
+            try:
+                await self.end_idle_lobbies()
+                await self.evict_finished()
+            except StorageError as exc:  # the next sweep tries again
+                log.warning("sweep_failed", error=str(exc))
+
+    def _watched(self, pin: str, coordinator: Coordinator) -> bool:
+        """A host socket, or a player socket on any of its shards, is open. Remote shards count as they last
+        reported — until the room finishes: finishing closes every player socket (4410), and says so to nobody."""
+        if coordinator.hosts or any(a.sessions for a in self._shards.get(pin, {}).values()):
+            return True
+        return coordinator.state.phase is not Phase.FINISHED and coordinator.connected() > 0
+
+    async def end_idle_lobbies(self) -> int:
+        """End lobbies nobody has been in for `lobby_idle_s`: their PINs return to the pool (`RoomCaps`)."""
+        now = self.clock.monotonic()
+        ended = 0
+        for pin, coordinator in list(self._rooms.items()):
+            if coordinator.state.phase is not Phase.LOBBY or self._watched(pin, coordinator):
+                self._idle_since.pop(pin, None)
+                continue
+            since = self._idle_since.setdefault(pin, now)
+            if now - since < self.caps.lobby_idle_s:
+                continue
+            self._idle_since.pop(pin, None)
+            try:
+                await coordinator.command("end")
+            except (BadPhase, Unavailable):  # started or ended meanwhile; or storage is down: next sweep
+                continue
+            log.info("lobby_idle_ended", pin=pin, idle_s=round(now - since, 1))
+            ended += 1
+        return ended
 
     async def evict_finished(self) -> int:
         """Drop finished rooms nobody watches after the linger time; their results stay in storage."""
         now = self.clock.monotonic()
 
         def stale(finished_at: float | None) -> bool:
-            return finished_at is not None and now - finished_at >= self.finished_linger_s
+            return finished_at is not None and now - finished_at >= self.caps.finished_linger_s
 
         evicted = 0
         for pin, coordinator in list(self._rooms.items()):
-            watched = coordinator.hosts or any(a.sessions for a in self._shards.get(pin, {}).values())
-            if stale(coordinator.finished_at) and not watched:
+            if stale(coordinator.finished_at) and not self._watched(pin, coordinator):
                 del self._rooms[pin]
+                self._owners.pop(pin, None)
+                self._idle_since.pop(pin, None)
                 await coordinator.stop()
                 await self.cluster.release_lease(coordinator.state.room_id)
                 evicted += 1

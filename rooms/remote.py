@@ -13,16 +13,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from quizroom.rooms.coordinator import JoinResult, Whereabouts
-from quizroom.rooms.errors import BadNickname, InvalidInput, Moved, QuizroomError, Unavailable, error_for
+from quizroom.rooms.game.errors import InvalidInput, Moved, QuizroomError, Unavailable, error_for
+from quizroom.rooms.game.nicknames import NICKNAME_INPUT_MAX, normalise_nickname
+from quizroom.rooms.game.rules import Phase
 from quizroom.rooms.links import Send
 from quizroom.rooms.sessions import hash_token
-from quizroom.rooms.state import Phase
 from quizroom.rooms.views import leaderboard_of
 from quizroom.storage.base import Storage
 from quizroom.storage.records import RoomRow
 
 RPC_TIMEOUT_S = 10.0
-MAX_FORWARDED_NICKNAME = 1_000  # far above any valid nickname, far below a NOTIFY payload
 
 
 class RpcClient:
@@ -138,8 +138,8 @@ class RemoteRoom:
             raise Unavailable("the room's coordinator moved; try again") from None
 
     async def join(self, nickname: object) -> JoinResult:
-        if isinstance(nickname, str) and len(nickname) > MAX_FORWARDED_NICKNAME:
-            raise BadNickname("a nickname has at most 24 characters")  # what the coordinator would say
+        if isinstance(nickname, str) and len(nickname) > NICKNAME_INPUT_MAX:
+            normalise_nickname(nickname)  # raises what the coordinator would, and the text is never forwarded
         reply = await self._call("join", nickname=nickname)
         return JoinResult(reply["player_id"], reply["token"], reply["nickname"], reply["worker_id"])
 

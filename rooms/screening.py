@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from quizroom.rooms.clock import Clock
-from quizroom.rooms.errors import BadMessage, QuizroomError, RateLimited, TooBig, UnknownType
+from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.errors import BadMessage, QuizroomError, RateLimited, TooBig, UnknownType
 from quizroom.rooms.sessions import CLOSE_POLICY, CLOSE_RATE_ABUSE, CLOSE_TOO_BIG, Session, encode
 from quizroom.rooms.telemetry import Telemetry
 

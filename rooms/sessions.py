@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from quizroom.rooms.ratelimit import TokenBucket
+from quizroom.rooms.game.ratelimit import TokenBucket
 
 CLOSE_GOING_AWAY = 1001  # server shutting down: clients reconnect
 CLOSE_POLICY = 1008  # persistent malformed messages

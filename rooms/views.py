@@ -11,8 +11,8 @@ from typing import Any
 
 import structlog
 
+from quizroom.rooms.game.rules import Phase
 from quizroom.rooms.links import ranked
-from quizroom.rooms.state import Phase
 from quizroom.storage.base import Storage, StorageError
 from quizroom.storage.records import RoomView
 

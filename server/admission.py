@@ -23,12 +23,12 @@ accept, which uvicorn turns into 403.
 from __future__ import annotations
 
 import ipaddress
-import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from quizroom.server.buckets import AddressBuckets
 from quizroom.server.settings import Settings
 
 Scope = MutableMapping[str, Any]
@@ -82,14 +82,6 @@ def client_address(peer: str, forwarded_for: list[str], trusted: tuple[Network, 
     return str(current)  # every hop trusted: the left-most is as far as the chain goes
 
 
-class _Bucket:
-    __slots__ = ("last", "tokens")
-
-    def __init__(self, tokens: float, last: float) -> None:
-        self.tokens = tokens
-        self.last = last
-
-
 class Admission:
     """Counts open sockets per address and in total, and meters handshakes per address. One per process."""
 
@@ -105,14 +97,11 @@ class Admission:
     ) -> None:
         self.max_sockets = max_sockets
         self.max_sockets_per_ip = max_sockets_per_ip
-        self.handshakes_per_s = handshakes_per_s
-        self.handshake_burst = max(1.0, handshake_burst)
+        self.handshakes = AddressBuckets(handshakes_per_s, handshake_burst, clock=clock, keep=PRUNE_AT)
         self.trusted_proxies = trusted_proxies
-        self.clock = clock
         self.open_total = 0
         self.refused = 0
         self._open: dict[str, int] = {}
-        self._buckets: dict[str, _Bucket] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Admission:
@@ -134,10 +123,9 @@ class Admission:
 
     def admit(self, client: str) -> Refusal | None:
         """Take a socket slot for `client`, or say why not. Every admitted socket must be `release`d once."""
-        if self.handshakes_per_s > 0:  # every attempt costs a token, refused ones too: hammering is metered
-            wait_s = self._spend(client)
-            if wait_s > 0:
-                return self._refuse(Refusal(429, max(1, math.ceil(wait_s)), "too many connection attempts"))
+        wait_s = self.handshakes.spend(client)  # every attempt costs a token, refused ones too: hammering is metered
+        if wait_s:
+            return self._refuse(Refusal(429, wait_s, "too many connection attempts"))
         if self.max_sockets_per_ip and self._open.get(client, 0) >= self.max_sockets_per_ip:
             return self._refuse(Refusal(429, SOCKET_RETRY_AFTER_S, "too many sockets from your address"))
         if self.max_sockets and self.open_total >= self.max_sockets:
@@ -157,28 +145,6 @@ class Admission:
     def _refuse(self, refusal: Refusal) -> Refusal:
         self.refused += 1
         return refusal
-
-    def _spend(self, client: str) -> float:
-        """Spend one handshake token; returns 0, or the seconds until one is available."""
-        now = self.clock()
-        bucket = self._buckets.get(client)
-        if bucket is None:
-            if len(self._buckets) >= PRUNE_AT:
-                self._prune(now)
-            bucket = self._buckets[client] = _Bucket(self.handshake_burst, now)
-        else:
-            bucket.tokens = min(self.handshake_burst, bucket.tokens + (now - bucket.last) * self.handshakes_per_s)
-            bucket.last = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return 0.0
-        return (1 - bucket.tokens) / self.handshakes_per_s
-
-    def _prune(self, now: float) -> None:
-        """Forget buckets that have refilled: they would start full anyway, so memory stays bounded by activity."""
-        refill_s = self.handshake_burst / self.handshakes_per_s
-        for client in [c for c, b in self._buckets.items() if now - b.last >= refill_s]:
-            del self._buckets[client]
 
 
 async def deny(scope: Scope, send: Send, refusal: Refusal) -> None:

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
+import structlog
 from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
@@ -16,15 +17,20 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from quizroom.rooms.clock import Clock
+from quizroom.rooms.game.clock import Clock
 from quizroom.server.accesslog import AccessLog
 from quizroom.server.admission import Admission
+from quizroom.server.buckets import ApiLimits
 from quizroom.server.compliance import EchoEndpoint
+from quizroom.server.connections import ConnectionGate
 from quizroom.server.errors import http_error
 from quizroom.server.http_api import api_routes
 from quizroom.server.runtime import Runtime
 from quizroom.server.settings import Settings
 from quizroom.server.sockets import HostEndpoint, PlayerEndpoint, Receive, Scope, Send
+from quizroom.server.urls import HostPolicy
+
+log = structlog.get_logger("quizroom.app")
 
 
 def web_dir() -> Path:
@@ -71,10 +77,27 @@ class QuizroomApp:
         await self.http(scope, receive, send)
 
 
-def create_app(settings: Settings, clock: Clock | None = None) -> QuizroomApp:
+def create_app(
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    gate: ConnectionGate | None = None,
+    fd_limits: tuple[int, int] | None = None,
+) -> QuizroomApp:
+    """The app; `gate` is the serving process's connection gate (its protocols count connections into it)."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if gate is not None:
+            log.info(
+                "connection_limits",
+                fd_soft=fd_limits[0] if fd_limits else None,
+                fd_hard=fd_limits[1] if fd_limits else None,
+                max_connections=gate.max_total,
+                max_connections_per_ip=gate.max_per_address,
+            )
         runtime = await Runtime.start(settings, clock)
+        runtime.gate = gate
         app.state.runtime = runtime
         try:
             yield
@@ -99,4 +122,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> QuizroomApp:
         exception_handlers={HTTPException: http_error},  # 404 and 405 in the JSON error body too
     )
     http.state.admission = Admission.from_settings(settings)  # every game socket's handshake passes it (429/503)
+    http.state.limits = ApiLimits.from_settings(settings)  # joins, creations and PIN misses per address (429)
+    http.state.gate = gate
+    http.state.hosts = HostPolicy(settings.allowed_hosts)  # which Host headers join_url/ws_url may be built from
     return QuizroomApp(http)

@@ -30,9 +30,9 @@ from quizroom.server.validation import SettingsError
 
 log = structlog.get_logger("quizroom.server")
 
-# A send loop on uvicorn's sans-I/O websockets protocol measured fastest of uvicorn's three for fan-out and burst
-# acks on this hardware (shared/notes/physical-limits.md); httptools and uvloop are uvicorn's fast paths.
-WS_IMPLEMENTATION = "websockets-sansio"
+# A send loop on uvicorn's sans-I/O websockets protocol (`websockets-sansio`) measured fastest of uvicorn's three for
+# fan-out and burst acks on this hardware (shared/notes/physical-limits.md); httptools and uvloop are uvicorn's fast
+# paths. `uvicorn_config` passes both protocols as our guarded subclasses (server/protocols.py).
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
@@ -98,15 +98,24 @@ class QuizroomServer(uvicorn.Server):
 
 def uvicorn_config(settings: Settings) -> uvicorn.Config:
     """The uvicorn configuration of one serving process: the single server, or each worker of several."""
+    from quizroom.server.admission import parse_networks
     from quizroom.server.app import create_app
-    from quizroom.server.handshake import guarded_http_protocol
+    from quizroom.server.connections import ConnectionGate, raise_fd_limit
+    from quizroom.server.protocols import GuardedWebSocketsProtocol, guarded_http_protocol
 
+    fd_soft, fd_hard = raise_fd_limit()
+    gate = ConnectionGate.sized(
+        settings.max_connections, settings.max_connections_per_ip, fd_soft, parse_networks(settings.trusted_proxies)
+    )
     return uvicorn.Config(
-        create_app(settings),
+        create_app(settings, gate=gate, fd_limits=(fd_soft, fd_hard)),
         host=settings.host,
         port=settings.port,
-        ws=WS_IMPLEMENTATION,
-        http=guarded_http_protocol(settings.handshake_timeout_s),  # httptools, with a bound on unfinished requests
+        ws=GuardedWebSocketsProtocol,  # uvicorn's websockets-sansio protocol, releasing the connection's slot
+        # httptools, with a whole-request deadline, a bound on request heads and the connection gate
+        http=guarded_http_protocol(
+            request_timeout_s=settings.request_timeout_s, max_header_bytes=settings.max_header_bytes, gate=gate
+        ),
         loop="uvloop",
         lifespan="on",
         ws_max_size=max(65_536, 16 * settings.max_message_bytes),
@@ -119,6 +128,7 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         access_log=False,  # ours is server/accesslog.py: no query strings
         log_config=None,  # uvicorn's records go to the root logger, rendered by server/logs.py (JSON in production)
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
+        timeout_keep_alive=settings.keepalive_timeout_s,  # type: ignore[arg-type]  # uvicorn says int; a float works
     )
 
 

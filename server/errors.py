@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from quizroom.rooms.errors import InvalidInput, MethodNotAllowed, NotFound, QuizroomError, error_for
+from quizroom.rooms.game.errors import InvalidInput, MethodNotAllowed, NotFound, QuizroomError, TooBig, error_for
 from quizroom.server.responses import json_response
 
 
@@ -21,9 +21,14 @@ def error_response(exc: QuizroomError, headers: Mapping[str, str] | None = None)
     extra: dict[str, Any] = {}
     if isinstance(exc, InvalidInput):
         extra["field"] = exc.field
+    response = json_response(error_body(exc.code, exc.message, **extra), status=exc.status, headers=headers)
     if exc.status == 401:  # RFC 9110: a 401 names the scheme that would be accepted (RFC 6750: bearer tokens)
-        headers = {**(headers or {}), "www-authenticate": 'Bearer realm="quizroom"'}
-    return json_response(error_body(exc.code, exc.message, **extra), status=exc.status, headers=headers)
+        response.headers["www-authenticate"] = 'Bearer realm="quizroom"'
+    if exc.retry_after_s is not None:
+        response.headers["retry-after"] = str(exc.retry_after_s)
+    if isinstance(exc, TooBig):  # the rest of the body is never read: the connection cannot carry another request
+        response.headers["connection"] = "close"
+    return response
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

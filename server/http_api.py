@@ -12,24 +12,25 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from quizroom.rooms import wire
-from quizroom.rooms.errors import InvalidInput, NotFound, QuizroomError, Unauthorized, Unavailable
-from quizroom.rooms.quiz import parse_quiz
+from quizroom.rooms.game import results as room_results
+from quizroom.rooms.game.errors import InvalidInput, NotFound, QuizroomError, RateLimited, Unauthorized, Unavailable
+from quizroom.rooms.game.quiz import parse_quiz
 from quizroom.rooms.registry import Room
+from quizroom.server.buckets import AddressBuckets, ApiLimits
 from quizroom.server.errors import error_response
 from quizroom.server.metrics import CONTENT_TYPE, package_version
 from quizroom.server.openapi import openapi_document
 from quizroom.server.paging import results_page
+from quizroom.server.requests import bearer, client_of, read_json
 from quizroom.server.responses import json_response
 from quizroom.server.runtime import Runtime
+from quizroom.server.urls import HostPolicy, ws_of
 from quizroom.storage import StorageError
 from quizroom.storage.records import QuizRow
-
-MAX_BODY_BYTES = 1 << 20
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -49,24 +50,29 @@ def refusals(handler: Handler) -> Handler:
             return error_response(exc)
         except StorageError:
             return error_response(Unavailable("storage is unavailable; try again"))
+        except ClientDisconnect:  # gone mid-body (or cut by the request deadline): nobody reads an answer
+            return Response(status_code=499)  # nginx's "client closed request", for the access log
 
     return wrapped
 
 
-async def read_json(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise InvalidInput("", f"the body must be at most {MAX_BODY_BYTES} bytes")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput("", "the body must be JSON") from exc
+def limits_of(request: Request) -> ApiLimits:
+    limits: ApiLimits = request.app.state.limits
+    return limits
 
 
-def bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
+def metered(buckets: AddressBuckets, request: Request, what: str, limit: str) -> None:
+    """Spend one of the client address's tokens for `what`, or refuse with 429 and when to come back."""
+    wait_s = buckets.spend(client_of(request))
+    if wait_s:
+        refused(request, limit)
+        raise RateLimited(f"too many {what} from your address; try again in {wait_s} s").retry_after(wait_s)
+
+
+def refused(request: Request, limit: str) -> None:
+    """Count a refusal by a per-address limit (`quizroom_http_limited_total{limit}`)."""
+    counts = runtime_of(request).counters.http_limited
+    counts[limit] = counts.get(limit, 0) + 1
 
 
 def require_admin(request: Request) -> None:
@@ -77,8 +83,17 @@ def require_admin(request: Request) -> None:
 
 
 async def the_room(request: Request) -> Room:
+    """The room named by the path. Lookups of PINs that name no room are metered per address: PINs are guessable
+    (900,000 of them), so an address that misses too often is refused every lookup for a while (429)."""
+    misses = limits_of(request).pin_misses
+    client = client_of(request)
+    wait_s = misses.wait(client)
+    if wait_s:
+        refused(request, "pin_misses")
+        raise RateLimited(f"too many unknown PINs from your address; try again in {wait_s} s").retry_after(wait_s)
     room = await runtime_of(request).registry.get(request.path_params["pin"])
     if room is None:
+        misses.spend(client)
         raise NotFound("no room with this PIN")
     return room
 
@@ -86,9 +101,7 @@ async def the_room(request: Request) -> Room:
 async def host_room(request: Request) -> Room:
     """The room named by the path, if the caller holds its host token (or the admin token)."""
     runtime = runtime_of(request)
-    actor = await runtime.registry.get(request.path_params["pin"])
-    if actor is None:
-        raise NotFound("no room with this PIN")
+    actor = await the_room(request)
     token = bearer(request)
     admin = runtime.settings.admin_token
     if not token or not (actor.is_host(token) or (admin and secrets.compare_digest(token.encode(), admin.encode()))):
@@ -97,16 +110,13 @@ async def host_room(request: Request) -> Room:
 
 
 def public_bases(request: Request) -> tuple[str, str]:
-    """(http base, ws base) for the URLs we hand out: PUBLIC_URL if configured, else what the client used."""
+    """(http base, ws base) for the URLs we hand out: PUBLIC_URL if configured, else the address the client used
+    when it names this server (`quizroom.server.urls`)."""
     base = runtime_of(request).settings.public_url.rstrip("/")
     if not base:
-        host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-        base = f"{request.url.scheme}://{host}"
+        hosts: HostPolicy = request.app.state.hosts
+        base = hosts.base(request)
     return base, ws_of(base)
-
-
-def ws_of(base: str) -> str:
-    return "wss" + base[len("https") :] if base.startswith("https") else "ws" + base[len("http") :]
 
 
 async def ws_base(request: Request, worker_id: str) -> str:
@@ -131,7 +141,8 @@ def now_ms() -> int:
 @refusals
 async def create_quiz(request: Request) -> Response:
     require_admin(request)
-    quiz = parse_quiz(await read_json(request))
+    metered(limits_of(request).creations, request, "quizzes and rooms created", "creations")
+    quiz = parse_quiz(await read_json(request, runtime_of(request).settings.max_body_bytes))
     quiz_id = uuid.uuid4().hex
     await runtime_of(request).storage.create_quiz(
         QuizRow(quiz_id, quiz.title, orjson.dumps(quiz.to_json()).decode(), now_ms())
@@ -152,9 +163,12 @@ async def get_quiz(request: Request) -> Response:
 async def create_room(request: Request) -> Response:
     require_admin(request)
     runtime = runtime_of(request)
-    body = await read_json(request)
+    metered(limits_of(request).creations, request, "quizzes and rooms created", "creations")
+    body = await read_json(request, runtime.settings.max_body_bytes)
     if not isinstance(body, dict):
         raise InvalidInput("", "the body must be an object with `quiz_id` or `quiz`")
+    owner = client_of(request)
+    runtime.registry.check_capacity(owner)  # before storing a quiz for a room that could not open
     if "quiz" in body:
         try:
             quiz = parse_quiz(body["quiz"])
@@ -170,7 +184,7 @@ async def create_room(request: Request) -> Response:
         quiz = parse_quiz(orjson.loads(row.body))
     else:
         raise InvalidInput("quiz_id", "give `quiz_id` (a string) or `quiz` (an object)")
-    actor, host_token = await runtime.registry.create(quiz_id, quiz)
+    actor, host_token = await runtime.registry.create(quiz_id, quiz, owner=owner)
     base, _ = public_bases(request)
     ws = await ws_base(request, actor.worker_id)
     pin = actor.state.pin
@@ -189,8 +203,9 @@ async def create_room(request: Request) -> Response:
 @refusals
 async def join_room(request: Request) -> Response:
     runtime = runtime_of(request)
+    metered(limits_of(request).joins, request, "joins", "joins")
     room = await the_room(request)
-    body = await read_json(request)
+    body = await read_json(request, runtime.settings.max_body_bytes)  # a huge nickname is bad_nickname (422)
     if not isinstance(body, dict):
         raise InvalidInput("nickname", "the body must be an object with `nickname`")
     joined = await room.join(body.get("nickname"))
@@ -265,14 +280,23 @@ async def results(request: Request) -> Response:
     if "text/csv" in request.headers.get("accept", ""):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(wire.RESULTS_CSV_HEADER)
-        writer.writerows(wire.results_rows(document))
+        writer.writerow(room_results.RESULTS_CSV_HEADER)
+        writer.writerows([spreadsheet_safe(row) for row in room_results.results_rows(document)])
         return PlainTextResponse(
             buffer.getvalue(),
             media_type="text/csv",
             headers={"content-disposition": f'attachment; filename="quizroom-{actor.pin}.csv"'},
         )
     return json_response(document)
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """OWASP's rule against CSV injection: a text cell that a spreadsheet would read as a formula (`=`, `+`, `-`,
+    `@`, tab, CR first) gets a leading apostrophe, which spreadsheets show as text. Numbers are left alone."""
+    return tuple(f"'{cell}" if isinstance(cell, str) and cell.startswith(FORMULA_PREFIXES) else cell for cell in row)
 
 
 async def healthz(request: Request) -> Response:

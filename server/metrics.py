@@ -27,7 +27,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from quizroom.rooms.errors import QuizroomError
+from quizroom.rooms.game.errors import QuizroomError
 
 if TYPE_CHECKING:
     from quizroom.server.runtime import Runtime
@@ -234,6 +234,27 @@ class RuntimeCollector(Collector):
             value=counters.direct_intake,
         )
         yield CounterMetricFamily("quizroom_joins", "players joined", value=counters.joins)
+        limited = CounterMetricFamily(
+            "quizroom_http_limited",
+            "HTTP calls refused by a per-address limit (429), by limit: joins, creations, pin_misses",
+            labels=["limit"],
+        )
+        for limit in ("joins", "creations", "pin_misses"):
+            limited.add_metric([limit], counters.http_limited.get(limit, 0))
+        yield limited
+        gate = runtime.gate
+        if gate is not None:
+            yield GaugeMetricFamily(
+                "quizroom_connections_open", "TCP connections open (HTTP and WebSocket)", value=gate.open_total
+            )
+            refusals = CounterMetricFamily(
+                "quizroom_connections_refused",
+                "connections refused by the connection caps: 429 per address, 503 server-wide",
+                labels=["status"],
+            )
+            for status, count in sorted(gate.refused.items()):
+                refusals.add_metric([str(status)], count)
+            yield refusals
         yield CounterMetricFamily("quizroom_commits", "successful group commits", value=stats.commits)
         yield CounterMetricFamily("quizroom_committed_rows", "rows made durable", value=stats.rows)
         yield CounterMetricFamily(

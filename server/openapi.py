@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from quizroom.rooms import quiz as limits
+from quizroom.rooms.game import quiz as limits
 from quizroom.server.metrics import error_codes
 
 JSON = "application/json"
@@ -336,7 +336,13 @@ def paths() -> Schema:
                     "401": unauthorized,
                     "404": error("no such quiz"),
                     "422": error("`invalid`: neither `quiz_id` nor a valid `quiz` (`field` is `quiz.…`)"),
-                    "503": unavailable,
+                    "503": {
+                        **error(
+                            "storage is unavailable (retry), or `at_capacity`: this server holds as many rooms as "
+                            "it may (see `Retry-After`)"
+                        ),
+                        "headers": RETRY_AFTER,
+                    },
                 },
             }
         },
@@ -370,7 +376,8 @@ def paths() -> Schema:
                                     "nickname": {
                                         "type": "string",
                                         "description": "1–24 characters once NFKC-normalised and trimmed; no "
-                                        "control or invisible characters; unique in the room ignoring case",
+                                        "control or invisible characters; unique in the room ignoring case "
+                                        "and look-alikes (docs/protocol.md, Hardening)",
                                     }
                                 }
                             )
@@ -558,7 +565,28 @@ def paths() -> Schema:
         ("unlock", "accept joins again"),
     ]:
         result[f"/api/rooms/{{pin}}/{name}"] = host_command(name, summary)
+    for operations in result.values():
+        for operation in operations.values():
+            add_limit_responses(operation)
     return result
+
+
+RETRY_AFTER = {"Retry-After": {"description": "seconds until a retry may succeed", "schema": {"type": "integer"}}}
+
+
+def add_limit_responses(operation: Schema) -> None:
+    """The refusals of docs/operations.md, "Limits and abuse", where they can happen: 429 on every call (too many
+    connections, joins, creations or unknown PINs from one address), 413 where there is a body."""
+    responses = operation["responses"]
+    responses.setdefault(
+        "429",
+        {
+            **error("`rate_limited`: too many requests of this kind from your address; see `Retry-After`"),
+            "headers": RETRY_AFTER,
+        },
+    )
+    if "requestBody" in operation:
+        responses.setdefault("413", error("`too_big`: the body is over the limit (refused before it is read whole)"))
 
 
 @cache

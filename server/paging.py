@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from quizroom.rooms.errors import InvalidInput
+from quizroom.rooms.game.errors import InvalidInput
 
 MAX_PAGE = 10_000
 

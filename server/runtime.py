@@ -11,15 +11,16 @@ from dataclasses import dataclass, field
 import structlog
 
 from quizroom.rooms.actor import ActorLimits
-from quizroom.rooms.clock import Clock, SystemClock
 from quizroom.rooms.cluster import Cluster, SoloCluster
-from quizroom.rooms.nicknames import load_blocklist
-from quizroom.rooms.registry import RoomRegistry
-from quizroom.rooms.state import RoomLimits
+from quizroom.rooms.game.clock import Clock, SystemClock
+from quizroom.rooms.game.nicknames import load_blocklist
+from quizroom.rooms.game.rules import RoomLimits
+from quizroom.rooms.registry import RoomCaps, RoomRegistry
 from quizroom.server.collector import CollectorPolicy
-from quizroom.server.handshake import http_connections_closed
+from quizroom.server.connections import ConnectionGate
 from quizroom.server.looplag import LoopLagMonitor
 from quizroom.server.metrics import Metrics
+from quizroom.server.protocols import http_connections_closed
 from quizroom.server.settings import Settings
 from quizroom.server.workers import worker_url as listening_url
 from quizroom.storage import Storage, open_storage
@@ -38,6 +39,7 @@ class Counters:
     refused_origin: int = 0
     refused_admission: int = 0  # per-address or server-wide limits (429/503 before the upgrade)
     direct_intake: int = 0  # sockets whose messages go straight from uvicorn's protocol to the room
+    http_limited: dict[str, int] = field(default_factory=dict)  # HTTP calls refused by a per-address limit, by limit
     no_sockets: asyncio.Event = field(default_factory=asyncio.Event)
 
     def socket_opened(self) -> None:
@@ -65,6 +67,7 @@ class Runtime:
     lag_monitor: LoopLagMonitor | None = None
     collector: CollectorPolicy | None = None
     cluster: Cluster = field(default_factory=SoloCluster)
+    gate: ConnectionGate | None = None  # the serving process's connection caps (server/connections.py), if any
     _worker_urls: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -88,7 +91,13 @@ class Runtime:
             players_per_shard=settings.players_per_shard,
         )
         cluster = await open_cluster(settings)
-        registry = RoomRegistry(storage, writer, clock, limits, cluster=cluster, telemetry=metrics)
+        caps = RoomCaps(
+            max_rooms=settings.max_rooms,
+            max_rooms_per_owner=settings.max_rooms_per_ip,
+            lobby_idle_s=settings.lobby_idle_s,
+            finished_linger_s=settings.finished_linger_s,
+        )
+        registry = RoomRegistry(storage, writer, clock, limits, cluster=cluster, caps=caps, telemetry=metrics)
         if isinstance(cluster, PgCluster):
             await cluster.listen(registry.on_message, on_reconnect=registry.resync)
             await join_cluster(cluster)  # listening first: nothing sent here once others can see it is lost

@@ -98,11 +98,55 @@ class Settings:
     trusted_proxies: tuple[str, ...] = field(
         default=(), metadata={"help": "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed"}
     )
-    handshake_timeout_s: float = field(
-        default=10.0, metadata={"help": "close a connection whose HTTP request headers are not complete by then"}
-    )
     nickname_blocklist_file: str = field(
         default="", metadata={"help": "file of blocked words, one a line, refused inside nicknames (422)"}
+    )
+    # Limits and abuse (docs/operations.md): on by default, each sized for a hall of players behind one address.
+    request_timeout_s: float = field(
+        default=15.0,
+        metadata={"help": "close a connection whose HTTP request (headers and body) is not complete by then"},
+    )
+    keepalive_timeout_s: float = field(
+        default=5.0, metadata={"help": "close an idle HTTP keep-alive connection after this long"}
+    )
+    max_header_bytes: int = field(default=32_768, metadata={"help": "largest HTTP request head, then 431"})
+    max_body_bytes: int = field(
+        default=1_048_576, metadata={"help": "largest HTTP request body (a whole quiz fits), then 413"}
+    )
+    max_connections: int = field(
+        default=0,
+        metadata={"help": "open connections (HTTP and WebSocket) per process, then 503 (0: the fd limit minus 256)"},
+    )
+    max_connections_per_ip: int = field(
+        default=0,
+        metadata={"help": "open connections per client address, then 429 (0: half of max_connections)"},
+    )
+    join_rate_per_ip: float = field(
+        default=20.0, metadata={"help": "joins per second per client address, then 429 (0: unlimited)"}
+    )
+    join_burst: float = field(default=200.0, metadata={"help": "burst allowance of the join rate"})
+    create_rate_per_ip: float = field(
+        default=0.2, metadata={"help": "quizzes and rooms created per second per client address, then 429 (0: off)"}
+    )
+    create_burst: float = field(default=20.0, metadata={"help": "burst allowance of the creation rate"})
+    pin_miss_rate_per_ip: float = field(
+        default=2.0,
+        metadata={"help": "lookups of PINs with no room per second per client address, then 429 (0: unlimited)"},
+    )
+    pin_miss_burst: float = field(default=30.0, metadata={"help": "burst allowance of the PIN-miss rate"})
+    max_rooms: int = field(default=5_000, metadata={"help": "live rooms per process, then 503 (0: unlimited)"})
+    max_rooms_per_ip: int = field(
+        default=50, metadata={"help": "live rooms created by one client address, then 429 (0: unlimited)"}
+    )
+    lobby_idle_s: float = field(
+        default=1_800.0, metadata={"help": "a lobby with no host and no player socket for this long is closed"}
+    )
+    finished_linger_s: float = field(
+        default=120.0, metadata={"help": "a finished room nobody watches leaves memory after this (results stay)"}
+    )
+    allowed_hosts: tuple[str, ...] = field(
+        default=(),
+        metadata={"help": "comma-separated host names join_url/ws_url may take from the Host header (no PUBLIC_URL)"},
     )
     compliance_echo: int = field(
         default=0, metadata={"help": "1: serve /ws/echo, an echo socket for the Autobahn conformance run only"}

@@ -20,13 +20,23 @@ import structlog
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State as WsState
 
-from quizroom.rooms.errors import BadMessage, Kicked, Moved, NotFound, QuizroomError, TooBig, Unauthorized, Unavailable
+from quizroom.rooms.game.errors import (
+    BadMessage,
+    Kicked,
+    Moved,
+    NotFound,
+    QuizroomError,
+    TooBig,
+    Unauthorized,
+    Unavailable,
+)
 from quizroom.rooms.registry import RoomRegistry
 from quizroom.rooms.sessions import (
     CLOSE_BAD_TOKEN,
     CLOSE_GOING_AWAY,
     CLOSE_KICKED,
     CLOSE_MOVED,
+    CLOSE_RATE_ABUSE,
     CLOSE_ROOM_GONE,
     CLOSE_SLOW_CONSUMER,
     Connection,
@@ -34,6 +44,7 @@ from quizroom.rooms.sessions import (
     Session,
 )
 from quizroom.server.admission import Admission, deny
+from quizroom.server.buckets import AddressBuckets
 from quizroom.server.runtime import Runtime
 from quizroom.storage.base import StorageError
 
@@ -261,10 +272,10 @@ def decode(message: Message, max_bytes: int) -> dict[str, Any] | QuizroomError:
     """One inbound frame → a JSON object, or the documented refusal of it."""
     data = message.get("text")
     if data is None:
-        data = message.get("bytes")
-        if data is None:
-            return BadMessage("empty frame")
-    size = len(data) if isinstance(data, bytes) or len(data) * 4 <= max_bytes else len(data.encode("utf-8", "replace"))
+        if message.get("bytes") is not None:  # the protocol is JSON text (SPEC §3); a binary frame is refused
+            return BadMessage("binary frames are not accepted: send JSON as text")
+        return BadMessage("empty frame")
+    size = len(data) if len(data) * 4 <= max_bytes else len(data.encode("utf-8", "replace"))
     if size > max_bytes:
         return TooBig(f"messages are limited to {max_bytes} bytes")
     try:
@@ -324,13 +335,19 @@ class _Endpoint(abc.ABC):
             if token is None:
                 conn.close(CLOSE_BAD_TOKEN)
                 return
+            misses: AddressBuckets = scope["app"].state.limits.pin_misses  # PINs are guessable: misses are metered
+            if misses.wait(client):
+                conn.close(CLOSE_RATE_ABUSE)
+                return
             try:
                 actor = await self.find(runtime.registry, pin, token)
                 if actor is None:
+                    misses.spend(client)
                     conn.close(CLOSE_ROOM_GONE)
                     return
                 session = await actor.attach(conn, token)
             except NotFound:
+                misses.spend(client)
                 conn.close(CLOSE_ROOM_GONE)
                 return
             except Kicked:

@@ -8,6 +8,10 @@ durable or failed: that is the output gate the room actor waits on before it ack
 A failing commit is retried with backoff for `retry_for_s` seconds (the database may be restarting); after that
 the batch fails with `StorageError` and nothing in it is acknowledged. Retrying is safe because every write is
 idempotent (answers and players are insert-or-ignore; room and score rows are absolute values).
+
+`healthy` (what /readyz reports) turns false when a commit fails and true when one succeeds — or, on a server with
+nothing to write, when a probe of the database succeeds: while unhealthy and idle the writer pings storage every
+`probe_every_s`, so readiness comes back within seconds of the database, not with the next write.
 """
 
 from __future__ import annotations
@@ -42,8 +46,10 @@ class GroupCommitWriter:
         *,
         retry_for_s: float = 10.0,
         on_commit: Callable[[float, int], None] | None = None,
+        probe_every_s: float = 1.0,
     ) -> None:
         self.storage = storage
+        self.probe_every_s = probe_every_s
         self.on_commit = on_commit  # (seconds, rows) after each successful commit, for metrics
         self.retry_for_s = retry_for_s
         self.stats = WriterStats()
@@ -105,7 +111,14 @@ class GroupCommitWriter:
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
+            if self.healthy:
+                await self._wake.wait()
+            else:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.probe_every_s)
+                except TimeoutError:
+                    await self._probe()
+                    continue
             self._wake.clear()
             future = self._future
             if future is None:
@@ -125,6 +138,16 @@ class GroupCommitWriter:
                     future.set_result(None)
             if self._future is not None:
                 self._wake.set()
+
+    async def _probe(self) -> None:
+        """Idle and unhealthy: is the database back? (A commit that succeeds says so too.)"""
+        try:
+            await self.storage.ping()
+        except StorageError:
+            return
+        if self._future is None:
+            self.healthy = True
+            log.info("storage_back")
 
     async def _commit(self, batch: Batch) -> None:
         started = time.monotonic()

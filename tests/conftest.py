@@ -66,8 +66,8 @@ def start_server(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     started: list[ServerProcess] = []
 
-    def start(database_url: str, *extra: str) -> ServerProcess:
-        server = ServerProcess(database_url, tmp_path, *extra).start()
+    def start(database_url: str, *extra: str, relaxed: bool = True) -> ServerProcess:
+        server = ServerProcess(database_url, tmp_path, *extra, relaxed=relaxed).start()
         started.append(server)
         return server
 
@@ -142,7 +142,7 @@ def docker_daemon(container_report: list[str]) -> Iterator[PrivateDocker]:
 async def rig(tmp_path: Path) -> AsyncIterator[tuple[RoomRegistry, FailingStorage]]:
     """A room registry in this process on real SQLite whose commits fail while `storage.down` is set."""
     from quizroom.rooms.actor import ActorLimits
-    from quizroom.rooms.clock import SystemClock
+    from quizroom.rooms.game.clock import SystemClock
     from quizroom.rooms.registry import RoomRegistry
     from quizroom.storage.writer import GroupCommitWriter
     from tests.test_actor import FailingStorage

@@ -43,6 +43,17 @@ def free_ports(count: int) -> int:
     raise RuntimeError(f"no run of {count} free ports")
 
 
+# Every test client comes from 127.0.0.1, and a test opens rooms and joins players far faster than any class would:
+# unless a test is about them (`relaxed=False`), the per-address rate limits and room caps are lifted, as for a
+# trusted deployment behind a proxy that does it. Connection caps and every other limit keep their defaults.
+RELAXED = {
+    "QUIZROOM_JOIN_RATE_PER_IP": "0",
+    "QUIZROOM_CREATE_RATE_PER_IP": "0",
+    "QUIZROOM_PIN_MISS_RATE_PER_IP": "0",
+    "QUIZROOM_MAX_ROOMS_PER_IP": "0",
+}
+
+
 class ServerProcess:
     """`python -m quizroom.server.cli serve` with the given database and extra flags; logs go to a file."""
 
@@ -53,11 +64,13 @@ class ServerProcess:
         *extra: str,
         port: int | None = None,
         module: str = "quizroom.server.cli",
+        relaxed: bool = True,
     ) -> None:
         self.database_url = database_url
         self.module = module  # another entry point with the same CLI (tests/unsafe_server.py)
         self.workdir = workdir
         self.extra = list(extra)
+        self.relaxed = relaxed
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / f"server-{self.port}.log"
@@ -72,6 +85,8 @@ class ServerProcess:
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         env = {**os.environ, "QUIZROOM_LOG_LEVEL": os.environ.get("QUIZROOM_LOG_LEVEL", "info")}
+        if self.relaxed:
+            env.update(RELAXED)
         if self.module.startswith("tests."):  # a test entry point: the suite is importable from the repository only
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPOSITORY), env.get("PYTHONPATH", "")]))
         cmd = [sys.executable, "-m", self.module, "serve", "--port", str(self.port)]

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from quizroom.rooms.actor import ActorLimits
-from quizroom.rooms.clock import SystemClock
 from quizroom.rooms.coordinator import Coordinator
-from quizroom.rooms.quiz import parse_quiz
+from quizroom.rooms.game.clock import SystemClock
+from quizroom.rooms.game.quiz import parse_quiz
 from quizroom.rooms.registry import RoomRegistry
 from quizroom.rooms.sessions import Frame
 from quizroom.storage.base import StorageError
@@ -107,7 +107,7 @@ async def test_a_failed_commit_is_an_error_never_an_ack_and_the_retry_lands_once
 
 
 async def test_joins_fail_cleanly_while_storage_is_down(rig: tuple[RoomRegistry, FailingStorage]) -> None:
-    from quizroom.rooms.errors import Unavailable
+    from quizroom.rooms.game.errors import Unavailable
 
     registry, storage = rig
     actor = await open_room(registry)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from quizroom.clients.local_server import LocalServer
@@ -273,3 +274,26 @@ def test_host_and_three_players_play_a_full_quiz(server: LocalServer, browser: B
     assert {row[1] for row in rows[1:]} == {"Ada", "Bob", "Cy"}
 
     assert errors == []
+
+
+def test_a_join_refused_429_waits_for_retry_after_and_gets_in(browser: Browser, tmp_path: Path) -> None:
+    """A class behind one network joins faster than the per-address join meter lets it: the page says so, waits
+    for the server's `Retry-After`, and joins by itself."""
+    errors: list[str] = []
+    limits = ("--join-rate-per-ip", "0.5", "--join-burst", "1")
+    with LocalServer.start(tmp_path / "metered", extra_args=limits) as metered:
+        room = httpx.post(f"{metered.base_url}/api/rooms", json={"quiz": QUIZ}, timeout=10).json()
+        _, first = new_page(browser, errors, "first", **PHONE)
+        join(first, metered.base_url, room["pin"], "Ann")
+        on_screen(first, "lobby")
+        _, second = new_page(browser, errors, "second", **PHONE)
+        join(second, metered.base_url, room["pin"], "Bob")
+        expect(second.locator("#join-error")).to_contain_text("Trying again in")
+        on_screen(second, "lobby")
+        players = httpx.get(
+            f"{metered.base_url}/api/rooms/{room['pin']}",
+            headers={"Authorization": f"Bearer {room['host_token']}"},
+            timeout=10,
+        ).json()["players"]
+        assert players == 2
+    assert not errors, errors

@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from quizroom.rooms.coordinator import Coordinator
+from quizroom.rooms.game.rules import Player
 from quizroom.rooms.links import Finish, LocalShardLink, Reveal
 from quizroom.rooms.registry import RoomRegistry
 from quizroom.rooms.shards import ShardHome
-from quizroom.rooms.state import Player
 from tests.test_actor import FailingStorage, Recorder, open_room
 
 

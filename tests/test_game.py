@@ -10,7 +10,7 @@ import httpx
 import orjson
 from websockets.asyncio.client import connect
 
-from quizroom.rooms.scoring import answer_points
+from quizroom.rooms.game.scoring import answer_points
 from tests.gameclient import Host, quiz
 
 

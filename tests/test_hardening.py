@@ -19,8 +19,8 @@ import httpx
 import orjson
 import pytest
 
-from quizroom.rooms.errors import BadNickname
-from quizroom.rooms.nicknames import normalise_nickname, parse_blocklist
+from quizroom.rooms.game.errors import BadNickname
+from quizroom.rooms.game.nicknames import normalise_nickname, parse_blocklist
 from quizroom.server.admission import Admission, client_address, parse_networks
 from tests.gameclient import Host, Player, quiz
 from tests.serverproc import ServerProcess
@@ -39,7 +39,7 @@ FLAGS = (
     "100000",  # the slow consumer must be able to ask for far more than it reads
     "--rate-burst",
     "100000",
-    "--handshake-timeout-s",
+    "--request-timeout-s",
     "1",
 )
 

@@ -16,8 +16,8 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from quizroom.rooms.clock import ManualClock
-from quizroom.rooms.errors import (
+from quizroom.rooms.game.clock import ManualClock
+from quizroom.rooms.game.errors import (
     BadChoice,
     BadNickname,
     BadPhase,
@@ -29,9 +29,9 @@ from quizroom.rooms.errors import (
     TooLate,
     WrongQuestion,
 )
-from quizroom.rooms.quiz import parse_quiz
+from quizroom.rooms.game.quiz import parse_quiz
+from quizroom.rooms.game.rules import Answer, Phase, Player, RoomLimits, RoomState
 from quizroom.rooms.sessions import hash_token
-from quizroom.rooms.state import Answer, Phase, Player, RoomLimits, RoomState
 from tests.gameclient import quiz
 
 QUIZ = parse_quiz(quiz(3, time_limit_ms=10_000, multi_last=True))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from quizroom.rooms.clock import ManualClock
-from quizroom.rooms.errors import (
+from quizroom.rooms.game.clock import ManualClock
+from quizroom.rooms.game.errors import (
     BadChoice,
     BadNickname,
     BadPhase,
@@ -16,11 +16,11 @@ from quizroom.rooms.errors import (
     TooLate,
     WrongQuestion,
 )
-from quizroom.rooms.nicknames import normalise_nickname
-from quizroom.rooms.quiz import Question, Quiz
-from quizroom.rooms.ratelimit import TokenBucket
-from quizroom.rooms.scoring import answer_points, competition_ranks
-from quizroom.rooms.state import Answer, Phase, Player, RoomLimits, RoomState
+from quizroom.rooms.game.nicknames import normalise_nickname
+from quizroom.rooms.game.quiz import Question, Quiz
+from quizroom.rooms.game.ratelimit import TokenBucket
+from quizroom.rooms.game.rules import Answer, Phase, Player, RoomLimits, RoomState
+from quizroom.rooms.game.scoring import answer_points, competition_ranks
 
 
 @pytest.mark.parametrize(

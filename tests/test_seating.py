@@ -9,8 +9,8 @@ from collections.abc import Callable
 from hypothesis import given
 from hypothesis import strategies as st
 
+from quizroom.rooms.game.scoring import Ranking, competition_ranks
 from quizroom.rooms.links import ShardSummary
-from quizroom.rooms.scoring import Ranking, competition_ranks
 from quizroom.rooms.shards import ShardHome, Shards
 
 
@@ -73,7 +73,7 @@ def test_a_room_closes_early_only_when_every_shard_heard_from_says_so() -> None:
 
 
 def test_refusals_cross_the_cluster_with_their_code_status_and_message() -> None:
-    from quizroom.rooms.errors import BadNickname, InvalidInput, NicknameTaken, QuizroomError, error_for
+    from quizroom.rooms.game.errors import BadNickname, InvalidInput, NicknameTaken, QuizroomError, error_for
 
     for original in (NicknameTaken("the nickname 'a' is taken"), BadNickname("too long"), InvalidInput("x", "bad")):
         rebuilt = error_for(original.code, original.message, original.status)

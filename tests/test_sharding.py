@@ -22,7 +22,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from quizroom.rooms.scoring import competition_ranks
+from quizroom.rooms.game.scoring import competition_ranks
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.gameclient import quiz
 from tests.serverproc import ServerProcess, free_ports

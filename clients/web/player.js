@@ -46,6 +46,7 @@ const JOIN_ERRORS = {
   409: "Someone in this game already has that nickname. Pick another one.",
   422: "That nickname won't work: use 1–24 letters, digits or symbols (no invisible characters).",
   423: "This game isn't taking new players (it's locked, full or already over).",
+  429: "Too many tries from your network. Wait a minute and try again.",
 };
 
 function showJoin(message = "") {
@@ -78,7 +79,15 @@ async function join(event) {
   const button = $("join-button");
   button.disabled = true;
   button.textContent = "Joining…";
-  const result = await api("POST", `/api/rooms/${encodeURIComponent(pin)}/players`, { body: { nickname } });
+  let result = await api("POST", `/api/rooms/${encodeURIComponent(pin)}/players`, { body: { nickname } });
+  // 429: a whole class behind one network joins faster than the server lets one address (Retry-After says when).
+  for (let tries = 0; result.status === 429 && tries < 5; tries += 1) {
+    const wait = Math.min(60, Number(result.response && result.response.headers.get("Retry-After")) || 2);
+    error.textContent = `Lots of players are joining from your network. Trying again in ${wait} s…`;
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    result = await api("POST", `/api/rooms/${encodeURIComponent(pin)}/players`, { body: { nickname } });
+  }
+  error.textContent = "";
   button.disabled = false;
   button.textContent = "Enter";
   if (!result.ok) {

@@ -13,10 +13,15 @@ class QuizroomError(Exception):
 
     code: str = "error"
     status: int = 400
+    retry_after_s: int | None = None  # when the client may try again (HTTP `Retry-After`), for refusals that pass
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message or self.code)
         self.message = message or self.code.replace("_", " ")
+
+    def retry_after(self, seconds: int) -> QuizroomError:
+        self.retry_after_s = seconds
+        return self
 
 
 # --- HTTP control API --------------------------------------------------------------------------------------------
@@ -75,6 +80,13 @@ class RoomFull(QuizroomError):
 class RoomFinished(QuizroomError):
     code = "room_finished"
     status = 423
+
+
+class AtCapacity(QuizroomError):
+    """This server holds as many live rooms as it may (`max_rooms`): try again later, or elsewhere."""
+
+    code = "at_capacity"
+    status = 503
 
 
 class Unavailable(QuizroomError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from quizroom.rooms.errors import InvalidInput
+from quizroom.rooms.game.errors import InvalidInput
 
 TITLE_MAX = 200
 QUESTIONS_MAX = 200
@@ -53,12 +53,13 @@ def _is_int(value: object) -> bool:
 
 
 def _text(value: object, field: str, limit: int) -> str:
+    """The length is checked first, so that nothing else ever looks at more than `limit` characters."""
     if not isinstance(value, str):
         raise InvalidInput(field, "must be a string")
-    if not value.strip():
-        raise InvalidInput(field, "must not be empty")
     if len(value) > limit:
         raise InvalidInput(field, f"must be at most {limit} characters")
+    if not value.strip():
+        raise InvalidInput(field, "must not be empty")
     return value
 
 
@@ -84,6 +85,8 @@ def parse_question(obj: object, field: str) -> Question:
     raw_correct = obj.get("correct")
     if not isinstance(raw_correct, list) or not raw_correct:
         raise InvalidInput(f"{field}.correct", "must be a non-empty list of choice indexes")
+    if len(raw_correct) > len(choices):
+        raise InvalidInput(f"{field}.correct", f"must have at most {len(choices)} indexes (one per choice)")
     for i, index in enumerate(raw_correct):
         if not _is_int(index) or not 0 <= index < len(choices):
             raise InvalidInput(f"{field}.correct[{i}]", f"must be a choice index from 0 to {len(choices) - 1}")
@@ -97,7 +100,11 @@ def parse_question(obj: object, field: str) -> Question:
 
 
 def parse_quiz(obj: object) -> Quiz:
-    """Validate a quiz document; raises `InvalidInput` naming the first offending field. Unknown fields are ignored."""
+    """Validate a quiz document; raises `InvalidInput` naming the first offending field. Unknown fields are ignored.
+
+    Every list and string is measured against its cap before it is walked, so the work is bounded by the caps
+    (at most 200 questions of 6 choices), not by the size of the document.
+    """
     if not isinstance(obj, dict):
         raise InvalidInput("", "the quiz must be a JSON object")
     title = _text(obj.get("title"), "title", TITLE_MAX)

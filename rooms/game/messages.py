@@ -1,11 +1,15 @@
-"""Server → client messages of SPEC §3–4, built from room state. Pure functions returning JSON-ready dicts."""
+"""Every message the server sends to a socket (SPEC §3–4, docs/protocol.md), built from room state in one place.
+
+Pure functions returning JSON-ready dicts; the actors encode them (once per broadcast) and send them. A new field or
+message type changes this module and the tests that read it, nothing else.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from quizroom.rooms.quiz import Question
-from quizroom.rooms.state import Answer, Phase, Player, RoomState
+from quizroom.rooms.game.quiz import Question
+from quizroom.rooms.game.rules import Answer, Phase, Player, RoomState
 
 TOP_N = 10
 PODIUM_N = 3
@@ -54,67 +58,6 @@ def result_message(state: RoomState, player: Player, rank: int, seq: int, index:
     }
 
 
-def results_document(state: RoomState) -> dict[str, Any]:
-    """`GET /api/rooms/{pin}/results`: every durable answer exactly once, players ranked by total score."""
-    standings = sorted(state.players.values(), key=lambda p: (-p.score, p.nickname_key, p.player_id))
-    players: list[dict[str, Any]] = []
-    rank, previous = 0, None
-    for position, player in enumerate(standings, start=1):
-        if player.score != previous:
-            rank, previous = position, player.score
-        answers = [
-            {
-                "question": a.question,
-                "choices": sorted(a.choices),
-                "correct": a.correct,
-                "points": a.points,
-                "response_ms": a.response_ms,
-            }
-            for _, a in sorted(player.answers.items())
-            if a.durable
-        ]
-        players.append(
-            {
-                "player_id": player.player_id,
-                "nickname": player.nickname,
-                "score": player.score,
-                "rank": rank,
-                "answers": answers,
-            }
-        )
-    return {
-        "pin": state.pin,
-        "title": state.quiz.title,
-        "phase": str(state.phase),
-        "questions": [
-            {"index": i, "text": q.text, "correct": sorted(q.correct)} for i, q in enumerate(state.quiz.questions)
-        ],
-        "players": players,
-    }
-
-
-RESULTS_CSV_HEADER = ("player_id", "nickname", "question", "choices", "correct", "points", "response_ms")
-
-
-def results_rows(document: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """One row per stored answer for the CSV export (choices joined with `|`)."""
-    rows: list[tuple[Any, ...]] = []
-    for player in document["players"]:
-        for answer in player["answers"]:
-            rows.append(
-                (
-                    player["player_id"],
-                    player["nickname"],
-                    answer["question"],
-                    "|".join(str(c) for c in answer["choices"]),
-                    str(answer["correct"]).lower(),
-                    answer["points"],
-                    answer["response_ms"],
-                )
-            )
-    return rows
-
-
 def welcome_message(state: RoomState, player: Player, now_ms: int) -> dict[str, Any]:
     """A player's view on (re)connect: enough to restore any screen, without unrevealed points."""
     message: dict[str, Any] = {
@@ -152,3 +95,81 @@ def host_welcome_message(state: RoomState, now_ms: int, snapshot: dict[str, Any]
     if state.phase is Phase.QUESTION and question is not None:
         message["question"] = question_message(state, question, state.seq, now_ms, with_correct=True)
     return message
+
+
+# --- coordinator → hosts ------------------------------------------------------------------------------------------
+
+
+def state(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The room's state after a command (and to the sender of a host kick)."""
+    return {"type": "state", **snapshot}
+
+
+def players(count: int, connected: int, joined: list[dict[str, str]], left: list[dict[str, str]]) -> dict[str, Any]:
+    return {"type": "players", "count": count, "connected": connected, "joined": joined, "left": left}
+
+
+def answers(question: int, answered: int, players: int) -> dict[str, Any]:
+    return {"type": "answers", "question": question, "answered": answered, "players": players}
+
+
+def host_result(
+    index: int, seq: int, correct: list[int], counts: list[int], answered: int, players: int
+) -> dict[str, Any]:
+    """The host's `result`: the correct choices and every choice's count (players get theirs one by one)."""
+    return {
+        "type": "result",
+        "seq": seq,
+        "question": index,
+        "correct": correct,
+        "counts": counts,
+        "answered": answered,
+        "players": players,
+    }
+
+
+def leaderboard(
+    index: int, seq: int, top: list[dict[str, Any]], counts: list[int], answered: int, players: int
+) -> dict[str, Any]:
+    """The same for every player and host of the room: sent once per reveal, encoded once."""
+    return {
+        "type": "leaderboard",
+        "seq": seq,
+        "question": index,
+        "top": top,
+        "counts": counts,
+        "answered": answered,
+        "players": players,
+    }
+
+
+def host_finished(seq: int, podium: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "finished", "seq": seq, "podium": podium}
+
+
+# --- shard → players ----------------------------------------------------------------------------------------------
+
+
+def finished(seq: int, podium: list[dict[str, Any]], score: int, rank: int) -> dict[str, Any]:
+    return {"type": "finished", "seq": seq, "podium": podium, "score": score, "rank": rank}
+
+
+def answer_ack(question: int, *, accepted: bool, duplicate: bool, response_ms: int) -> dict[str, Any]:
+    return {
+        "type": "answer_ack",
+        "question": question,
+        "accepted": accepted,
+        "duplicate": duplicate,
+        "response_ms": response_ms,
+    }
+
+
+# --- any socket ---------------------------------------------------------------------------------------------------
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}
+
+
+def pong(t: Any, now_ms: int) -> dict[str, Any]:
+    return {"type": "pong", "t": t, "now_ms": now_ms}

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from quizroom.rooms.errors import (
+from quizroom.rooms.game.errors import (
     BadChoice,
     BadMessage,
     BadPhase,
@@ -25,9 +25,9 @@ from quizroom.rooms.errors import (
     TooLate,
     WrongQuestion,
 )
-from quizroom.rooms.nicknames import normalise_nickname
-from quizroom.rooms.quiz import Question, Quiz
-from quizroom.rooms.scoring import Ranking, answer_points, competition_ranks
+from quizroom.rooms.game.nicknames import TakenNames, normalise_nickname
+from quizroom.rooms.game.quiz import Question, Quiz
+from quizroom.rooms.game.scoring import Ranking, answer_points, competition_ranks
 
 
 class Phase(StrEnum):
@@ -44,7 +44,7 @@ class RoomLimits:
     players_per_room: int = 10_000
     answer_attempts: int = 3
     grace_ms: int = 250
-    blocked_words: frozenset[str] = frozenset()  # nickname block list, as block keys (rooms/nicknames.py)
+    blocked_words: frozenset[str] = frozenset()  # nickname block list, as block keys (rooms/game/nicknames.py)
 
 
 @dataclass(slots=True)
@@ -116,7 +116,7 @@ class RoomState:
         self.seq = 0
         self.players: dict[str, Player] = {}
         self._by_token: dict[str, str] = {}
-        self._nickname_keys: set[str] = set()
+        self._taken: TakenNames | None = None  # built by the first join check: shards never need it
         self._pending: dict[tuple[int, str], Answer] = {}
         self._ranking: list[int] | None = None  # visible scores, ascending; rebuilt lazily after a change
         self.ranking: Ranking | None = None  # the whole room's, when this state holds one shard of it
@@ -138,16 +138,21 @@ class RoomState:
             raise RoomLocked("the room is locked")
         if len(self.players) >= self.limits.players_per_room:
             raise RoomFull("the room is full")
-        if key in self._nickname_keys:
-            raise NicknameTaken(f"the nickname {nickname!r} is taken")
+        if self._taken_names().clashes(nickname):
+            raise NicknameTaken(f"the nickname {nickname!r} is taken, or looks like one that is")
         return nickname, key
 
-    def reserve_nickname(self, key: str) -> None:
-        """Hold a nickname while its player row is being committed, so two joins cannot both take it."""
-        self._nickname_keys.add(key)
+    def _taken_names(self) -> TakenNames:
+        if self._taken is None:
+            self._taken = TakenNames(player.nickname for player in self.players.values())
+        return self._taken
 
-    def release_nickname(self, key: str) -> None:
-        self._nickname_keys.discard(key)
+    def reserve_nickname(self, nickname: str) -> None:
+        """Hold a nickname (and its look-alikes) while its player row is committed, so two joins cannot take it."""
+        self._taken_names().reserve(nickname)
+
+    def release_nickname(self, nickname: str) -> None:
+        self._taken_names().release(nickname)
 
     def add_player(self, player: Player) -> None:
         if self._ranking is not None:
@@ -155,7 +160,8 @@ class RoomState:
             bisect.insort(self._ranking, self.visible_score(player))
         self.players[player.player_id] = player
         self._by_token[player.token_hash] = player.player_id
-        self._nickname_keys.add(player.nickname_key)
+        if self._taken is not None:
+            self._taken.add(player.nickname)
 
     def player_by_token(self, token_hash: str) -> Player | None:
         player_id = self._by_token.get(token_hash)
@@ -170,7 +176,8 @@ class RoomState:
             del self._ranking[bisect.bisect_left(self._ranking, self.visible_score(player))]
         del self.players[player_id]
         self._by_token.pop(player.token_hash, None)
-        self._nickname_keys.discard(player.nickname_key)
+        if self._taken is not None:
+            self._taken.remove(player.nickname)
         for question in list(player.answers):
             self._pending.pop((question, player_id), None)
         return player

@@ -1,0 +1,233 @@
+"""uvicorn's HTTP and WebSocket protocols with the bounds uvicorn does not have: what one connection may hold.
+
+uvicorn's httptools protocol has no deadline on an unfinished request (its keep-alive timer is armed only after a
+response, so half a request — or a body sent a byte every few seconds — holds a connection forever), no bound on
+the request head (`on_url` concatenates fragments: a long URL is quadratic), and no cap on connections. Here:
+
+- **a whole-request deadline**: armed when a connection opens and when a request begins, cancelled once the request
+  is complete — headers *and* body — or upgraded to a WebSocket (the hello timeout bounds what follows). When it
+  fires the connection is closed without a response. Idle keep-alive connections stay bounded by uvicorn's own
+  keep-alive timeout (5 s);
+- **a bound on the request head** (`max_header_bytes`): past it, `431` and the connection is closed;
+- **the connection gate** (`quizroom.server.connections`): a connection is counted from accept to close, through
+  the upgrade to a WebSocket, and refused (429 or 503, written straight to the socket) before anything is read.
+
+Bodies are bounded by the HTTP API itself, while it reads them (`quizroom.server.http_api.read_json`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httptools
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from quizroom.server.connections import PROBE_PATHS, RETRY_AFTER_S, ConnectionGate, Refused, Slot
+
+LINGER_S = 2.0
+"""How long a connection answered before its request was read whole (a refusal, a 413) stays half-closed, its input
+discarded, so that the client reads the answer instead of a reset: closing a socket with unread input sends RST, and
+a client still sending its body may never see the response. At most `LINGERING` at once; beyond that, closed at once.
+"""
+LINGERING = 64
+
+REASONS = {429: "Too Many Requests", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+CODES = {429: "rate_limited", 431: "too_big", 503: "unavailable"}
+
+
+def refusal_bytes(status: int, message: str, retry_after_s: int | None = None) -> bytes:
+    """A complete HTTP/1.1 response with the JSON error body of SPEC §2, ending the connection."""
+    body = orjson.dumps({"error": {"code": CODES.get(status, "error"), "message": message}})
+    head = [
+        f"HTTP/1.1 {status} {REASONS.get(status, '')}",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+        "connection: close",
+    ]
+    if retry_after_s is not None:
+        head.append(f"retry-after: {retry_after_s}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+class _GuardedHttpToolsProtocol(HttpToolsProtocol):
+    request_timeout_s: float = 15.0
+    max_header_bytes: int = 32_768
+    gate: ConnectionGate | None = None
+    #: HTTP connections of this process that have ended (not those upgraded to a WebSocket, which end as sockets):
+    #: what each leaves in reference cycles is collected at the next reclaim (`quizroom.server.collector`).
+    closed: int = 0
+    lingering: int = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._slot: Slot | None = None
+        self._refused = False
+        self._in_head = True
+        self._head_bytes = 0
+
+    # --- the request deadline -----------------------------------------------------------------------------------
+
+    def _arm_deadline(self) -> None:
+        if self._deadline is None and self.request_timeout_s > 0:
+            self._deadline = self.loop.call_later(self.request_timeout_s, self._deadline_passed)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _deadline_passed(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    # --- refusals -----------------------------------------------------------------------------------------------
+
+    def _refuse(self, status: int, message: str, retry_after_s: int | None = None) -> None:
+        self._cancel_deadline()
+        if not self.transport.is_closing():
+            self.transport.write(refusal_bytes(status, message, retry_after_s))
+            self._linger()
+
+    def _linger(self) -> None:
+        """Close after what was written, but read (and drop) what the client still sends for up to `LINGER_S`."""
+        self._refused = True  # from now on, input is discarded
+        transport = self.transport
+        cls = _GuardedHttpToolsProtocol
+        if cls.lingering >= LINGERING or not transport.can_write_eof():
+            transport.close()
+            return
+        cls.lingering += 1
+        transport.write_eof()
+        transport.resume_reading()
+
+        def close() -> None:
+            cls.lingering -= 1
+            transport.close()
+
+        self.loop.call_later(LINGER_S, close)
+
+    def close_after_response(self) -> None:
+        """uvicorn closes the connection after a response it will not keep alive; when the request's body is still
+        arriving (a 413 sent on `Content-Length`), linger instead of resetting the client mid-upload."""
+        cycle = self.cycle
+        if cycle is None or not cycle.more_body or self._refused or self.transport.is_closing():
+            self.transport.close()
+        else:
+            self._cancel_deadline()
+            self._linger()
+
+    # --- uvicorn's protocol, guarded ----------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        gate = self.gate
+        if gate is not None:
+            admitted = gate.admit(self.client[0] if self.client else "")
+            if isinstance(admitted, Refused):
+                self._refuse(admitted.status, admitted.reason, RETRY_AFTER_S)
+                return
+            self._slot = admitted
+        self._arm_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        if self._slot is not None and self.gate is not None:
+            self.gate.release(self._slot)
+        _GuardedHttpToolsProtocol.closed += 1
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # a refused connection's input is discarded until it closes
+        counting = self._in_head
+        if counting:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if counting and self._in_head and self._head_bytes > self.max_header_bytes and not self._refused:
+            self._refuse(431, f"request heads are limited to {self.max_header_bytes} bytes")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = 0
+        self._arm_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        if len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) > self.max_header_bytes:
+            self._refuse(431, f"request heads are limited to {self.max_header_bytes} bytes")  # came whole in one read
+            return
+        if self._slot is not None and self._slot.probe_only:
+            path = httptools.parse_url(self.url).path.decode("latin-1")
+            if path not in PROBE_PATHS:
+                self._refuse(503, "the server is at capacity", RETRY_AFTER_S)
+                return
+        super().on_headers_complete()
+        if self.cycle is not None and self.cycle.transport is self.transport:
+            self.cycle.transport = _CloseAfterResponse(self)  # type: ignore[assignment]
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._cancel_deadline()
+        if not self._refused:
+            super().on_message_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        self._cancel_deadline()
+        if self._refused:
+            return
+        super().handle_websocket_upgrade()
+        protocol = self.transport.get_protocol()
+        if isinstance(protocol, GuardedWebSocketsProtocol):  # the socket's slot goes with it
+            protocol.slot, self._slot = self._slot, None
+            protocol.gate = self.gate
+
+
+class _CloseAfterResponse:
+    """The transport as one request's response cycle sees it: all of it, except that `close` asks the protocol."""
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol: _GuardedHttpToolsProtocol) -> None:
+        self._protocol = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._protocol.transport, name)
+
+    def close(self) -> None:
+        self._protocol.close_after_response()
+
+
+class GuardedWebSocketsProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol, releasing the connection's slot when the socket ends."""
+
+    slot: Slot | None = None
+    gate: ConnectionGate | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.slot is not None and self.gate is not None:
+            self.gate.release(self.slot)
+        super().connection_lost(exc)
+
+
+def http_connections_closed() -> int:
+    return _GuardedHttpToolsProtocol.closed
+
+
+def guarded_http_protocol(
+    *, request_timeout_s: float, max_header_bytes: int, gate: ConnectionGate | None
+) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with a request deadline, a bound on request heads and the connection gate."""
+    return type(
+        "GuardedHttpToolsProtocol",
+        (_GuardedHttpToolsProtocol,),
+        {"request_timeout_s": request_timeout_s, "max_header_bytes": max_header_bytes, "gate": gate},
+    )
