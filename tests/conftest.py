@@ -55,6 +55,16 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 @pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards (PostgreSQL only: clusters, workers)."""
+    url = await create_pg_database()
+    try:
+        yield url
+    finally:
+        await drop_pg_database(url)
+
+
+@pytest.fixture
 async def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'quizroom.db'}"
 

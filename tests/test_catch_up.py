@@ -61,6 +61,17 @@ async def seated(registry: RoomRegistry, room: Coordinator) -> tuple[Any, list[R
     return shard, conns
 
 
+async def to_the_first_reveal(room: Coordinator, conns: list[Recorder], *, close: bool = True) -> None:
+    """Question 0 opens (and closes, with `close`), every player seeing it."""
+    await room.command("start")
+    for conn in conns:
+        await conn.next("question")
+    if close:
+        await room.command("close")
+        for conn in conns:
+            await conn.next("result")
+
+
 def cut_off(room: Coordinator) -> LostLink:
     """The shard's worker "dies" for the coordinator: its home now points to a channel nobody reads."""
     lost = LostLink(0)
@@ -74,12 +85,7 @@ async def test_a_shard_placed_again_gets_the_question_that_opened_while_its_even
     registry, _ = rig
     room = await open_room(registry)
     shard, conns = await seated(registry, room)
-    await room.command("start")
-    for conn in conns:
-        await conn.next("question")
-    await room.command("close")
-    for conn in conns:
-        await conn.next("result")
+    await to_the_first_reveal(room, conns)
 
     lost = cut_off(room)
     await room.command("next")  # question 1 opens; its event is lost with the old home
@@ -97,9 +103,7 @@ async def test_a_shard_placed_again_after_a_reveal_it_missed_gets_the_results(
     registry, _ = rig
     room = await open_room(registry)
     shard, conns = await seated(registry, room)
-    await room.command("start")
-    for conn in conns:
-        await conn.next("question")
+    await to_the_first_reveal(room, conns, close=False)
     lost = cut_off(room)
     await room.command("close")  # the close and the reveal go nowhere (the reveal goes ahead without the shard)
     assert {"close", "reveal"} <= set(lost.lost)
@@ -120,12 +124,7 @@ async def test_a_room_taken_over_brings_a_shard_kept_in_memory_up_to_its_phase(
     registry, _ = rig
     room = await open_room(registry)
     shard, conns = await seated(registry, room)
-    await room.command("start")
-    for conn in conns:
-        await conn.next("question")
-    await room.command("close")
-    for conn in conns:
-        await conn.next("result")
+    await to_the_first_reveal(room, conns)
     cut_off(room)
     await room.command("next")  # stored as question 1, never told to the shard
     assert shard.state.question_index == 0

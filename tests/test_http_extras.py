@@ -13,8 +13,8 @@ from tests.gameclient import Host, quiz
 from tests.test_metrics import samples, value
 
 
-async def test_unknown_paths_and_methods_get_the_json_error_body(start_server: Any, sqlite_url: str) -> None:
-    server = start_server(sqlite_url)
+async def test_json_404_and_405_and_a_401_that_names_the_bearer_scheme(start_server: Any, sqlite_url: str) -> None:
+    server = start_server(sqlite_url, "--admin-token", "the-admin")
     async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as http:
         missing = await http.get("/api/nothing-here")
         assert missing.status_code == 404 and missing.headers["content-type"] == "application/json"
@@ -22,12 +22,7 @@ async def test_unknown_paths_and_methods_get_the_json_error_body(start_server: A
         wrong = await http.delete("/api/rooms")
         assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
         assert wrong.headers["allow"] == "POST"
-
-
-async def test_a_401_names_the_bearer_scheme(start_server: Any, sqlite_url: str) -> None:
-    server = start_server(sqlite_url, "--admin-token", "the-admin")
-    async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as http:
-        refused = await http.post("/api/rooms", json={"quiz": quiz(1)})
+        refused = await http.post("/api/rooms", json={"quiz": quiz(1)})  # no admin token
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
         assert refused.headers["www-authenticate"] == 'Bearer realm="quizroom"'
         allowed = await http.post("/api/rooms", json={"quiz": quiz(1)}, headers={"Authorization": "Bearer the-admin"})

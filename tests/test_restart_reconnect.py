@@ -27,11 +27,16 @@ async def _reconnect(player: Player) -> dict[str, object]:
     raise AssertionError("could not reconnect")
 
 
-@pytest.mark.parametrize("phase", ["reveal", "question"])
-@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+@pytest.mark.parametrize(
+    ("phase", "how"),
+    [("reveal", signal.SIGTERM), ("question", signal.SIGKILL)],
+    ids=["sigterm-reveal", "sigkill-question"],
+)
 async def test_every_reconnected_player_gets_the_next_question_after_a_restart(
     start_server: Callable[..., ServerProcess], database_url: str, phase: str, how: signal.Signals
 ) -> None:
+    """A drained stop between questions, and a crash in the middle of one (tests/test_catch_up.py has the cluster's
+    case: a shard whose coordinator's events were lost)."""
     server = start_server(database_url)
     async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as http:
         host = await Host.open(http, quiz(3, time_limit_ms=60_000))

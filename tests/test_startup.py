@@ -15,7 +15,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ import pytest
 
 from quizroom.server.logs import traceback_out_of_event
 from quizroom.server.startup import EXIT_DATABASE, EXIT_DATABASE_UNREACHABLE, EXIT_PORT, EXIT_SETTINGS
-from tests.conftest import create_pg_database, drop_pg_database
 from tests.gameclient import Host, quiz
 from tests.serverproc import ServerProcess, free_port
 
@@ -140,15 +138,6 @@ def test_version_is_the_packages(tmp_path: Path) -> None:
 
     done = quizroom("--version", cwd=tmp_path)
     assert done.returncode == 0 and done.stdout.strip() == f"quizroom {package_version()}"
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    url = await create_pg_database()
-    try:
-        yield url
-    finally:
-        await drop_pg_database(url)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
