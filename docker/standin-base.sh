@@ -28,7 +28,9 @@ case "$image" in
     *) echo "standin-base: no recipe for $image" >&2; exit 2 ;;
 esac
 [ "$(id -u)" = 0 ] || { echo "standin-base: debootstrap needs root" >&2; exit 2; }
-command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+if ! command -v debootstrap >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+fi
 
 work=$(mktemp -d /var/tmp/quizroom-standin.XXXXXX)
 trap 'rm -rf "$work"' EXIT

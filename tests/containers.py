@@ -89,7 +89,7 @@ class PrivateDocker:
         reason = unavailable_reason()
         if reason is not None:
             raise ContainerSetupError(reason)
-        install_missing("dockerd", "docker-compose")
+        install_missing("dockerd", "docker-compose", "debootstrap")  # the base images are made with debootstrap
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.data_root.mkdir(parents=True, exist_ok=True)
         self._stop_leftover()
@@ -195,7 +195,6 @@ class PrivateDocker:
     def build_standins(self) -> None:
         """PostgreSQL and Caddy from Debian's packages, for the compose test where no registry has theirs."""
         began = time.monotonic()
-        install_missing("debootstrap")
         for image, folder in ((POSTGRES_IMAGE, "postgres"), (CADDY_IMAGE, "caddy")):
             if self.has_image(image):
                 continue
