@@ -56,6 +56,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict -p quizroom.rooms -p quizroom.storage -p quizroom.server -p quizroom.clients -p quizroom.bench
 	$(BIN)/mypy --strict tests
+	$(BIN)/lint-imports
 
 # The standard benchmark set (about 6 minutes on 2 cores); matplotlib (the `bench` extra) draws the chart.
 bench: install

@@ -37,7 +37,7 @@ import orjson
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.http11 import Request, Response
 
-from quizroom.server.collector import THRESHOLDS
+from quizroom.rooms.actors.heap import THRESHOLDS
 
 
 @dataclass(slots=True)

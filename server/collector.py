@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import structlog
 
+from quizroom.rooms.actors.heap import THRESHOLDS
 from quizroom.server.background import BackgroundTask
 
 log = structlog.get_logger("quizroom.collector")
@@ -34,11 +35,6 @@ log = structlog.get_logger("quizroom.collector")
 #: Past this many closed connections per `reclaim_after`, a reclaim runs even while a question is open: the memory
 #: held by their cycles is bounded.
 OVERDUE_FACTOR = 10
-#: CPython's collection thresholds while the policy runs. With the heap frozen four times a second, the young
-#: generations are all the collector ever walks; collecting the youngest every 20,000 allocations instead of 700
-#: lets most of a request's objects die by reference count before any walk (a 10,000-player join storm: 67 young
-#: collections, 0.26 s, instead of 2,259 + 201 + 14 full ones, 1.0 s), and full collections are left to `reclaim`.
-THRESHOLDS = (20_000, 10, 1_000)
 #: A reclaim for garbage that no closed connection accounts for (a game's own cycles: ~1,000 objects a second in a
 #: 500-player soak), once the frozen heap has grown by a quarter: at most this often while no question is open ...
 IDLE_RECLAIM_S = 60.0

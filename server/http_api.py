@@ -16,10 +16,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from quizroom.rooms.cluster.registry import Room
 from quizroom.rooms.game import results as room_results
 from quizroom.rooms.game.errors import InvalidInput, NotFound, QuizroomError, RateLimited, Unauthorized, Unavailable
 from quizroom.rooms.game.quiz import parse_quiz
-from quizroom.rooms.registry import Room
 from quizroom.server.buckets import AddressBuckets, ApiLimits
 from quizroom.server.errors import error_response
 from quizroom.server.metrics import CONTENT_TYPE, package_version

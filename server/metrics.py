@@ -139,7 +139,7 @@ class Metrics:
         )
         self._runtime: RuntimeCollector | None = None
 
-    # --- Telemetry (rooms/telemetry.py) -------------------------------------------------------------------------
+    # --- Telemetry (rooms/actors/telemetry.py) -----------------------------------------------------------------
 
     def answer(self, outcome: str) -> None:
         (self._by_outcome.get(outcome) or self._by_outcome[OTHER]).inc()

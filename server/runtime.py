@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from quizroom.rooms.actor import ActorLimits
-from quizroom.rooms.cluster import Cluster, SoloCluster
+from quizroom.rooms.actors.limits import ActorLimits
+from quizroom.rooms.cluster.directory import Cluster, SoloCluster
+from quizroom.rooms.cluster.lifetimes import RoomCaps
+from quizroom.rooms.cluster.registry import RoomRegistry
 from quizroom.rooms.game.clock import Clock, SystemClock
 from quizroom.rooms.game.nicknames import load_blocklist
 from quizroom.rooms.game.rules import RoomLimits
-from quizroom.rooms.registry import RoomCaps, RoomRegistry
 from quizroom.server.collector import CollectorPolicy
 from quizroom.server.connections import ConnectionGate
 from quizroom.server.looplag import LoopLagMonitor

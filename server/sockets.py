@@ -20,18 +20,7 @@ import structlog
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State as WsState
 
-from quizroom.rooms.game.errors import (
-    BadMessage,
-    Kicked,
-    Moved,
-    NotFound,
-    QuizroomError,
-    TooBig,
-    Unauthorized,
-    Unavailable,
-)
-from quizroom.rooms.registry import RoomRegistry
-from quizroom.rooms.sessions import (
+from quizroom.rooms.actors.sessions import (
     CLOSE_BAD_TOKEN,
     CLOSE_GOING_AWAY,
     CLOSE_KICKED,
@@ -42,6 +31,17 @@ from quizroom.rooms.sessions import (
     Connection,
     Frame,
     Session,
+)
+from quizroom.rooms.cluster.registry import RoomRegistry
+from quizroom.rooms.game.errors import (
+    BadMessage,
+    Kicked,
+    Moved,
+    NotFound,
+    QuizroomError,
+    TooBig,
+    Unauthorized,
+    Unavailable,
 )
 from quizroom.server.admission import Admission, deny
 from quizroom.server.buckets import AddressBuckets

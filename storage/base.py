@@ -11,6 +11,16 @@ class StorageError(Exception):
     """Storage could not do what was asked (unreachable, disk full, …). Nothing in the failed call took effect."""
 
 
+class PlayersRefused(StorageError):
+    """`commit` could not store these players: each row clashes with one stored before (most likely its nickname
+    is held by a live player of the room). Nothing of the batch took effect; the same batch without them can be
+    committed."""
+
+    def __init__(self, players: frozenset[tuple[str, str]]) -> None:
+        super().__init__(f"{len(players)} player row(s) clash with stored rows")
+        self.players = players  # (room_id, player_id) of each refused row
+
+
 class Storage(Protocol):
     """What the game needs from a database.
 

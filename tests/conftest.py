@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 if TYPE_CHECKING:
-    from quizroom.rooms.registry import RoomRegistry
+    from quizroom.rooms.cluster.registry import RoomRegistry
     from tests.containers import PrivateDocker
     from tests.test_actor import FailingStorage
 
@@ -151,9 +151,9 @@ def docker_daemon(container_report: list[str]) -> Iterator[PrivateDocker]:
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[tuple[RoomRegistry, FailingStorage]]:
     """A room registry in this process on real SQLite whose commits fail while `storage.down` is set."""
-    from quizroom.rooms.actor import ActorLimits
+    from quizroom.rooms.actors.limits import ActorLimits
+    from quizroom.rooms.cluster.registry import RoomRegistry
     from quizroom.rooms.game.clock import SystemClock
-    from quizroom.rooms.registry import RoomRegistry
     from quizroom.storage.writer import GroupCommitWriter
     from tests.test_actor import FailingStorage
 

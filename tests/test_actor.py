@@ -9,12 +9,12 @@ from typing import Any
 import orjson
 import pytest
 
-from quizroom.rooms.actor import ActorLimits
-from quizroom.rooms.coordinator import Coordinator
+from quizroom.rooms.actors.coordinator import Coordinator
+from quizroom.rooms.actors.limits import ActorLimits
+from quizroom.rooms.actors.sessions import Frame
+from quizroom.rooms.cluster.registry import RoomRegistry
 from quizroom.rooms.game.clock import SystemClock
 from quizroom.rooms.game.quiz import parse_quiz
-from quizroom.rooms.registry import RoomRegistry
-from quizroom.rooms.sessions import Frame
 from quizroom.storage.base import StorageError
 from quizroom.storage.records import Batch
 from quizroom.storage.sqlite import SQLiteStorage
@@ -81,7 +81,7 @@ async def test_a_failed_commit_is_an_error_never_an_ack_and_the_retry_lands_once
     conns = [Recorder(), Recorder()]
     shard = await registry.shard_for(actor.pin, joined[0].token)
     sessions = [
-        await (await registry.shard_for(actor.pin, j.token)).attach_player(c, j.token)
+        await (await registry.shard_for(actor.pin, j.token)).attach(c, j.token)
         for c, j in zip(conns, joined, strict=True)
     ]
     await actor.command("start")

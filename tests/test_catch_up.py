@@ -12,43 +12,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from quizroom.rooms.coordinator import Coordinator
-from quizroom.rooms.game.rules import Player
-from quizroom.rooms.links import Finish, LocalShardLink, Reveal
-from quizroom.rooms.registry import RoomRegistry
-from quizroom.rooms.shards import ShardHome
+from quizroom.rooms.actors.coordinator import Coordinator
+from quizroom.rooms.actors.links import LocalShardLink
+from quizroom.rooms.actors.ports import LocalShard
+from quizroom.rooms.cluster.registry import RoomRegistry
+from quizroom.rooms.game.events import ShardEvent
 from tests.test_actor import FailingStorage, Recorder, open_room
 
 
 class LostLink:
     """The link to a shard's old home on a worker that died: every event sent through it is lost."""
 
-    worker_id = "dead-worker"
-
     def __init__(self, shard: int) -> None:
         self.shard = shard
+        self.worker_id = "dead-worker"
+        self.local: LocalShard | None = None
         self.lost: list[str] = []
 
-    def add_player(self, player: Player) -> None:
-        self.lost.append("add_player")
-
-    def open_question(self, index: int, opened_at_ms: int, seq: int) -> None:
-        self.lost.append("open")
-
-    def close_question(self, index: int) -> None:
-        self.lost.append("close")
-
-    def reveal(self, event: Reveal) -> None:
-        self.lost.append("reveal")
-
-    def finish(self, event: Finish) -> None:
-        self.lost.append("finish")
-
-    def kick(self, player_id: str) -> None:
-        self.lost.append("kick")
-
-    def announce(self, coordinator_worker: str) -> None:
-        self.lost.append("announce")
+    def send(self, event: ShardEvent) -> None:
+        self.lost.append(type(event).__name__)
 
 
 async def seated(registry: RoomRegistry, room: Coordinator) -> tuple[Any, list[Recorder]]:
@@ -57,7 +39,7 @@ async def seated(registry: RoomRegistry, room: Coordinator) -> tuple[Any, list[R
     shard = await registry.shard_for(room.pin, joined[0].token)
     conns = [Recorder(), Recorder()]
     for conn, player in zip(conns, joined, strict=True):
-        await shard.attach_player(conn, player.token)
+        await shard.attach(conn, player.token)
     return shard, conns
 
 
@@ -75,7 +57,7 @@ async def to_the_first_reveal(room: Coordinator, conns: list[Recorder], *, close
 def cut_off(room: Coordinator) -> LostLink:
     """The shard's worker "dies" for the coordinator: its home now points to a channel nobody reads."""
     lost = LostLink(0)
-    room.homes[0] = ShardHome(lost, size=room.homes[0].size)
+    room.links[0] = lost
     return lost
 
 
@@ -89,10 +71,10 @@ async def test_a_shard_placed_again_gets_the_question_that_opened_while_its_even
 
     lost = cut_off(room)
     await room.command("next")  # question 1 opens; its event is lost with the old home
-    assert "open" in lost.lost
+    assert "OpenQuestion" in lost.lost
     assert not [f for c in conns for f in c.frames if f["type"] == "question"]
 
-    room.adopt(ShardHome(LocalShardLink(shard, registry.worker_id), size=2, local=shard))  # placed again
+    room.moved(LocalShardLink(shard, registry.worker_id))  # placed again
     for conn in conns:
         assert (await conn.next("question"))["index"] == 1
 
@@ -106,9 +88,9 @@ async def test_a_shard_placed_again_after_a_reveal_it_missed_gets_the_results(
     await to_the_first_reveal(room, conns, close=False)
     lost = cut_off(room)
     await room.command("close")  # the close and the reveal go nowhere (the reveal goes ahead without the shard)
-    assert {"close", "reveal"} <= set(lost.lost)
+    assert {"CloseQuestion", "RevealQuestion"} <= set(lost.lost)
 
-    room.adopt(ShardHome(LocalShardLink(shard, registry.worker_id), size=2, local=shard))
+    room.moved(LocalShardLink(shard, registry.worker_id))
     results = [await conn.next("result") for conn in conns]
     assert {r["question"] for r in results} == {0} and all(r["your_choice"] is None for r in results)
     await room.command("next")
@@ -133,6 +115,6 @@ async def test_a_room_taken_over_brings_a_shard_kept_in_memory_up_to_its_phase(
     await room.stop()
     taken_over = await registry.get(room.pin)
     assert isinstance(taken_over, Coordinator) and taken_over is not room
-    assert taken_over.homes[0].local is shard  # the shard in memory, not a fresh copy from storage
+    assert taken_over.links[0].local is shard  # the shard in memory, not a fresh copy from storage
     for conn in conns:
         assert (await conn.next("question"))["index"] == 1

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from quizroom.server.collector import OVERDUE_FACTOR, THRESHOLDS, CollectorPolicy
+from quizroom.rooms.actors.heap import THRESHOLDS
+from quizroom.server.collector import OVERDUE_FACTOR, CollectorPolicy
 from tests.gameclient import Host, quiz
 from tests.test_metrics import scrape, value
 

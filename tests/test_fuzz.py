@@ -34,7 +34,7 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from starlette.requests import Request
 
-from quizroom.rooms.answers import parse_choices
+from quizroom.rooms.game.answers import parse_choices
 from quizroom.rooms.game.errors import BadMessage, BadNickname, InvalidInput, QuizroomError, TooBig
 from quizroom.rooms.game.nicknames import NICKNAME_MAX, has_invisible, lookalike_keys, normalise_nickname
 from quizroom.rooms.game.quiz import (

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from quizroom.rooms.telemetry import Telemetry
+from quizroom.rooms.actors.telemetry import Telemetry
 from quizroom.server.metrics import Metrics
 from tests.gameclient import Host, quiz
 

@@ -16,6 +16,7 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from quizroom.rooms.actors.sessions import hash_token
 from quizroom.rooms.game.clock import ManualClock
 from quizroom.rooms.game.errors import (
     BadChoice,
@@ -31,7 +32,6 @@ from quizroom.rooms.game.errors import (
 )
 from quizroom.rooms.game.quiz import parse_quiz
 from quizroom.rooms.game.rules import Answer, Phase, Player, RoomLimits, RoomState
-from quizroom.rooms.sessions import hash_token
 from tests.gameclient import quiz
 
 QUIZ = parse_quiz(quiz(3, time_limit_ms=10_000, multi_last=True))

@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from quizroom.rooms.sessions import Frame as OutFrame
+from quizroom.rooms.actors.sessions import Frame as OutFrame
 from quizroom.server.sockets import wire_bytes
 from tests.gameclient import Host, quiz
 

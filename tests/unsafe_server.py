@@ -17,8 +17,8 @@ import asyncio
 import os
 from typing import Any
 
-from quizroom.rooms.answers import AnswerDesk
-from quizroom.rooms.sessions import Session
+from quizroom.rooms.actors.answers import AnswerDesk, Taken, ack
+from quizroom.rooms.actors.sessions import Session
 from quizroom.server import cli
 from quizroom.storage.records import Batch
 from quizroom.storage.writer import GroupCommitWriter
@@ -29,8 +29,8 @@ _submit = AnswerDesk.submit
 _commit = GroupCommitWriter._commit
 
 
-def _ack_before_commit(self: AnswerDesk, session: Session, message: dict[str, Any]) -> None:
-    _submit(self, session, message)
+def _ack_before_commit(self: AnswerDesk, session: Session, message: dict[str, Any]) -> Taken:
+    taken = _submit(self, session, message)
     key = (message.get("question"), session.player_id)
     waiters = self._waiters.get(key)  # type: ignore[arg-type]
     if waiters and waiters[0] is session:
@@ -38,7 +38,8 @@ def _ack_before_commit(self: AnswerDesk, session: Session, message: dict[str, An
         answer = player.answers[key[0]]  # type: ignore[index]
         if not answer.durable:
             waiters.pop(0)
-            self._ack(session, answer, duplicate=False, same=True)
+            taken.sends.append((session, ack(answer, duplicate=False, same=True)))
+    return taken
 
 
 async def _slow_commit(self: GroupCommitWriter, batch: Batch) -> None:

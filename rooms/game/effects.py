@@ -16,6 +16,14 @@ from quizroom.rooms.game.events import Histogram, ShardEvent
 from quizroom.rooms.game.rules import Player
 
 
+class Written(StrEnum):
+    """How a write the machine asked for came back."""
+
+    DURABLE = "durable"
+    FAILED = "failed"  # storage failed past the writer's patience: nothing of it took effect
+    REFUSED = "refused"  # a player row clashes with a stored one (its nickname is held by a stored live player)
+
+
 class Timer(StrEnum):
     DEADLINE = "deadline"  # the open question's deadline (plus the network grace)
     CLOSE_WAIT = "close_wait"  # how long a reveal waits for shards that neither report nor are known dead
@@ -50,7 +58,7 @@ class View:
 
 @dataclass(frozen=True, slots=True)
 class Persist:
-    """Make the room's phase durable, then call `done(step, ok)`."""
+    """Make the room's phase durable, then call `done(step, written)`."""
 
     step: int
     record: PhaseRecord
@@ -58,7 +66,7 @@ class Persist:
 
 @dataclass(frozen=True, slots=True)
 class StorePlayer:
-    """Make a joining player's row durable (seated in `shard`), then call `done(step, ok)`."""
+    """Make a joining player's row durable (seated in `shard`), then call `done(step, written)`."""
 
     step: int
     player: Player
@@ -67,7 +75,7 @@ class StorePlayer:
 
 @dataclass(frozen=True, slots=True)
 class StoreKick:
-    """Mark a player kicked (durably), then call `done(step, ok)`; `step` None: nobody waits (a void row)."""
+    """Mark a player kicked (durably), then call `done(step, written)`; `step` None: nobody waits (a void row)."""
 
     step: int | None
     player_id: str

@@ -3,7 +3,7 @@
 Modelled on python-websockets' protocol objects. Each input is a method call with the time passed in (`Now`),
 and returns the effects its caller must carry out, in order (`quizroom.rooms.game.effects`). The machine never
 awaits, never reads a clock and never arms a timer: it says when one is due (`Arm`), what must be durable first
-(`Persist`, then `done(step, ok)`), what to read (`QueryView`, then `view_ready(step, view)`), and what goes to the
+(`Persist`, then `done(step, written)`), what to read (`QueryView`, then `view_ready(step, view)`), and what goes to the
 shards, the hosts and the callers. The asyncio coordinator (`quizroom.rooms.actors.coordinator`) runs the effects;
 tests drive the machine with no event loop at all (tests/unit/test_protocol.py).
 
@@ -52,8 +52,18 @@ from quizroom.rooms.game.effects import (
     ToShards,
     View,
     Whereabouts,
+    Written,
 )
-from quizroom.rooms.game.errors import BadPhase, Kicked, NotFound, QuizroomError, Unauthorized, Unavailable, UnknownType
+from quizroom.rooms.game.errors import (
+    BadPhase,
+    Kicked,
+    NicknameTaken,
+    NotFound,
+    QuizroomError,
+    Unauthorized,
+    Unavailable,
+    UnknownType,
+)
 from quizroom.rooms.game.events import (
     AddPlayer,
     Announce,
@@ -75,7 +85,7 @@ CLOSE_WAIT_S = 3.0
 COMMANDS = ("start", "close", "next", "end", "lock", "unlock")
 
 Job = Callable[[Now], list[Effect]]
-AfterWrite = Callable[[bool, Now], list[Effect]]
+AfterWrite = Callable[[Written, Now], list[Effect]]
 AfterView = Callable[[View, Now], list[Effect]]
 
 
@@ -95,6 +105,7 @@ class PendingJoin:
     player: Player
     shard: int
     stored: bool | None = None  # the row's write: not done yet, durable, failed
+    refused: bool = False  # the row clashed with a stored player's: the nickname is taken after all
     unplaced: bool = False  # its shard's placement failed
 
 
@@ -128,6 +139,8 @@ class RoomProtocol:
         self.busy = False
         self._deferred: deque[Job] = deque()
         self._closing: Closing | None = None
+        self._last_reveal: RevealQuestion | None = None  # resent to a shard that catches up (`_catch_up`)
+        self._last_finish: FinishRoom | None = None
         self._deadline_for: int | None = None  # the question the armed deadline is for
         self._steps = 0
         self._after_write: dict[int, AfterWrite] = {}
@@ -144,10 +157,12 @@ class RoomProtocol:
             self.finished_at = now.mono
         return []
 
-    def done(self, step: int, ok: bool, now: Now) -> list[Effect]:
-        """A write the machine asked for (`Persist`, `StorePlayer`, `StoreKick`) completed, or failed."""
+    def done(self, step: int, written: Written | bool, now: Now) -> list[Effect]:
+        """A write the machine asked for (`Persist`, `StorePlayer`, `StoreKick`) came back (True: durable)."""
+        if isinstance(written, bool):
+            written = Written.DURABLE if written else Written.FAILED
         then = self._after_write.pop(step, None)
-        return then(ok, now) if then is not None else []
+        return then(written, now) if then is not None else []
 
     def view_ready(self, step: int, view: View, now: Now) -> list[Effect]:
         then = self._after_view.pop(step, None)
@@ -190,9 +205,10 @@ class RoomProtocol:
             self.seating.unassign(shard)
             self.feed.left.append({"player_id": player_id, "nickname": player.nickname})
 
-            def stored(ok: bool, now: Now) -> list[Effect]:
+            def stored(written: Written, now: Now) -> list[Effect]:
                 effects: list[Effect] = [ToShard(shard, KickPlayer(player_id))]
                 effects += self._mark(now, players=True, answers=True)
+                ok = written is Written.DURABLE
                 effects.append(Reply(request, None) if ok else Refuse(request, Unavailable("storage is unavailable")))
                 return effects
 
@@ -210,7 +226,7 @@ class RoomProtocol:
         shard, place = self.seating.assign()
         state.reserve_nickname(nickname)
         pending = PendingJoin(request, Player(player_id, nickname, key, token_hash, now.wall_ms), shard)
-        step = self._write_step(lambda ok, now: self._join_stored(pending, ok, now))
+        step = self._write_step(lambda written, now: self._join_stored(pending, written, now))
         effects: list[Effect] = [StorePlayer(step, pending.player, shard)]
         if shard not in self.seating.homes:
             self._placing_joins.setdefault(shard, []).append(pending)
@@ -246,13 +262,15 @@ class RoomProtocol:
         return effects
 
     def moved(self, shard: int, worker_id: str, now: Now) -> list[Effect]:
-        """A shard placed again on another worker (its own died): it hears who coordinates it, and a close in
-        flight. It was loaded from storage, which holds the phase it must be in."""
+        """A shard placed again on another worker (its own died): it hears who coordinates it, catches up with the
+        phase (what was sent to its old home meanwhile is lost), and hears of a close in flight."""
         self.seating.moved(shard, worker_id)
-        effects: list[Effect] = [ToShard(shard, Announce())]
+        effects: list[Effect] = [ToShard(shard, Announce()), *self._catch_up(shard)]
         closing = self._closing
         if closing is not None and shard in closing.waiting:
-            effects.append(ToShard(shard, CloseQuestion(closing.index)))
+            close = ToShard(shard, CloseQuestion(closing.index))
+            if close not in effects:  # the catch-up sent it already: the room's phase is past the question
+                effects.append(close)
         return effects
 
     def announce_all(self, now: Now) -> list[Effect]:
@@ -345,9 +363,10 @@ class RoomProtocol:
         state = self.state
         record = PhaseRecord(str(state.phase), state.question_index, state.opened_at_ms, state.locked, state.seq)
 
-        def logged(ok: bool, now: Now) -> list[Effect]:
+        def logged(written: Written, now: Now) -> list[Effect]:
+            ok = written is Written.DURABLE
             effects: list[Effect] = [] if ok else [Log("error", "room_state_not_stored", {"phase": record.phase})]
-            return effects + then(ok, now)
+            return effects + then(written, now)
 
         return [Persist(self._write_step(logged), record)]
 
@@ -381,7 +400,7 @@ class RoomProtocol:
         seq = state.next_seq()
         self.busy = True
 
-        def stored(ok: bool, now: Now) -> list[Effect]:
+        def stored(written: Written, now: Now) -> list[Effect]:
             self.seating.opened(index)
             effects: list[Effect] = [
                 ToShards(OpenQuestion(index, state.opened_at_ms, seq)),
@@ -457,9 +476,10 @@ class RoomProtocol:
             correct = sorted(question.correct)
             result = messages.host_result(index, result_seq, correct, counts, view.answered, view.players)
 
-            def stored(ok: bool, now: Now) -> list[Effect]:
+            def stored(written: Written, now: Now) -> list[Effect]:
+                self._last_reveal = RevealQuestion(index, result_seq, board, view.histogram)
                 effects: list[Effect] = [
-                    ToShards(RevealQuestion(index, result_seq, board, view.histogram)),
+                    ToShards(self._last_reveal),
                     ToHosts(result),
                     ToHosts(board),
                 ]
@@ -493,10 +513,11 @@ class RoomProtocol:
         def got(view: View, now: Now) -> list[Effect]:
             podium = list(view.top)
 
-            def stored(ok: bool, now: Now) -> list[Effect]:
+            def stored(written: Written, now: Now) -> list[Effect]:
                 self.finished_at = now.mono
+                self._last_finish = FinishRoom(seq, podium, view.histogram, state.question_index)
                 effects: list[Effect] = [
-                    ToShards(FinishRoom(seq, podium, view.histogram, state.question_index)),
+                    ToShards(self._last_finish),
                     ToHosts(messages.host_finished(seq, podium)),
                 ]
                 if request is not None:
@@ -512,7 +533,7 @@ class RoomProtocol:
         self.state.set_locked(locked)
         self.busy = True
 
-        def stored(ok: bool, now: Now) -> list[Effect]:
+        def stored(written: Written, now: Now) -> list[Effect]:
             return self._reply_state(request) + self._end_transition(now)
 
         return self._persist(stored)
@@ -526,16 +547,31 @@ class RoomProtocol:
         return []
 
     def _catch_up(self, shard: int) -> list[Effect]:
-        """A shard placed mid-game was loaded from storage: the open question is sent to it again."""
+        """A shard placed, moved or found after a takeover catches up with the room's phase.
+
+        Events sent to a shard's old home (a dead worker's channel) are lost, and a shard loaded from storage or
+        kept in memory on a live worker may be older than this coordinator: without this its players never see the
+        question that opened meanwhile, only the `finished` that follows once the link is right again. Every event
+        is idempotent, so a shard already up to date ignores them.
+        """
         state = self.state
-        if state.phase is Phase.QUESTION and state.question_index is not None:
-            return [ToShard(shard, OpenQuestion(state.question_index, state.opened_at_ms, state.seq))]
+        index = state.question_index
+        if state.phase is Phase.QUESTION and index is not None:
+            return [ToShard(shard, OpenQuestion(index, state.opened_at_ms, state.seq))]
+        if state.phase is Phase.REVEAL and index is not None:
+            effects: list[Effect] = [ToShard(shard, CloseQuestion(index))]
+            if self._last_reveal is not None and self._last_reveal.index == index:
+                effects.append(ToShard(shard, self._last_reveal))
+            return effects
+        if state.phase is Phase.FINISHED and self._last_finish is not None:
+            return [ToShard(shard, self._last_finish)]
         return []
 
     # --- joins --------------------------------------------------------------------------------------------------
 
-    def _join_stored(self, pending: PendingJoin, ok: bool, now: Now) -> list[Effect]:
-        pending.stored = ok
+    def _join_stored(self, pending: PendingJoin, written: Written, now: Now) -> list[Effect]:
+        pending.stored = written is Written.DURABLE
+        pending.refused = written is Written.REFUSED
         return self._settle_join(pending, now)
 
     def _settle_join(self, pending: PendingJoin, now: Now) -> list[Effect]:
@@ -554,7 +590,10 @@ class RoomProtocol:
                 effects.append(StoreKick(None, player.player_id))
             else:
                 state.release_nickname(player.nickname)
-            return [*effects, Refuse(pending.request, Unavailable("could not store the player; try again"))]
+            error: QuizroomError = Unavailable("could not store the player; try again")
+            if pending.refused:
+                error = NicknameTaken(f"the nickname {player.nickname!r} is taken")
+            return [*effects, Refuse(pending.request, error)]
         state.add_player(player)
         self.shard_of[player.player_id] = shard
         copy = Player(player.player_id, player.nickname, player.nickname_key, player.token_hash, player.joined_at_ms)

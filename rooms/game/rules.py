@@ -1,7 +1,7 @@
 """The rules of one room, pure and synchronous (sans-I/O).
 
 `RoomState` knows phases, players, answers, scores, streaks and ranks. It never touches a socket, a database or
-the clock: the actor (`quizroom.rooms.actor`) passes the time in and turns what these methods return into frames
+the clock: the actor (`quizroom.rooms.actors.shard`) passes the time in and turns what these methods return into frames
 and storage writes. That keeps every rule testable without a network, and lets a crashed room be rebuilt from
 storage by replaying the same records through `restore`.
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 MAX_STREAK_BONUS_STEPS = 5
 STREAK_BONUS = 100
@@ -54,3 +55,9 @@ class Ranking:
 
     def rank(self, score: int) -> int:
         return 1 + self._above[bisect.bisect_left(self._negated, -score)]
+
+
+def ranked(entries: Sequence[tuple[str, int]], histogram: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
+    """Leaderboard entries `{rank, nickname, score}` from `(nickname, score)` pairs, ranked against the histogram."""
+    ranking = Ranking(histogram)
+    return [{"rank": ranking.rank(score), "nickname": nickname, "score": score} for nickname, score in entries]

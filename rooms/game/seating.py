@@ -25,7 +25,7 @@ class Home:
 class Seating:
     def __init__(self, per_shard: int, homes: dict[int, Home] | None = None) -> None:
         self.per_shard = per_shard
-        self.homes: dict[int, Home] = homes or {}
+        self.homes: dict[int, Home] = homes if homes is not None else {}
         self.placing: set[int] = set()  # shards asked to be placed, not placed yet
         self._pending: dict[int, int] = {}  # seats taken in shards being placed
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
-from quizroom.rooms.coordinator import JoinResult, Whereabouts
+from quizroom.rooms.actors.coordinator import JoinResult
+from quizroom.rooms.actors.sessions import hash_token
+from quizroom.rooms.actors.views import leaderboard_of
+from quizroom.rooms.cluster.links import Send
+from quizroom.rooms.game.effects import Whereabouts
 from quizroom.rooms.game.errors import InvalidInput, Moved, QuizroomError, Unavailable, error_for
 from quizroom.rooms.game.nicknames import NICKNAME_INPUT_MAX, normalise_nickname
 from quizroom.rooms.game.rules import Phase
-from quizroom.rooms.links import Send
-from quizroom.rooms.sessions import hash_token
-from quizroom.rooms.views import leaderboard_of
 from quizroom.storage.base import Storage
 from quizroom.storage.records import RoomRow
 
@@ -67,7 +68,21 @@ class RpcClient:
             future.set_result(message.get("result"))
 
 
-async def serve_call(handle: Any, op: str, args: dict[str, Any]) -> Any:
+class Served(Protocol):
+    """What a request from another worker can ask of a coordinator here."""
+
+    async def join(self, raw_nickname: object) -> JoinResult: ...
+
+    async def command(self, name: str) -> dict[str, Any]: ...
+
+    async def kick(self, player_id: str) -> None: ...
+
+    async def snapshot(self) -> dict[str, Any]: ...
+
+    async def resume(self, token: str) -> Whereabouts: ...
+
+
+async def serve_call(handle: Served, op: str, args: dict[str, Any]) -> Any:
     """Run a request on the local coordinator `handle`; returns what goes back as JSON."""
     if op == "join":
         joined: JoinResult = await handle.join(args.get("nickname"))

@@ -1,9 +1,9 @@
 """The rooms of this worker: coordinators by PIN, shards by (PIN, shard), and the way to any room elsewhere.
 
 Rooms not in memory are loaded from storage on first use (recovery). In one process every room's coordinator and
-shards are here. With several workers (docs/scaling.md) this registry also holds the worker's part of the cluster:
-it places shards, takes over rooms whose coordinator died, moves shards off dead workers, and routes the messages
-other workers send here to the right actor.
+shards are here. With several workers (docs/scaling.md) the registry also places shards (it is the coordinators'
+`Placement`) and routes the messages other workers send here (it is the mailroom's `Router`); the heartbeat that
+takes over rooms and moves shards is `quizroom.rooms.cluster.failover`. Rooms have a lifetime (`RoomCaps`).
 """
 
 from __future__ import annotations
@@ -13,41 +13,40 @@ import contextlib
 import secrets
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import structlog
 
-from quizroom.rooms.actor import ActorLimits, RoomActor
-from quizroom.rooms.cluster import Cluster, SoloCluster
-from quizroom.rooms.coordinator import Coordinator
+from quizroom.rooms.actors.coordinator import Coordinator
+from quizroom.rooms.actors.limits import ActorLimits
+from quizroom.rooms.actors.links import LocalShardLink
+from quizroom.rooms.actors.ports import CoordinatorPort, ShardPort
+from quizroom.rooms.actors.sessions import hash_token
+from quizroom.rooms.actors.shard import Shard
+from quizroom.rooms.actors.telemetry import NullTelemetry, Telemetry
+from quizroom.rooms.cluster.directory import Cluster, SoloCluster
+from quizroom.rooms.cluster.failover import Failover
+from quizroom.rooms.cluster.lifetimes import Lifetimes, RoomCaps
+from quizroom.rooms.cluster.links import RemoteCoordinatorLink, RemoteShardLink
+from quizroom.rooms.cluster.loading import load_shard, player_of, restore, results_document
+from quizroom.rooms.cluster.mailroom import Mailroom, ShardMailbox
+from quizroom.rooms.cluster.remote import RemoteRoom, RpcClient, Served
 from quizroom.rooms.game.clock import Clock
 from quizroom.rooms.game.errors import (
-    AtCapacity,
     BadPhase,
     Kicked,
     Moved,
     NotFound,
-    RateLimited,
     Unauthorized,
     Unavailable,
 )
+from quizroom.rooms.game.events import AddPlayer, CoordinatorEvent
+from quizroom.rooms.game.protocol import RoomProtocol, Settings
 from quizroom.rooms.game.quiz import Quiz, parse_quiz
 from quizroom.rooms.game.rules import Phase, Player, RoomState
-from quizroom.rooms.links import (
-    CoordinatorLink,
-    LocalCoordinatorLink,
-    LocalShardLink,
-    RemoteCoordinatorLink,
-    RemoteShardLink,
-)
-from quizroom.rooms.loading import load_shard, player_of, restore, results_document
-from quizroom.rooms.mailroom import Mailroom
-from quizroom.rooms.remote import RemoteRoom, RpcClient
-from quizroom.rooms.sessions import CLOSE_MOVED, hash_token
-from quizroom.rooms.shards import ShardHome
-from quizroom.rooms.telemetry import NullTelemetry, Telemetry
+from quizroom.rooms.game.seating import Home
 from quizroom.storage.base import Storage, StorageError
 from quizroom.storage.records import RoomRow
 from quizroom.storage.writer import GroupCommitWriter
@@ -62,28 +61,6 @@ Room = Coordinator | RemoteRoom
 
 def is_pin(text: str) -> bool:
     return len(text) == 6 and text.isdigit()
-
-
-@dataclass(frozen=True, slots=True)
-class RoomCaps:
-    """How many rooms this worker holds, and for how long (docs/operations.md, "Limits and abuse").
-
-    A lobby room costs ~8 KB and a PIN; an anonymous client once opened 50,000 of them at ~216 a second, which at
-    that rate empties the 900,000 PINs in about 70 minutes. So live rooms are capped here and per creating address,
-    a lobby nobody is in (no host socket, no player socket) is ended after `lobby_idle_s` — its PIN returns to the
-    pool — and a finished room nobody watches leaves memory after `finished_linger_s` (its results stay in storage
-    and are read from there). 0 lifts a cap.
-    """
-
-    max_rooms: int = 0
-    max_rooms_per_owner: int = 0
-    lobby_idle_s: float = 1_800.0
-    finished_linger_s: float = 600.0
-
-    @property
-    def sweep_every_s(self) -> float:
-        """Often enough that a lifetime is kept within a quarter of itself, and never more than once a minute."""
-        return min(60.0, max(0.25, min(self.lobby_idle_s, self.finished_linger_s) / 4))
 
 
 class RoomRegistry:
@@ -107,22 +84,20 @@ class RoomRegistry:
         self.cluster: Cluster = cluster or SoloCluster()
         self.solo = isinstance(self.cluster, SoloCluster)
         self.worker_id = self.cluster.worker_id
-        self.caps = caps or RoomCaps()
+        self.lifetimes = Lifetimes(caps or RoomCaps(), clock)
         self.telemetry: Telemetry = telemetry or NullTelemetry()
         self._rooms: dict[str, Coordinator] = {}
-        self._shards: dict[str, dict[int, RoomActor]] = {}
+        self._by_room_id: dict[str, Coordinator] = {}  # the same, by room_id: each report from elsewhere looks here
+        self._shards: dict[str, dict[int, Shard]] = {}
         self._remote: dict[str, RemoteRoom] = {}
         self._loading: dict[str, asyncio.Task[Room | None]] = {}
-        self._shard_loading: dict[tuple[str, int], asyncio.Task[RoomActor]] = {}
+        self._shard_loading: dict[tuple[str, int], asyncio.Task[Shard]] = {}
         self._quizzes: dict[str, Quiz] = {}
-        self._owners: dict[str, str] = {}  # PIN → the address that created the room here (for `max_rooms_per_owner`)
-        self._idle_since: dict[str, float] = {}  # PIN → when its lobby was first seen empty
-        self.mailroom = Mailroom(self)
         self._tasks: list[asyncio.Task[None]] = []
         self.closing = False  # shutting down: load nothing more, answer no more messages
-        self._live: set[str] | None = None  # live workers as of the last tick (None: not known yet)
-        self._last_beat: float | None = None  # monotonic time of the last heartbeat that reached the database
         self.rpc = RpcClient(self.worker_id, self.send)
+        self.mailroom = Mailroom(self, storage, self.send, self.rpc.on_reply)
+        self.failover = Failover(self, self.cluster, self.rpc, clock)
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -130,7 +105,7 @@ class RoomRegistry:
     def rooms(self) -> list[Coordinator]:
         return list(self._rooms.values())
 
-    def shard_actors(self) -> list[RoomActor]:
+    def shard_actors(self) -> list[Shard]:
         return [actor for shards in self._shards.values() for actor in shards.values()]
 
     def question_open(self) -> bool:
@@ -141,21 +116,57 @@ class RoomRegistry:
 
     def is_live(self, worker_id: str) -> bool:
         """As of the last heartbeat (true until the first: a worker just started knows nothing yet)."""
-        return self._live is None or worker_id in self._live
+        return self.failover.is_live(worker_id)
 
     def here(self, pin: str) -> Coordinator | None:
         """The room's coordinator if this worker holds it (no loading, no takeover)."""
         return self._rooms.get(pin)
 
-    def coordinating(self, room_id: str) -> Coordinator | None:
-        return next((c for c in self._rooms.values() if c.state.room_id == room_id), None)
-
-    def shard_here(self, pin: str, room_id: str, shard: int) -> RoomActor | None:
+    def shard_here(self, pin: str, room_id: str, shard: int) -> Shard | None:
         actor = self._shards.get(pin, {}).get(shard)
         return actor if actor is not None and actor.state.room_id == room_id else None
 
+    # --- what the heartbeat needs (`quizroom.rooms.cluster.failover.Rooms`) -----------------------------------------
+
+    def coordinators(self) -> dict[str, Coordinator]:
+        return dict(self._rooms)
+
+    def shards_held(self) -> list[tuple[str, int, Shard]]:
+        return [(pin, shard, actor) for pin, held in self._shards.items() for shard, actor in held.items()]
+
+    async def take_over(self, pin: str) -> None:
+        self._remote.pop(pin, None)
+        await self.get(pin)
+
+    async def release(self, pin: str, shard: int, actor: Shard, code: int) -> None:
+        held = self._shards.get(pin, {})
+        if held.get(shard) is actor:
+            del held[shard]
+        await actor.stop(code)
+
+    # --- the mailroom's router ----------------------------------------------------------------------------------
+
+    def reporting_to(self, room_id: str) -> Callable[[CoordinatorEvent], None] | None:
+        coordinator = self._by_room_id.get(room_id)
+        return None if coordinator is None else coordinator.receive
+
+    async def serving(self, pin: str) -> Served | None:
+        return self.here(pin) or await self.coordinator(pin)
+
+    async def shard_mail(self, pin: str, room_id: str, shard: int, sender: str) -> ShardMailbox:
+        """The shard that takes `sender`'s events; its reports follow the coordinator to wherever it is now."""
+        actor = self.shard_here(pin, room_id, shard)
+        if actor is None:
+            return await self.hold_shard(pin, room_id, shard, RemoteCoordinatorLink(room_id, sender, self.send))
+        current = actor.coordinator
+        if isinstance(current, RemoteCoordinatorLink):
+            current.worker_id = sender  # the coordinator may have moved: its events come from where it is now
+        elif sender != self.worker_id:  # it was coordinated here until this worker lost the lease
+            actor.coordinator = RemoteCoordinatorLink(room_id, sender, self.send)
+        return actor
+
     def on_message(self, message: dict[str, Any]) -> None:
-        """The cluster transport's callback (`quizroom.rooms.mailroom`)."""
+        """The cluster transport's callback (`quizroom.rooms.cluster.mailroom`)."""
         self.mailroom.deliver(message)
 
     def send(self, worker_id: str, message: dict[str, Any]) -> None:
@@ -165,17 +176,8 @@ class RoomRegistry:
     # --- creating and finding rooms ---------------------------------------------------------------------------
 
     def check_capacity(self, owner: str = "") -> None:
-        """Refuse a new room when this worker holds `max_rooms` live rooms (503), or `owner` holds its share (429)."""
-        caps = self.caps
-        if not caps.max_rooms and not caps.max_rooms_per_owner:
-            return
-        live = [pin for pin, c in self._rooms.items() if c.state.phase is not Phase.FINISHED]
-        if caps.max_rooms and len(live) >= caps.max_rooms:
-            raise AtCapacity("this server holds as many rooms as it may; try again later").retry_after(60)
-        if caps.max_rooms_per_owner and owner:
-            mine = sum(1 for pin in live if self._owners.get(pin) == owner)
-            if mine >= caps.max_rooms_per_owner:
-                raise RateLimited("your address has opened as many rooms as it may; end one first").retry_after(60)
+        """Refuse a new room when this worker holds `max_rooms` live rooms (503), or `owner` its share (429)."""
+        self.lifetimes.check(self._rooms, owner)
 
     async def create(self, quiz_id: str, quiz: Quiz, *, owner: str = "") -> tuple[Coordinator, str]:
         """Open a room for a stored quiz; returns its coordinator and the host token (shown once, stored hashed).
@@ -199,27 +201,50 @@ class RoomRegistry:
         state = RoomState(
             room_id=room_id, pin=pin, quiz=quiz, host_token_hash=row.host_token_hash, limits=self.limits.room
         )
-        coordinator = self._coordinator(state)
+        coordinator = self._coordinator(RoomProtocol(state, self._protocol_settings()))
         self._install(coordinator)
-        if owner:
-            self._owners[pin] = owner
+        self.lifetimes.created(pin, owner)
         log.info("room_created", pin=pin, room_id=room_id, questions=len(quiz.questions))
         return coordinator, host_token
 
-    def _coordinator(self, state: RoomState, **kwargs: Any) -> Coordinator:
+    def _protocol_settings(self) -> Settings:
+        return Settings(per_shard=self.limits.players_per_shard, host_coalesce_s=self.limits.host_coalesce_s)
+
+    def _coordinator(self, machine: RoomProtocol) -> Coordinator:
         return Coordinator(
-            state, self.writer, self.storage, self.clock, self.limits, self, telemetry=self.telemetry, **kwargs
+            machine,
+            {},
+            writer=self.writer,
+            storage=self.storage,
+            clock=self.clock,
+            limits=self.limits,
+            placement=self,
+            telemetry=self.telemetry,
         )
 
     def _install(self, coordinator: Coordinator) -> None:
         pin = coordinator.state.pin
         old = self._rooms.get(pin)
         if old is not None:
+            self._uninstall(pin, old)
             asyncio.get_running_loop().create_task(old.stop())
             self._drop_shards(pin)
         self._remote.pop(pin, None)
         self._rooms[pin] = coordinator
+        self._by_room_id[coordinator.room_id] = coordinator
         coordinator.start()
+
+    def uninstall(self, pin: str, coordinator: Coordinator) -> bool:
+        """Forget the coordinator if it is still the one installed (its lease was lost, it was evicted)."""
+        if self._rooms.get(pin) is not coordinator:
+            return False
+        self._uninstall(pin, coordinator)
+        return True
+
+    def _uninstall(self, pin: str, coordinator: Coordinator) -> None:
+        del self._rooms[pin]
+        if self._by_room_id.get(coordinator.room_id) is coordinator:
+            del self._by_room_id[coordinator.room_id]
 
     def _drop_shards(self, pin: str) -> None:
         for actor in self._shards.pop(pin, {}).values():
@@ -233,7 +258,7 @@ class RoomRegistry:
         if self.closing:
             raise Unavailable("this server is shutting down")
         remote = self._remote.get(pin)
-        if remote is not None and self._live is not None and remote.worker_id not in self._live:
+        if remote is not None and not self.failover.is_live(remote.worker_id):
             self._remote.pop(pin, None)  # its coordinator died: find (or become) the new one
             remote = None
         if remote is not None or not is_pin(pin):
@@ -297,13 +322,15 @@ class RoomRegistry:
         player_rows = await self.storage.load_players(row.room_id)
         live = [p for p in player_rows if not p.kicked]
         state = self._restore(row, quiz, [player_of(p) for p in live])
-        coordinator = self._coordinator(
-            state,
-            shard_of={p.player_id: p.shard for p in live},
-            revoked_tokens={p.token_hash for p in player_rows if p.kicked},
-        )
         sizes = Counter(p.shard for p in live)
         placed = {} if self.solo else {s.shard: s for s in await self.cluster.shards(row.room_id)}
+        machine = RoomProtocol(
+            state,
+            self._protocol_settings(),
+            shard_of={p.player_id: p.shard for p in live},
+            revoked={p.token_hash for p in player_rows if p.kicked},
+        )
+        coordinator = self._coordinator(machine)
         for shard in sorted(set(sizes) | set(placed)):
             home_row = placed.get(shard)
             worker = (
@@ -311,15 +338,15 @@ class RoomRegistry:
                 if home_row is not None and home_row.alive
                 else await self._choose(row.room_id, shard)
             )
-            home = await self._home(coordinator, shard, worker)
-            home.size = sizes.get(shard, 0)
-            home.heard = False  # until it reports to this coordinator: its summary is unknown (even a local one)
-            coordinator.homes[shard] = home
+            link = await self._link(row.room_id, pin, shard, worker, coordinator.port)
+            coordinator.links[shard] = link
+            # Unheard until it reports to this coordinator: its summary is unknown (even a local one's).
+            machine.seating.homes[shard] = Home(worker, size=sizes.get(shard, 0), heard=False)
         current = self._rooms.get(pin)
         if current is not None:  # created meanwhile: this one never started, so there is nothing to stop
             return current
         self._install(coordinator)
-        coordinator.post(coordinator.announce_all)  # each shard hears who coordinates it, and catches up
+        coordinator.announce_all()  # each shard hears who coordinates it, and catches up with the phase
         log.info("room_resumed", pin=pin, room_id=row.room_id, phase=row.phase, players=len(live), shards=len(sizes))
         return coordinator
 
@@ -350,10 +377,10 @@ class RoomRegistry:
 
     # --- shards -----------------------------------------------------------------------------------------------
 
-    async def place(self, coordinator: Coordinator, shard: int) -> ShardHome:
+    async def place(self, room_id: str, pin: str, shard: int, coordinator: CoordinatorPort) -> ShardPort:
         """A new shard of a room this worker coordinates goes to the live worker with the fewest of its shards."""
-        worker = await self._choose(coordinator.state.room_id, shard)
-        return await self._home(coordinator, shard, worker)
+        worker = await self._choose(room_id, shard)
+        return await self._link(room_id, pin, shard, worker, coordinator)
 
     async def _choose(self, room_id: str, shard: int) -> str:
         if self.solo:
@@ -365,14 +392,20 @@ class RoomRegistry:
         best = min(workers, key=lambda w: (held[w.worker_id], w.load, w.worker_id))
         return await self.cluster.place_shard(room_id, shard, best.worker_id)
 
-    async def _home(self, coordinator: Coordinator, shard: int, worker_id: str) -> ShardHome:
-        state = coordinator.state
+    async def _link(
+        self, room_id: str, pin: str, shard: int, worker_id: str, coordinator: CoordinatorPort
+    ) -> ShardPort:
+        """The coordinator's link to a shard on `worker_id`: here, the shard itself (loaded if need be)."""
         if worker_id == self.worker_id:
-            actor = await self.hold_shard(state.pin, state.room_id, shard, LocalCoordinatorLink(coordinator))
-            return ShardHome(LocalShardLink(actor, worker_id), local=actor)
-        return ShardHome(RemoteShardLink(state.room_id, state.pin, shard, worker_id, self.send))
+            return LocalShardLink(await self.hold_shard(pin, room_id, shard, coordinator), worker_id)
+        return RemoteShardLink(room_id, pin, shard, worker_id, self.send)
 
-    async def hold_shard(self, pin: str, room_id: str, shard: int, link: CoordinatorLink) -> RoomActor:
+    async def link_for(self, coordinator: Coordinator, shard: int) -> ShardPort:
+        """A link to the shard placed afresh (its worker died): `quizroom.rooms.cluster.failover`."""
+        worker = await self._choose(coordinator.room_id, shard)
+        return await self._link(coordinator.room_id, coordinator.pin, shard, worker, coordinator.port)
+
+    async def hold_shard(self, pin: str, room_id: str, shard: int, link: CoordinatorPort) -> Shard:
         actor = self._shards.get(pin, {}).get(shard)
         if actor is not None and actor.state.room_id == room_id:
             actor.coordinator = link
@@ -387,7 +420,7 @@ class RoomRegistry:
         actor.coordinator = link  # a second caller while it loaded knows better where the coordinator is now
         return actor
 
-    async def _load_shard(self, pin: str, room_id: str, shard: int, link: CoordinatorLink) -> RoomActor:
+    async def _load_shard(self, pin: str, room_id: str, shard: int, link: CoordinatorPort) -> Shard:
         """A shard from storage: its players, their answers, and the room's ranking as of the last reveal."""
         row = await self.storage.find_room(pin)
         if row is None or row.room_id != room_id:
@@ -397,7 +430,7 @@ class RoomRegistry:
             raise NotFound("no such quiz")
         loaded = await load_shard(self.storage, row, quiz, shard, self.limits.room, self.clock)
         state = loaded.state
-        actor = RoomActor(
+        actor = Shard(
             state,
             self.writer,
             self.clock,
@@ -418,7 +451,7 @@ class RoomRegistry:
         log.info("shard_loaded", pin=pin, shard=shard, players=len(state.players), phase=row.phase)
         return actor
 
-    async def shard_for(self, pin: str, token: str) -> RoomActor:
+    async def shard_for(self, pin: str, token: str) -> Shard:
         """The shard here that holds this token's player; `Moved` when another worker holds it."""
         token_hash = hash_token(token)
         for actor in self._shards.get(pin, {}).values():
@@ -441,117 +474,41 @@ class RoomRegistry:
         if shard is None:
             shard = await self._adopt_shard(pin, room_id, row.shard, room)
         if not shard.knows(token_hash):
-            player = player_of(row)
-            shard.post(lambda: shard.add_player(player))
+            shard.receive(AddPlayer(player_of(row)))
         return shard
 
-    async def _adopt_shard(self, pin: str, room_id: str, shard: int, room: Room) -> RoomActor:
+    async def _adopt_shard(self, pin: str, room_id: str, shard: int, room: Room) -> Shard:
         """Load a shard placed on this worker but not in memory (after a restart, or placed by another worker)."""
         if isinstance(room, Coordinator):
-            home = room.homes.get(shard)
-            if home is not None and home.local is not None:
-                return home.local
-            if home is not None and home.link.worker_id != self.worker_id:
+            link = room.links.get(shard)
+            if link is not None and link.worker_id != self.worker_id:
                 raise Moved("your shard is on another worker")
-            return await self.hold_shard(pin, room_id, shard, LocalCoordinatorLink(room))
+            return await self.hold_shard(pin, room_id, shard, room.port)
         placed = {s.shard: s for s in await self.cluster.shards(room_id)}
         home_row = placed.get(shard)
         if home_row is None or home_row.worker_id != self.worker_id:
             raise Moved("your shard is on another worker")
-        link = RemoteCoordinatorLink(room_id, room.worker_id, self.send)
-        return await self.hold_shard(pin, room_id, shard, link)
+        remote = RemoteCoordinatorLink(room_id, room.worker_id, self.send)
+        return await self.hold_shard(pin, room_id, shard, remote)
 
-    # --- the cluster's heartbeat ------------------------------------------------------------------------------
+    # --- eviction and shutdown --------------------------------------------------------------------------------
 
     def start_cluster(self, interval_s: float) -> None:
         if not self.solo:
-            self._tasks.append(asyncio.get_running_loop().create_task(self._watch(interval_s)))
-
-    async def _watch(self, interval_s: float) -> None:
-        while True:
-            try:
-                await self.tick()
-            except StorageError as exc:
-                log.warning("cluster_tick_failed", error=str(exc))
-            except Exception:
-                log.exception("cluster_tick_failed")
-            await asyncio.sleep(interval_s)
+            self._tasks.append(asyncio.get_running_loop().create_task(self.failover.watch(interval_s)))
 
     async def tick(self) -> None:
-        """Heartbeat; drop coordinators whose lease was lost; take over orphaned rooms; move shards off dead workers."""
-        if self.solo:
-            return
-        load = sum(len(actor.sessions) for actor in self.shard_actors())
-        held = dict(self._rooms)  # only these can have lost their lease: one installed during the awaits below holds it
-        renewed = await self.cluster.heartbeat(load)
-        now = self.clock.monotonic()
-        away = self._last_beat is not None and now - self._last_beat > self.cluster.ttl_s
-        self._last_beat = now
-        if away:  # presumed dead meanwhile (a pause, a database outage): our shards may live elsewhere now
-            await self._release_moved_shards()
-        self._live = {w.worker_id for w in await self.cluster.live_workers()}
-        self.rpc.fail_dead(self._live)
-        for pin, coordinator in held.items():
-            lost = coordinator.state.phase is not Phase.FINISHED and coordinator.state.room_id not in renewed
-            if lost and self._rooms.get(pin) is coordinator:
-                log.warning("lease_lost", pin=pin)
-                del self._rooms[pin]
-                await coordinator.stop()
-        for pin in await self.cluster.orphaned_question_rooms():
-            if pin not in self._rooms:
-                self._remote.pop(pin, None)
-                try:
-                    await self.get(pin)
-                except (StorageError, NotFound) as exc:  # one room's failure must not stop the others' takeover
-                    log.warning("takeover_failed", pin=pin, error=str(exc))
-        playing = [c for c in self._rooms.values() if c.state.phase is not Phase.FINISHED]
-        try:
-            dead = await self.cluster.dead_shards([c.state.room_id for c in playing]) if playing else {}
-        except StorageError as exc:  # the next heartbeat asks again
-            log.warning("shard_move_failed", error=str(exc))
-            dead = {}
-        for coordinator in playing:
-            shards = dead.get(coordinator.state.room_id)
-            if shards and self._rooms.get(coordinator.state.pin) is coordinator:
-                try:
-                    await self._move_dead_shards(coordinator, shards)
-                except (StorageError, NotFound) as exc:
-                    log.warning("shard_move_failed", pin=coordinator.state.pin, error=str(exc))
-
-    async def _move_dead_shards(self, coordinator: Coordinator, shards: list[int]) -> None:
-        for shard in shards:
-            worker = await self._choose(coordinator.state.room_id, shard)
-            home = await self._home(coordinator, shard, worker)
-            old = coordinator.homes.get(shard)
-            home.size = old.size if old is not None else 0
-            log.warning("shard_moved", pin=coordinator.state.pin, shard=shard, to=worker)
-            coordinator.adopt(home)
-
-    async def _release_moved_shards(self) -> None:
-        """Stop shards here that were placed on another worker while this one was presumed dead; their sockets
-        get 4421 and their clients resume to the shard's new home. Two live copies of a shard would each take
-        answers and only one would hear the coordinator."""
-        for pin, held in list(self._shards.items()):
-            for shard, actor in list(held.items()):
-                room_id = actor.state.room_id
-                placed = {s.shard: s.worker_id for s in await self.cluster.shards(room_id)}
-                holder = placed.get(shard)
-                if holder is not None and holder != self.worker_id and actor.state.phase is not Phase.FINISHED:
-                    log.warning("shard_released", pin=pin, shard=shard, holder=holder)
-                    del held[shard]
-                    await actor.stop(CLOSE_MOVED)
+        await self.failover.tick()
 
     def resync(self) -> None:
         """After the listening connection was lost (messages meanwhile are gone): each side says where it stands."""
         for coordinator in self._rooms.values():
-            coordinator.post(coordinator.announce_all)
+            coordinator.announce_all()
         for actor in self.shard_actors():
             actor.post(actor.report)
 
-    # --- eviction and shutdown --------------------------------------------------------------------------------
-
     def start_sweeper(self, interval_s: float | None = None) -> None:
-        every = self.caps.sweep_every_s if interval_s is None else interval_s
+        every = self.lifetimes.caps.sweep_every_s if interval_s is None else interval_s
         self._tasks.append(asyncio.get_running_loop().create_task(self._sweep(every)))
 
     async def _sweep(self, interval_s: float) -> None:
@@ -571,44 +528,30 @@ class RoomRegistry:
         return coordinator.state.phase is not Phase.FINISHED and coordinator.connected() > 0
 
     async def end_idle_lobbies(self) -> int:
-        """End lobbies nobody has been in for `lobby_idle_s`: their PINs return to the pool (`RoomCaps`)."""
-        now = self.clock.monotonic()
+        """End lobbies nobody has been in for `lobby_idle_s`: their PINs return to the pool."""
         ended = 0
-        for pin, coordinator in list(self._rooms.items()):
-            if coordinator.state.phase is not Phase.LOBBY or self._watched(pin, coordinator):
-                self._idle_since.pop(pin, None)
-                continue
-            since = self._idle_since.setdefault(pin, now)
-            if now - since < self.caps.lobby_idle_s:
-                continue
-            self._idle_since.pop(pin, None)
+        for pin, idle_s in self.lifetimes.idle_lobbies(self._rooms, self._watched):
             try:
-                await coordinator.command("end")
-            except (BadPhase, Unavailable):  # started or ended meanwhile; or storage is down: next sweep
+                await self._rooms[pin].command("end")
+            except (BadPhase, Unavailable, KeyError):  # started or ended meanwhile; or storage is down: next sweep
                 continue
-            log.info("lobby_idle_ended", pin=pin, idle_s=round(now - since, 1))
+            log.info("lobby_idle_ended", pin=pin, idle_s=round(idle_s, 1))
             ended += 1
         return ended
 
     async def evict_finished(self) -> int:
         """Drop finished rooms nobody watches after the linger time; their results stay in storage."""
-        now = self.clock.monotonic()
-
-        def stale(finished_at: float | None) -> bool:
-            return finished_at is not None and now - finished_at >= self.caps.finished_linger_s
-
         evicted = 0
         for pin, coordinator in list(self._rooms.items()):
-            if stale(coordinator.finished_at) and not self._watched(pin, coordinator):
-                del self._rooms[pin]
-                self._owners.pop(pin, None)
-                self._idle_since.pop(pin, None)
+            if self.lifetimes.lingered(coordinator.finished_at) and not self._watched(pin, coordinator):
+                self._uninstall(pin, coordinator)
+                self.lifetimes.forget(pin)
                 await coordinator.stop()
                 await self.cluster.release_lease(coordinator.state.room_id)
                 evicted += 1
         for pin, shards in list(self._shards.items()):
             for shard, actor in list(shards.items()):
-                if stale(actor.finished_at) and not actor.sessions and pin not in self._rooms:
+                if self.lifetimes.lingered(actor.finished_at) and not actor.sessions and pin not in self._rooms:
                     del shards[shard]
                     await actor.stop()
             if not shards:
@@ -627,4 +570,5 @@ class RoomRegistry:
         for coordinator in list(self._rooms.values()):
             await coordinator.stop()
         self._rooms.clear()
+        self._by_room_id.clear()
         self._shards.clear()

@@ -11,8 +11,9 @@ from typing import Any
 
 import structlog
 
+from quizroom.rooms.game.effects import View
 from quizroom.rooms.game.rules import Phase
-from quizroom.rooms.links import ranked
+from quizroom.rooms.game.scoring import ranked
 from quizroom.storage.base import Storage, StorageError
 from quizroom.storage.records import RoomView
 
@@ -23,17 +24,19 @@ ATTEMPTS = 3
 
 async def read_view(
     storage: Storage, room_id: str, *, question: int | None, choices: int, through: int | None, top: int, players: int
-) -> RoomView:
-    """`Storage.room_view`, retried briefly. Storage down for good: an empty view, so the game goes on."""
+) -> View:
+    """`Storage.room_view`, retried briefly, as the game's `View`. Storage down for good: an empty view, so the
+    game goes on."""
     for attempt in range(ATTEMPTS):
         try:
-            return await storage.room_view(room_id, question=question, choices=choices, through=through, top=top)
+            found = await storage.room_view(room_id, question=question, choices=choices, through=through, top=top)
+            return View(found.players, found.answered, found.counts, found.histogram, tuple(top_entries(found)))
         except StorageError as exc:
             if attempt == ATTEMPTS - 1:
                 log.error("room_view_failed", room_id=room_id, error=str(exc))
                 break
             await asyncio.sleep(0.2 * (attempt + 1))
-    return RoomView(players, 0, (0,) * choices, ((0, players),) if players else (), ())
+    return View(players, 0, (0,) * choices, ((0, players),) if players else (), ())
 
 
 def top_entries(view: RoomView) -> list[dict[str, Any]]:

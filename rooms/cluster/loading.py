@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from quizroom.rooms.actors.views import top_entries
 from quizroom.rooms.game import messages, results
 from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.events import FinishRoom
 from quizroom.rooms.game.quiz import Quiz
 from quizroom.rooms.game.rules import Answer, Phase, Player, RoomLimits, RoomState
 from quizroom.rooms.game.scoring import Ranking
-from quizroom.rooms.links import Finish
-from quizroom.rooms.views import top_entries
 from quizroom.storage.base import Storage
 from quizroom.storage.records import AnswerRow, PlayerRow, RoomRow
 
@@ -24,7 +24,7 @@ from quizroom.storage.records import AnswerRow, PlayerRow, RoomRow
 class LoadedShard:
     state: RoomState
     revoked: set[str]  # kicked players' token hashes: their hello gets 4403, not 4401
-    final: Finish | None  # the podium, when the room has finished
+    final: FinishRoom | None  # the podium, when the room has finished
 
 
 def player_of(row: PlayerRow) -> Player:
@@ -62,7 +62,7 @@ async def load_shard(
     player_rows = await storage.load_players(row.room_id, shard)
     answers = [answer_of(a) for a in await storage.load_answers(row.room_id, shard)]
     state = restore(row, quiz, [player_of(p) for p in player_rows if not p.kicked], answers, limits, clock)
-    final: Finish | None = None
+    final: FinishRoom | None = None
     phase = Phase(row.phase)
     if row.question_index is not None or phase is Phase.FINISHED:  # (a room can end in its lobby)
         through = row.question_index
@@ -72,7 +72,7 @@ async def load_shard(
         view = await storage.room_view(row.room_id, question=None, choices=0, through=through, top=top)
         state.ranking = Ranking(view.histogram)
         if phase is Phase.FINISHED:
-            final = Finish(row.seq, top_entries(view), None, row.question_index)
+            final = FinishRoom(row.seq, top_entries(view), None, row.question_index)
     return LoadedShard(state, {p.token_hash for p in player_rows if p.kicked}, final)
 
 

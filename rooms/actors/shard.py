@@ -1,40 +1,29 @@
 """A room's shard: one asyncio task that owns up to `players_per_shard` players' sockets and answers.
 
-Everything that touches a shard — socket messages, its coordinator's events, commit completions — is posted into its
-inbox (`quizroom.rooms.inbox`) and run one at a time by its task: no locks, no interleaving inside a rule. Nothing
-that depends on a write leaves the shard before that write has committed (the *output gate*): an `answer_ack` is
-sent only from the commit's completion, and the phase events it applies were stored by the coordinator first.
+Everything that touches a shard — socket messages, its coordinator's events, commit completions — is posted into
+its inbox (`quizroom.rooms.actors.inbox`) and run one at a time by its task: no locks, no interleaving inside a
+rule. Nothing that depends on a write leaves the shard before that write has committed (the *output gate*): an
+`answer_ack` is sent only from the commit's completion, and the phase events it applies were stored first.
 
-A shard never decides a phase. Its coordinator (`quizroom.rooms.coordinator`) opens, closes, reveals and finishes;
-the shard applies each event to its players: the question frame, `too_late` after the close (and after the deadline,
-by its own clock, even if the coordinator is unreachable), each player's result ranked against the whole room.
-The rules live in `RoomState` (pure), holding this shard's players only.
+A shard never decides a phase. Its coordinator opens, closes, reveals and finishes (`quizroom.rooms.game.events`);
+the shard applies each event to its players: the question frame, `too_late` after the close (and after the
+deadline, by its own clock, even if the coordinator is unreachable), each player's result ranked against the whole
+room. The rules live in `RoomState` (pure), holding this shard's players only.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 
-from quizroom.rooms.answers import AnswerDesk
-from quizroom.rooms.game import messages
-from quizroom.rooms.game.clock import Clock
-from quizroom.rooms.game.errors import (
-    Kicked,
-    QuizroomError,
-    Unauthorized,
-)
-from quizroom.rooms.game.ratelimit import TokenBucket
-from quizroom.rooms.game.rules import Phase, Player, RoomLimits, RoomState
-from quizroom.rooms.game.scoring import Ranking
-from quizroom.rooms.inbox import Inbox
-from quizroom.rooms.links import CoordinatorLink, Finish, Reveal, ShardSummary
-from quizroom.rooms.screening import Screen
-from quizroom.rooms.sessions import (
+from quizroom.rooms.actors.answers import AnswerDesk, Sends
+from quizroom.rooms.actors.inbox import Inbox
+from quizroom.rooms.actors.limits import ActorLimits
+from quizroom.rooms.actors.ports import CoordinatorPort
+from quizroom.rooms.actors.screening import Handle, Screen, Verdict, send_verdict
+from quizroom.rooms.actors.sessions import (
     CLOSE_FINISHED,
     CLOSE_GOING_AWAY,
     CLOSE_KICKED,
@@ -44,26 +33,31 @@ from quizroom.rooms.sessions import (
     encode,
     hash_token,
 )
-from quizroom.rooms.telemetry import NullTelemetry, RoomStats, Telemetry
+from quizroom.rooms.actors.telemetry import NullTelemetry, RoomStats, Telemetry
+from quizroom.rooms.game import messages
+from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.errors import Kicked, QuizroomError, Unauthorized
+from quizroom.rooms.game.events import (
+    AddPlayer,
+    Announce,
+    CloseQuestion,
+    FinishRoom,
+    KickPlayer,
+    OpenQuestion,
+    RevealQuestion,
+    ShardClosed,
+    ShardEvent,
+    ShardProgress,
+    ShardSummary,
+)
+from quizroom.rooms.game.ratelimit import TokenBucket
+from quizroom.rooms.game.rules import Phase, Player, RoomState
+from quizroom.rooms.game.scoring import Ranking
 from quizroom.storage.records import ScoreRow
 from quizroom.storage.writer import GroupCommitWriter
 
-T = TypeVar("T")
 
-
-@dataclass(frozen=True, slots=True)
-class ActorLimits:
-    room: RoomLimits = field(default_factory=RoomLimits)
-    rate_per_s: float = 20.0
-    rate_burst: float = 40.0
-    abuse_strikes: int = 40  # consecutive rate-limited messages before the socket is closed with 4429
-    garbage_strikes: int = 20  # consecutive malformed messages before the socket is closed with 1008
-    host_coalesce_s: float = 0.1  # host `players`/`answers` updates: at most 10 a second
-    players_per_shard: int = 1_500
-    progress_interval_s: float = 0.1  # shard → coordinator summaries: at most 10 a second (an early close: at once)
-
-
-class RoomActor:
+class Shard:
     """One shard of a room (a room of up to `players_per_shard` players is one shard)."""
 
     def __init__(
@@ -74,17 +68,17 @@ class RoomActor:
         limits: ActorLimits,
         *,
         shard: int = 0,
-        coordinator: CoordinatorLink | None = None,
+        coordinator: CoordinatorPort | None = None,
         revoked_tokens: set[str] | None = None,
         telemetry: Telemetry | None = None,
-        final: Finish | None = None,
+        final: FinishRoom | None = None,
     ) -> None:
         self.state = state
         self.shard = shard
         self.writer = writer
         self.clock = clock
         self.limits = limits
-        self.coordinator = coordinator
+        self.coordinator = coordinator  # where reports go; the registry repoints it when the room moves
         self.log = structlog.get_logger("quizroom.room").bind(pin=state.pin, room_id=state.room_id, shard=shard)
         self.sessions: dict[str, Session] = {}
         self.finished_at: float | None = None
@@ -93,24 +87,15 @@ class RoomActor:
         self.stats = RoomStats()
         self._inbox = Inbox(f"room-{state.pin}-shard-{shard}", self.log)
         self.post = self._inbox.post
-        self._after_pending: list[Callable[[], None]] = []
+        self._after_pending: list[int] = []  # questions whose close waits for their pending answers
         self._revealed: int | None = None  # the question whose results went out
         self._final = final  # the podium and ranking, once finished
         self._progress_timer: asyncio.TimerHandle | None = None
         self._last_progress = 0.0
         self._reported: ShardSummary | None = None
         self._check = False  # the next progress report asks the coordinator to check for an early close
-        self.screen = Screen(clock, limits.abuse_strikes, limits.garbage_strikes, self.telemetry, self._close_session)
-        self.answers = AnswerDesk(
-            state,
-            writer,
-            clock,
-            self.telemetry,
-            self.stats,
-            post=self.post,
-            error=self._error,
-            settled=self._answers_settled,
-        )
+        self.screen = Screen(clock, limits.abuse_strikes, limits.garbage_strikes, self.telemetry)
+        self.answers = AnswerDesk(state, writer, clock, self.telemetry, self.stats)
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -133,16 +118,31 @@ class RoomActor:
             await self._inbox.ask(shutdown)
         await self._inbox.close()
 
-    async def _ask(self, job: Callable[[asyncio.Future[T]], None]) -> T:
-        return await self._inbox.ask(job)
-
     # --- the coordinator's events (each runs in the shard's task; each is idempotent) -----------------------------
 
-    def add_player(self, player: Player) -> None:
-        if player.player_id not in self.state.players:
-            self.state.add_player(player)
+    def receive(self, event: ShardEvent) -> None:
+        """An event from the coordinator enters the shard."""
+        self.post(lambda: self.apply(event))
 
-    def open_question(self, index: int, opened_at_ms: int, seq: int) -> None:
+    def apply(self, event: ShardEvent) -> None:
+        match event:
+            case AddPlayer(player):
+                if player.player_id not in self.state.players:
+                    self.state.add_player(player)
+            case OpenQuestion(index, opened_at_ms, seq):
+                self._open(index, opened_at_ms, seq)
+            case CloseQuestion(index):
+                self._close(index)
+            case RevealQuestion():
+                self._reveal(event)
+            case FinishRoom():
+                self._finish(event)
+            case KickPlayer(player_id):
+                self._kick(player_id)
+            case Announce():
+                self.report()
+
+    def _open(self, index: int, opened_at_ms: int, seq: int) -> None:
         state = self.state
         if state.phase is Phase.FINISHED or (state.phase is Phase.QUESTION and state.question_index == index):
             return
@@ -156,21 +156,21 @@ class RoomActor:
         self.telemetry.broadcast(self.stats.last_broadcast_s, len(self.sessions))
         self._progress()
 
-    def close_question(self, index: int) -> None:
+    def _close(self, index: int) -> None:
         """Stop taking answers to `index`; report `closed` once every answer already taken is durable."""
         state = self.state
         if state.phase is Phase.QUESTION and state.question_index == index:
             state.close()
         if state.pending_for(index):
-            self._after_pending.append(lambda: self._report_closed(index))
+            self._after_pending.append(index)
         else:
             self._report_closed(index)
 
     def _report_closed(self, index: int) -> None:
         if self.coordinator is not None:
-            self.coordinator.closed(self.shard, index)
+            self.coordinator.send(ShardClosed(self.shard, index))
 
-    def reveal(self, event: Reveal) -> None:
+    def _reveal(self, event: RevealQuestion) -> None:
         state = self.state
         index = event.index
         if self._revealed == index or state.phase is Phase.FINISHED:
@@ -193,7 +193,7 @@ class RoomActor:
             result = encode(messages.result_message(state, player, state.rank_of(player), event.result_seq, index))
             session.conn.send_many((result, board))  # one write per socket, the result first
 
-    def finish(self, event: Finish) -> None:
+    def _finish(self, event: FinishRoom) -> None:
         state = self.state
         if state.phase is Phase.FINISHED and self._final is not None:
             return
@@ -216,15 +216,10 @@ class RoomActor:
 
     def _finished_message(self, player: Player) -> dict[str, Any]:
         assert self._final is not None
-        return {
-            "type": "finished",
-            "seq": self._final.seq,
-            "podium": self._final.podium,
-            "score": player.score,
-            "rank": self.state.rank_of(player),
-        }
+        final = self._final
+        return messages.finished(final.seq, final.podium, player.score, self.state.rank_of(player))
 
-    def kick(self, player_id: str) -> None:
+    def _kick(self, player_id: str) -> None:
         player = self.state.players.get(player_id)
         if player is None:
             return
@@ -236,8 +231,18 @@ class RoomActor:
             self._close_session(session, CLOSE_KICKED)
         self._progress(check=True)
 
+    # --- how the shard stands -------------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> int:
+        return len(self.sessions)
+
+    @property
+    def players(self) -> int:
+        return len(self.state.players)
+
     async def summary(self) -> ShardSummary:
-        return await self._ask(lambda f: f.set_result(self._summary()))
+        return await self._inbox.ask(lambda f: f.set_result(self._summary()))
 
     def _summary(self) -> ShardSummary:
         state = self.state
@@ -277,7 +282,7 @@ class RoomActor:
         summary = self._summary()
         if (summary != self._reported or self._check) and self.coordinator is not None:
             self._reported = summary
-            self.coordinator.progress(self.shard, summary, self._check)
+            self.coordinator.send(ShardProgress(self.shard, summary, self._check))
             self._check = False
 
     # --- sockets ------------------------------------------------------------------------------------------------
@@ -285,7 +290,7 @@ class RoomActor:
     def knows(self, token_hash: str) -> bool:
         return self.state.player_by_token(token_hash) is not None or token_hash in self._revoked
 
-    async def attach_player(self, conn: Connection, token: str) -> Session:
+    async def attach(self, conn: Connection, token: str) -> Session:
         token_hash = hash_token(token)
 
         def job(future: asyncio.Future[Session]) -> None:
@@ -310,9 +315,7 @@ class RoomActor:
             self._progress()
             future.set_result(session)
 
-        return await self._ask(job)
-
-    attach = attach_player
+        return await self._inbox.ask(job)
 
     def detach(self, session: Session) -> None:
         def job() -> None:
@@ -342,24 +345,49 @@ class RoomActor:
         self.post(lambda: self._on_message(session, message))
 
     def _on_message(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
-        self.screen.handle(session, message, self._own)
+        verdict = self.screen.check(session, message)
+        if isinstance(verdict, Handle):
+            verdict = self._handle(session, verdict)
+        self._carry_out(session, verdict)
 
-    def _own(self, session: Session, kind: str, message: dict[str, Any]) -> bool:
-        if kind != "answer":
-            return False
-        self.answers.submit(session, message)
-        return True
+    def _handle(self, session: Session, message: Handle) -> Verdict:
+        if message.kind != "answer":
+            return self.screen.unknown(session, message.kind)
+        try:
+            taken = self.answers.submit(session, message.message)
+        except QuizroomError as exc:
+            return self.screen.refuse(session, exc)
+        self.screen.handled(session)
+        self._send(taken.sends)
+        if taken.watch is not None:
+            batch = taken.watch
+            batch.add_done_callback(lambda _: self.post(lambda: self._committed(batch)))
+        if taken.settled:
+            self._answers_settled()
+        return None
 
-    def _error(self, session: Session, exc: QuizroomError) -> None:
-        self.screen.error(session, exc)
+    def _carry_out(self, session: Session, verdict: Verdict) -> None:
+        code = send_verdict(session, verdict)
+        if code is not None:
+            self._close_session(session, code)
+
+    @staticmethod
+    def _send(sends: Sends) -> None:
+        for session, frame in sends:
+            if session.open:
+                session.conn.send(frame)
 
     # --- answers ------------------------------------------------------------------------------------------------
+
+    def _committed(self, batch: asyncio.Future[None]) -> None:
+        self._send(self.answers.committed(batch))
+        self._answers_settled()
 
     def _answers_settled(self) -> None:
         """After a commit (or a durable repeat): finish a close that waited, tell the coordinator."""
         index = self.state.question_index
         if self._after_pending and (index is None or not self.state.pending_for(index)):
-            pending, self._after_pending = self._after_pending, []
-            for job in pending:
-                job()
+            waited, self._after_pending = self._after_pending, []
+            for closed in waited:
+                self._report_closed(closed)
         self._progress(check=True)

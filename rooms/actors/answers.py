@@ -1,0 +1,131 @@
+"""From an answer message to its acknowledgement: judge it, hand it to the writer, acknowledge it once durable.
+
+This is the shard's output gate for answers. An `answer_ack` leaves only from a commit's completion; a repeat that
+arrives while the original is still committing waits for the same commit; a failed commit turns into `unavailable`
+errors and the answers are forgotten, so that a resend is judged afresh. The desk belongs to one shard and runs in
+its task; it returns what to send instead of sending, and names the commit batches the shard must watch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from quizroom.rooms.actors.sessions import Frame, Session, encode
+from quizroom.rooms.actors.telemetry import RoomStats, Telemetry
+from quizroom.rooms.game import messages
+from quizroom.rooms.game.answers import parse_choices
+from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.errors import QuizroomError, TooLate, Unavailable
+from quizroom.rooms.game.rules import Answer, RoomState
+from quizroom.storage.records import AnswerRow
+from quizroom.storage.writer import GroupCommitWriter
+
+Key = tuple[int, str]  # (question, player_id)
+Sends = list[tuple[Session, Frame]]
+
+
+@dataclass(slots=True)
+class Taken:
+    """What an answer message led to: frames to send now, a commit batch to watch (new to the desk), and whether
+    an answer settled (a durable repeat: the coordinator may want to close early)."""
+
+    sends: Sends = field(default_factory=list)
+    watch: asyncio.Future[None] | None = None
+    settled: bool = False
+
+
+class AnswerDesk:
+    def __init__(
+        self, state: RoomState, writer: GroupCommitWriter, clock: Clock, telemetry: Telemetry, stats: RoomStats
+    ) -> None:
+        self.state = state
+        self.writer = writer
+        self.clock = clock
+        self.telemetry = telemetry
+        self.stats = stats
+        self._awaiting: dict[asyncio.Future[None], list[Answer]] = {}  # one list per commit batch
+        self._waiters: dict[Key, list[Session]] = {}  # the sender first, then repeats that came meanwhile
+        self._arrived: dict[Key, float] = {}  # monotonic arrival, for the ack-latency histogram
+
+    def submit(self, session: Session, message: dict[str, Any]) -> Taken:
+        """Judge an answer message; raises the documented refusal, or acks a repeat, or queues a new answer."""
+        assert session.player_id is not None
+        player = self.state.players.get(session.player_id)
+        if player is None:
+            return Taken()
+        choices = parse_choices(message)
+        arrived = self.clock.monotonic()
+        try:
+            submission = self.state.submit(player, message.get("question"), choices, arrived, self.clock.wall_ms())
+        except QuizroomError as exc:
+            self.telemetry.answer("late" if isinstance(exc, TooLate) else "refused")
+            raise
+        answer = submission.answer
+        key = (answer.question, answer.player_id)
+        if submission.duplicate:
+            self.telemetry.answer("duplicate")
+            self.stats.answers_duplicate += 1
+            if answer.durable:  # after a restart, repeats may be all that arrives
+                same = frozenset(choices) == frozenset(answer.choices)
+                return Taken([(session, ack(answer, duplicate=True, same=same))], settled=True)
+            self._waiters.setdefault(key, []).append(session)
+            return Taken()
+        self._waiters[key] = [session]
+        self._arrived[key] = arrived
+        row = AnswerRow(
+            self.state.room_id,
+            answer.question,
+            answer.player_id,
+            answer.choices,
+            answer.correct,
+            answer.points,
+            answer.response_ms,
+            answer.received_at_ms,
+        )
+        committed = self.writer.add_answer(row)
+        batch = self._awaiting.get(committed)
+        if batch is not None:
+            batch.append(answer)
+            return Taken()
+        self._awaiting[committed] = [answer]
+        return Taken(watch=committed)
+
+    def forget_player(self, player_id: str) -> None:
+        """A kicked player's pending acknowledgements are never sent."""
+        for key in [k for k in self._waiters if k[1] == player_id]:
+            del self._waiters[key]
+            self._arrived.pop(key, None)
+
+    def committed(self, batch: asyncio.Future[None]) -> Sends:
+        """A batch the desk watched is durable (acks) or failed (`unavailable`: the answers are forgotten)."""
+        answers = self._awaiting.pop(batch, [])
+        failed = batch.exception() is not None
+        now = self.clock.monotonic()
+        sends: Sends = []
+        for answer in answers:
+            key = (answer.question, answer.player_id)
+            waiters = self._waiters.pop(key, [])
+            arrived = self._arrived.pop(key, now)
+            if failed:
+                self.state.drop_pending(answer)
+                error = Unavailable("your answer could not be stored; send it again")
+                for session in waiters:
+                    self.telemetry.error(error.code)
+                    sends.append((session, encode(messages.error(error.code, error.message))))
+                continue
+            if not self.state.mark_durable(answer):
+                continue  # kicked while the commit ran
+            sends += [(s, ack(answer, duplicate=i > 0, same=True)) for i, s in enumerate(waiters)]
+            self.telemetry.answer("accepted")
+            self.stats.answers_accepted += 1
+            self.telemetry.ack_latency(now - arrived)
+        return sends
+
+
+def ack(answer: Answer, *, duplicate: bool, same: bool) -> Frame:
+    """`accepted` says the answer the message carried is the one stored; a different repeat is `accepted: false`."""
+    return encode(
+        messages.answer_ack(answer.question, accepted=same, duplicate=duplicate, response_ms=answer.response_ms)
+    )

@@ -1,0 +1,397 @@
+"""A room's coordinator: the asyncio task that runs the room protocol's effects.
+
+Every decision — phases, deadlines, seats, the early close, the output gate — is the protocol machine's
+(`quizroom.rooms.game.protocol`). This shell feeds it the time and its inputs (host calls, the shards' reports,
+completions of the writes and reads it asked for, due timers), one at a time in its inbox, and carries out what
+it returns: writes through the group-commit writer, reads of the merged view, events to shard links, frames to
+host sockets, timers, and the answers to callers. Shards are reached through ports (`quizroom.rooms.actors.ports`)
+that are local posts in one process and messages across workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from quizroom.rooms.actors.hosts import Command, HostDesk
+from quizroom.rooms.actors.inbox import Inbox
+from quizroom.rooms.actors.limits import ActorLimits
+from quizroom.rooms.actors.links import LocalCoordinatorLink
+from quizroom.rooms.actors.ports import Placement, ShardPort
+from quizroom.rooms.actors.sessions import CLOSE_GOING_AWAY, Connection, Session, hash_token
+from quizroom.rooms.actors.telemetry import NullTelemetry, Telemetry
+from quizroom.rooms.actors.views import leaderboard_of, read_view
+from quizroom.rooms.game import messages
+from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.effects import (
+    Arm,
+    Disarm,
+    Effect,
+    Joined,
+    Log,
+    Persist,
+    PlaceShard,
+    QueryView,
+    Refuse,
+    Reply,
+    StoreKick,
+    StorePlayer,
+    Timer,
+    ToHosts,
+    ToShard,
+    ToShards,
+    Whereabouts,
+    Written,
+)
+from quizroom.rooms.game.errors import QuizroomError, Unauthorized
+from quizroom.rooms.game.events import CoordinatorEvent, Now, ShardClosed, ShardProgress, ShardSummary
+from quizroom.rooms.game.protocol import RoomProtocol
+from quizroom.rooms.game.rules import RoomState
+from quizroom.storage.base import PlayersRefused, Storage
+from quizroom.storage.records import KickRow, PlayerRow, RoomStateRow
+from quizroom.storage.writer import GroupCommitWriter
+
+__all__ = ["Coordinator", "JoinResult", "Whereabouts"]
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    player_id: str
+    token: str
+    nickname: str
+    worker_id: str  # the worker holding the player's shard: `ws_url` points there
+
+
+@dataclass(frozen=True, slots=True)
+class HostCaller:
+    """A command that came over a host socket: refusals go back to that socket; a kick is answered with `state`."""
+
+    session: Session
+    kick: bool
+
+
+Caller = asyncio.Future[Any] | HostCaller
+
+
+class Coordinator:
+    def __init__(
+        self,
+        machine: RoomProtocol,
+        links: dict[int, ShardPort],
+        *,
+        writer: GroupCommitWriter,
+        storage: Storage,
+        clock: Clock,
+        limits: ActorLimits,
+        placement: Placement,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self.machine = machine
+        self.state: RoomState = machine.state
+        self.links = links
+        self.writer = writer
+        self.storage = storage
+        self.clock = clock
+        self.placement = placement
+        self.log = structlog.get_logger("quizroom.room").bind(pin=self.pin, room_id=self.room_id, role="coordinator")
+        self.telemetry: Telemetry = telemetry or NullTelemetry()
+        self._inbox = Inbox(f"room-{self.pin}", self.log)
+        self.post = self._inbox.post
+        self.desk = HostDesk(clock, limits, self.telemetry)
+        self.port = LocalCoordinatorLink(self.receive)  # how shards in this process report here
+        self._timers: dict[Timer, asyncio.TimerHandle] = {}
+        self._callers: dict[int, Caller] = {}
+        self._work: set[asyncio.Future[None]] = set()  # placements and reads under way
+        self._requests = 0
+
+    @property
+    def pin(self) -> str:
+        return self.state.pin
+
+    @property
+    def room_id(self) -> str:
+        return self.state.room_id
+
+    @property
+    def worker_id(self) -> str:
+        return self.placement.worker_id
+
+    @property
+    def finished_at(self) -> float | None:
+        return self.machine.finished_at
+
+    @property
+    def hosts(self) -> set[Session]:
+        return self.desk.hosts
+
+    def connected(self) -> int:
+        """Player sockets open on the room's shards, as they last reported (read outside the actor: a number)."""
+        return self.machine.counts()[1]
+
+    def now(self) -> Now:
+        return Now(self.clock.monotonic(), self.clock.wall_ms())
+
+    # --- lifecycle ----------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._inbox.start()
+        self.post(lambda: self._run(self.machine.resumed(self.now())))
+
+    async def stop(self, close_code: int = CLOSE_GOING_AWAY) -> None:
+        """Close the host sockets and end the task. The shards are the registry's to stop."""
+
+        def shutdown(future: asyncio.Future[None]) -> None:
+            self.desk.close_all(close_code)
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
+            future.set_result(None)
+
+        if self._inbox.running:
+            await self._inbox.ask(shutdown)
+        await self._inbox.close()
+
+    def moved(self, link: ShardPort) -> None:
+        """A shard placed again on another worker (its own died) joins the room there."""
+
+        def job() -> None:
+            self.links[link.shard] = link
+            self._run(self.machine.moved(link.shard, link.worker_id, self.now()))
+
+        self.post(job)
+
+    def announce_all(self) -> None:
+        """Every shard hears who coordinates it and the open question again (events may have been lost)."""
+        self.post(lambda: self._run(self.machine.announce_all(self.now())))
+
+    def receive(self, event: CoordinatorEvent) -> None:
+        """A shard's report enters the coordinator (posted by a local link or by the mailroom)."""
+        self.post(lambda: self._run(self._report(event)))
+
+    def _report(self, event: CoordinatorEvent) -> list[Effect]:
+        now = self.now()
+        if isinstance(event, ShardClosed):
+            return self.machine.shard_closed(event.shard, event.index, now)
+        assert isinstance(event, ShardProgress)
+        return self.machine.progress(event.shard, event.summary, event.check, now)
+
+    # --- calls (each runs in the coordinator's task) --------------------------------------------------------------
+
+    def is_host(self, token: str) -> bool:
+        return secrets.compare_digest(hash_token(token), self.state.host_token_hash)
+
+    async def _call(self, start: Callable[[int, Now], list[Effect]]) -> Any:
+        """Start a call in the machine; its `Reply` or `Refuse` settles the awaited result."""
+
+        def job(future: asyncio.Future[Any]) -> None:
+            self._run(start(self._caller(future), self.now()))
+
+        return await self._inbox.ask(job)
+
+    def _caller(self, caller: Caller) -> int:
+        self._requests += 1
+        self._callers[self._requests] = caller
+        return self._requests
+
+    async def join(self, raw_nickname: object) -> JoinResult:
+        token = secrets.token_urlsafe(32)
+        player_id, token_hash = secrets.token_hex(8), hash_token(token)
+        joined: Joined = await self._call(
+            lambda request, now: self.machine.join(request, raw_nickname, player_id, token_hash, now)
+        )
+        return JoinResult(joined.player_id, token, joined.nickname, joined.worker_id)
+
+    async def resume(self, token: str) -> Whereabouts:
+        token_hash = hash_token(token)
+        where: Whereabouts = await self._call(lambda request, now: self.machine.resume(request, token_hash))
+        return where
+
+    async def command(self, name: str) -> dict[str, Any]:
+        """Host commands: start, close, next, end, lock, unlock. Replies with the room's state once it took effect."""
+        state: dict[str, Any] = await self._call(lambda request, now: self.machine.command(request, name, now))
+        return state
+
+    async def kick(self, player_id: str) -> None:
+        await self._call(lambda request, now: self.machine.kick(request, player_id, now))
+
+    async def snapshot(self) -> dict[str, Any]:
+        fresh = await self._fetch_local()
+
+        def job(future: asyncio.Future[dict[str, Any]]) -> None:
+            self.machine.summaries(fresh)
+            future.set_result(self.machine.snapshot())
+
+        return await self._inbox.ask(job)
+
+    async def leaderboard(self, limit: int) -> list[dict[str, Any]]:  # a query: any worker answers it
+        state = self.state
+        return await leaderboard_of(self.storage, state.room_id, state.phase, state.question_index, limit)
+
+    def local_stats(self) -> dict[str, Any]:
+        """The `stats` block of `GET /api/rooms/{pin}`: sockets and answers as this worker's shards counted them."""
+        shards = [link.local for link in self.links.values() if link.local is not None]
+        broadcasts = [s.stats.last_broadcast_s for s in shards if s.stats.last_broadcast_s is not None]
+        return {
+            "sockets_connected": sum(s.connected for s in shards),
+            "hosts_connected": len(self.hosts),
+            "answers_accepted": sum(s.stats.answers_accepted for s in shards),
+            "answers_duplicate": sum(s.stats.answers_duplicate for s in shards),
+            "last_broadcast_ms": round(max(broadcasts) * 1000, 3) if broadcasts else None,
+            "shards": len(self.links),
+            "shards_here": len(shards),
+        }
+
+    async def _fetch_local(self) -> dict[int, ShardSummary]:
+        """Fresh summaries of the shards in this process (each an `ask` of that shard); remote ones report on
+        their own."""
+        return {shard: await link.local.summary() for shard, link in list(self.links.items()) if link.local}
+
+    # --- host sockets -------------------------------------------------------------------------------------------
+
+    async def attach(self, conn: Connection, token: str) -> Session:
+        if not self.is_host(token):
+            raise Unauthorized()
+        fresh = await self._fetch_local()
+
+        def job(future: asyncio.Future[Session]) -> None:
+            self.machine.summaries(fresh)
+            future.set_result(self.desk.add(conn, self.machine.host_welcome(self.now())))
+
+        return await self._inbox.ask(job)
+
+    def detach(self, session: Session) -> None:
+        self.post(lambda: self.desk.remove(session))
+
+    def deliver(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
+        self.post(lambda: self._host_message(session, message))
+
+    def _host_message(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
+        command = self.desk.check(session, message)
+        if command is None:
+            return
+        request = self._caller(HostCaller(session, kick=command.player_id is not None))
+        self._run(self._host_command(request, command))
+
+    def _host_command(self, request: int, command: Command) -> list[Effect]:
+        if command.player_id is not None:
+            return self.machine.kick(request, command.player_id, self.now())
+        return self.machine.command(request, command.name, self.now())
+
+    # --- effects ------------------------------------------------------------------------------------------------
+
+    def _run(self, effects: list[Effect]) -> None:
+        """Carry out the machine's effects, in order."""
+        for effect in effects:
+            match effect:
+                case ToShards(event):
+                    for link in list(self.links.values()):
+                        link.send(event)
+                case ToShard(shard, event):
+                    target = self.links.get(shard)
+                    if target is not None:
+                        target.send(event)
+                case ToHosts(message):
+                    self.desk.broadcast(message)
+                case Persist(step, record):
+                    phase_row = RoomStateRow(
+                        self.room_id, record.phase, record.question_index, record.opened_at_ms, record.locked,
+                        record.seq,
+                    )  # fmt: skip
+                    self._then(self.writer.save_room(phase_row), step)
+                case StorePlayer(step, player, shard):
+                    row = PlayerRow(
+                        self.room_id, player.player_id, player.nickname, player.nickname_key, player.token_hash,
+                        player.joined_at_ms, shard=shard,
+                    )  # fmt: skip
+                    self._then(self.writer.add_player(row), step)
+                case StoreKick(step, player_id):
+                    committed = self.writer.add_kick(KickRow(self.room_id, player_id))
+                    if step is not None:
+                        self._then(committed, step)
+                case PlaceShard(shard):
+                    self._spawn(self._place(shard))
+                case QueryView():
+                    self._spawn(self._query(effect))
+                case Arm(timer, delay_s):
+                    self._arm(timer, delay_s)
+                case Disarm(timer):
+                    handle = self._timers.pop(timer, None)
+                    if handle is not None:
+                        handle.cancel()
+                case Reply(request, value):
+                    self._answer(request, value, None)
+                case Refuse(request, error):
+                    self._answer(request, None, error)
+                case Log(level, event, fields):
+                    getattr(self.log, level)(event, **fields)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
+
+    def _then(self, committed: asyncio.Future[None], step: int) -> None:
+        def done(future: asyncio.Future[None]) -> None:
+            error = future.exception()
+            written = Written.DURABLE if error is None else Written.FAILED
+            if isinstance(error, PlayersRefused):
+                written = Written.REFUSED
+            self.post(lambda: self._run(self.machine.done(step, written, self.now())))
+
+        committed.add_done_callback(done)
+
+    async def _place(self, shard: int) -> None:
+        try:
+            link = await self.placement.place(self.room_id, self.pin, shard, self.port)
+        except Exception as exc:
+            self.log.error("shard_not_placed", shard=shard, error=str(exc))
+            self.post(lambda: self._run(self.machine.placed(shard, None, self.now())))
+            return
+
+        def job() -> None:
+            self.links[shard] = link
+            self._run(self.machine.placed(shard, link.worker_id, self.now()))
+
+        self.post(job)
+
+    async def _query(self, query: QueryView) -> None:
+        """The merged view (`quizroom.rooms.actors.views`), then back into the machine."""
+        view = await read_view(
+            self.storage,
+            self.room_id,
+            question=query.question,
+            choices=query.choices,
+            through=query.through,
+            top=query.top,
+            players=len(self.state.players),
+        )
+        self.post(lambda: self._run(self.machine.view_ready(query.step, view, self.now())))
+
+    def _arm(self, timer: Timer, delay_s: float) -> None:
+        old = self._timers.pop(timer, None)
+        if old is not None:
+            old.cancel()
+
+        def due() -> None:
+            self._timers.pop(timer, None)
+            self._run(self.machine.timer_due(timer, self.now()))
+
+        self._timers[timer] = asyncio.get_running_loop().call_later(delay_s, lambda: self.post(due))
+
+    def _answer(self, request: int, value: Any, error: QuizroomError | None) -> None:
+        caller = self._callers.pop(request, None)
+        if isinstance(caller, HostCaller):
+            if error is not None:
+                self.desk.refuse(caller.session, error)
+            elif caller.kick:
+                self.desk.tell(caller.session, messages.state(self.machine.snapshot()))
+        elif caller is not None and not caller.done():
+            if error is not None:
+                caller.set_exception(error)
+            else:
+                caller.set_result(value)

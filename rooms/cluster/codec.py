@@ -1,0 +1,96 @@
+"""The events between a coordinator and its shards as messages between workers (JSON objects), and back.
+
+One place for the wire form of `quizroom.rooms.game.events`, so a new event changes this module and its test. What
+may not fit a message stays out of it: an `AddPlayer` is not sent (the shard reads a player it does not know from
+storage at hello), and a reveal's or finish's score histogram is read from storage by the receiving worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quizroom.rooms.game.events import (
+    AddPlayer,
+    Announce,
+    CloseQuestion,
+    CoordinatorEvent,
+    FinishRoom,
+    KickPlayer,
+    OpenQuestion,
+    RevealQuestion,
+    ShardClosed,
+    ShardEvent,
+    ShardProgress,
+    ShardSummary,
+)
+
+SHARD_KINDS = ("open", "close", "reveal", "finish", "kick", "coordinator")
+COORDINATOR_KINDS = ("closed", "progress")
+
+
+def shard_message(event: ShardEvent) -> dict[str, Any] | None:
+    """A coordinator's event as a message's fields (None: it does not travel)."""
+    match event:
+        case OpenQuestion(index, opened_at_ms, seq):
+            return {"kind": "open", "index": index, "opened_at_ms": opened_at_ms, "seq": seq}
+        case CloseQuestion(index):
+            return {"kind": "close", "index": index}
+        case RevealQuestion(index, result_seq, board, _):
+            return {"kind": "reveal", "index": index, "result_seq": result_seq, "board": board}
+        case FinishRoom(seq, podium, _, through):
+            return {"kind": "finish", "seq": seq, "podium": podium, "through": through}
+        case KickPlayer(player_id):
+            return {"kind": "kick", "player_id": player_id}
+        case Announce():
+            return {"kind": "coordinator"}
+        case AddPlayer():
+            return None
+    raise TypeError(f"not a shard event: {event!r}")
+
+
+def shard_event(message: dict[str, Any], histogram: tuple[tuple[int, int], ...] | None = None) -> ShardEvent:
+    """A message's shard event; a reveal or a finish takes the `histogram` the receiver read from storage."""
+    kind = message["kind"]
+    if kind == "open":
+        return OpenQuestion(int(message["index"]), int(message["opened_at_ms"]), int(message["seq"]))
+    if kind == "close":
+        return CloseQuestion(int(message["index"]))
+    if kind == "reveal":
+        return RevealQuestion(int(message["index"]), int(message["result_seq"]), message["board"], histogram)
+    if kind == "finish":
+        through = message.get("through")
+        return FinishRoom(int(message["seq"]), message["podium"], histogram, None if through is None else int(through))
+    if kind == "kick":
+        return KickPlayer(str(message["player_id"]))
+    if kind == "coordinator":
+        return Announce()
+    raise ValueError(f"not a shard event: {kind!r}")
+
+
+def coordinator_message(event: CoordinatorEvent) -> dict[str, Any]:
+    if isinstance(event, ShardClosed):
+        return {"kind": "closed", "shard": event.shard, "index": event.index}
+    summary = event.summary
+    return {
+        "kind": "progress",
+        "shard": event.shard,
+        "connected": summary.connected,
+        "question": summary.question,
+        "answered": summary.answered,
+        "all_answered": summary.all_answered,
+        "check": event.check,
+    }
+
+
+def coordinator_event(message: dict[str, Any]) -> CoordinatorEvent:
+    shard = int(message["shard"])
+    if message["kind"] == "closed":
+        return ShardClosed(shard, int(message["index"]))
+    question = message.get("question")
+    summary = ShardSummary(
+        int(message["connected"]),
+        None if question is None else int(question),
+        int(message["answered"]),
+        bool(message["all_answered"]),
+    )
+    return ShardProgress(shard, summary, bool(message.get("check")))

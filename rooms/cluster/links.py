@@ -1,0 +1,47 @@
+"""Links to actors on other workers: an event becomes one message on the cluster's transport (`Send`), routed
+there by room and shard (`quizroom.rooms.cluster.mailroom`). Events are idempotent, so a resend after a failover
+does no harm. See docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from quizroom.rooms.actors.ports import LocalShard
+from quizroom.rooms.cluster.codec import coordinator_message, shard_message
+from quizroom.rooms.game.events import CoordinatorEvent, ShardEvent
+
+Send = Callable[[str, dict[str, Any]], None]
+"""The transport: `send(worker_id, message)`, ordered per sender, fire and forget."""
+
+
+class RemoteShardLink:
+    """A shard on another worker."""
+
+    local: LocalShard | None = None
+
+    def __init__(self, room_id: str, pin: str, shard: int, worker_id: str, send: Send) -> None:
+        self.room_id = room_id
+        self.pin = pin
+        self.shard = shard
+        self.worker_id = worker_id
+        self._send = send
+
+    def send(self, event: ShardEvent) -> None:
+        message = shard_message(event)
+        if message is not None:
+            self._send(self.worker_id, {**message, "room_id": self.room_id, "pin": self.pin, "shard": self.shard})
+
+
+class RemoteCoordinatorLink:
+    """The coordinator on another worker. `worker_id` follows takeovers: a shard's coordinator is whoever sent it
+    the last event (`quizroom.rooms.cluster.mailroom`)."""
+
+    def __init__(self, room_id: str, worker_id: str, send: Send) -> None:
+        self.room_id = room_id
+        self.worker_id = worker_id
+        self._send = send
+
+    def send(self, event: CoordinatorEvent) -> None:
+        self._send(self.worker_id, {**coordinator_message(event), "room_id": self.room_id})
