@@ -46,22 +46,24 @@ DEFAULT_PG = os.environ.get("QUIZROOM_TEST_PG", "postgresql://postgres@127.0.0.1
 class ExecutemanyPostgres(PostgresStorage):
     """PostgresStorage with the answers of a batch sent by `executemany`, for comparison only."""
 
-    async def _insert_answers(self, conn: Any, records: list[tuple[Any, ...]]) -> None:
+    async def _insert_answers(self, conn: Any, records: list[tuple[Any, ...]], *, refill: bool) -> bool:
         await conn.executemany(
             "INSERT INTO answers (room_id, question, player_id, choices, correct, points, response_ms, received_at_ms)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
             records,
         )
+        return False
 
 
 class CopyDropPostgres(PostgresStorage):
     """PostgresStorage with a temp table created (and dropped) by every COPY commit, for comparison only."""
 
-    async def _insert_answers(self, conn: Any, records: list[tuple[Any, ...]]) -> None:
+    async def _insert_answers(self, conn: Any, records: list[tuple[Any, ...]], *, refill: bool) -> bool:
         columns = ", ".join(ANSWER_COLUMNS)
         await conn.execute("CREATE TEMP TABLE answers_drop (LIKE answers) ON COMMIT DROP")
         await conn.copy_records_to_table("answers_drop", records=records, columns=ANSWER_COLUMNS)
         await conn.execute(f"INSERT INTO answers ({columns}) SELECT {columns} FROM answers_drop ON CONFLICT DO NOTHING")
+        return False
 
 
 @dataclass(slots=True)
@@ -109,7 +111,7 @@ def batches(batch: int, count: int, start: int) -> list[Batch]:
         for k in range(batch):
             n = start + b * batch + k
             rows.append(AnswerRow("r1", n % 20, f"player-{n // 20:08d}", (n % 4,), n % 3 == 0, 700, 1500, T0 + n))
-        out.append(Batch(answers=rows))
+        out.append(Batch.of(answers=rows))
     return out
 
 

@@ -24,9 +24,16 @@ class PlayersRefused(StorageError):
 class Storage(Protocol):
     """What the game needs from a database.
 
-    Guarantees every backend gives: `commit` applies a whole `Batch` in one transaction or nothing of it; answers
-    are unique on (room, question, player) and a repeated insert is ignored, never an error; `create_room` refuses
-    a PIN already held by a room that has not finished. Failures raise `StorageError`.
+    Guarantees every backend gives: `commit` applies a whole `Batch` in one transaction or nothing of it, its
+    steps in the order they happened (a kick frees its player's nickname before the join that came after it);
+    a player row is stored or refused, never skipped in silence: one that clashes with a stored row makes `commit`
+    raise `PlayersRefused`, while the same row found stored already (same room, player id and token: a retry of a
+    commit whose outcome was lost) counts as stored; answers are unique on (room, question, player) and a
+    repeated insert is ignored, never an error; `create_room` refuses a PIN already held by a room that has not
+    finished. Failures raise `StorageError`.
+
+    So a join can be told "stored" only once its row is, and player rows are never deleted (a kick marks them):
+    every token handed out, and every answer taken from its holder, belongs to a stored player.
     """
 
     async def open(self) -> None:
@@ -73,4 +80,4 @@ class Storage(Protocol):
         """
 
     async def commit(self, batch: Batch) -> None:
-        """Make a batch durable in one transaction."""
+        """Make a batch durable in one transaction, or raise (`PlayersRefused` when only some players clash)."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 
-from quizroom.storage.base import StorageError
+from quizroom.storage.base import PlayersRefused, StorageError
 from quizroom.storage.migrate import migrations_for
 from quizroom.storage.records import (
     AnswerRow,
@@ -345,36 +345,29 @@ class PostgresStorage:
             raise StorageError(f"integrity: {exc}") from exc
 
     async def _apply(self, conn: Connection, batch: Batch) -> None:
-        """The batch in SQLite's order: players, answers, kicks, room states, scores."""
-        if batch.players:
-            await conn.execute(
-                "INSERT INTO players (room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, shard)"
-                " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],"
-                " $7::int[]) ON CONFLICT DO NOTHING",
-                *_columns(
-                    [
-                        (p.room_id, p.player_id, p.nickname, p.nickname_key, p.token_hash, p.joined_at_ms, p.shard)
-                        for p in batch.players
-                    ],
-                    7,
-                ),
-            )
-        if batch.answers:
-            await self._insert_answers(conn, [_answer_record(a) for a in batch.answers])
-        if batch.kicks:
-            rooms, players = _columns([(k.room_id, k.player_id) for k in batch.kicks], 2)
-            await conn.execute(
-                "UPDATE players AS p SET kicked = TRUE FROM unnest($1::text[], $2::text[]) AS k(room_id, player_id)"
-                " WHERE p.room_id = k.room_id AND p.player_id = k.player_id",
-                rooms,
-                players,
-            )
-            await conn.execute(
-                "DELETE FROM answers AS a USING unnest($1::text[], $2::text[]) AS k(room_id, player_id)"
-                " WHERE a.room_id = k.room_id AND a.player_id = k.player_id",
-                rooms,
-                players,
-            )
+        """The batch in SQLite's order: its steps (players, answers, kicks each), then room states and scores."""
+        copied = False
+        for step in batch.steps:
+            if step.players:
+                await _insert_players(conn, step.players)
+            if step.answers:
+                records = [_answer_record(a) for a in step.answers]
+                copied = await self._insert_answers(conn, records, refill=copied) or copied
+            if step.kicks:
+                rooms, players = _columns([(k.room_id, k.player_id) for k in step.kicks], 2)
+                await conn.execute(
+                    "UPDATE players AS p SET kicked = TRUE"
+                    " FROM unnest($1::text[], $2::text[]) AS k(room_id, player_id)"
+                    " WHERE p.room_id = k.room_id AND p.player_id = k.player_id",
+                    rooms,
+                    players,
+                )
+                await conn.execute(
+                    "DELETE FROM answers AS a USING unnest($1::text[], $2::text[]) AS k(room_id, player_id)"
+                    " WHERE a.room_id = k.room_id AND a.player_id = k.player_id",
+                    rooms,
+                    players,
+                )
         if batch.rooms:
             await conn.execute(
                 "UPDATE rooms AS r SET phase = v.phase, question_index = v.question_index,"
@@ -397,17 +390,49 @@ class PostgresStorage:
                 *_columns([(s.room_id, s.player_id, s.score, s.streak) for s in batch.scores.values()], 4),
             )
 
-    async def _insert_answers(self, conn: Connection, records: list[tuple[Any, ...]]) -> None:
-        """Insert-or-ignore answers; within one batch the first of two equal keys wins, as in SQLite."""
+    async def _insert_answers(self, conn: Connection, records: list[tuple[Any, ...]], *, refill: bool) -> bool:
+        """Insert-or-ignore answers; within one batch the first of two equal keys wins, as in SQLite. Returns
+        whether they went through the temporary table; `refill` says an earlier step of this transaction did so."""
         if len(records) < self.copy_threshold:
             await conn.execute(_ANSWER_INSERT, *_columns(records, len(ANSWER_COLUMNS)))
-            return
+            return False
         # Made once per connection (a no-op with a NOTICE afterwards); emptied by every commit, and a rollback takes
         # both its rows and, the first time, its creation with it.
         await conn.execute("CREATE TEMP TABLE IF NOT EXISTS answers_in (LIKE answers) ON COMMIT DELETE ROWS")
+        if refill:  # what an earlier step put there must not go in again (a kick since may have deleted it)
+            await conn.execute("DELETE FROM answers_in")
         await conn.copy_records_to_table("answers_in", records=records, columns=ANSWER_COLUMNS)
         columns = ", ".join(ANSWER_COLUMNS)
         await conn.execute(f"INSERT INTO answers ({columns}) SELECT {columns} FROM answers_in ON CONFLICT DO NOTHING")
+        return True
+
+
+async def _insert_players(conn: Connection, players: list[PlayerRow]) -> None:
+    """Insert-or-ignore, so that a retried commit finds its rows stored; but a row ignored for any other reason
+    (a clash with another player's nickname, id or token) raises `PlayersRefused`. The check costs a query only
+    when some row was not inserted, which a fresh batch never has."""
+    status = await conn.execute(
+        "INSERT INTO players (room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, shard)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],"
+        " $7::int[]) ON CONFLICT DO NOTHING",
+        *_columns(
+            [
+                (p.room_id, p.player_id, p.nickname, p.nickname_key, p.token_hash, p.joined_at_ms, p.shard)
+                for p in players
+            ],
+            7,
+        ),
+    )
+    if int(status.rsplit(" ", 1)[1]) == len(players):  # "INSERT 0 <rows>"
+        return
+    missing = await conn.fetch(
+        "SELECT k.room_id, k.player_id FROM unnest($1::text[], $2::text[], $3::text[]) AS k(room_id, player_id, token)"
+        " WHERE NOT EXISTS (SELECT 1 FROM players AS p"
+        " WHERE p.room_id = k.room_id AND p.player_id = k.player_id AND p.token_hash = k.token)",
+        *_columns([(p.room_id, p.player_id, p.token_hash) for p in players], 3),
+    )
+    if missing:
+        raise PlayersRefused(frozenset((row[0], row[1]) for row in missing))
 
 
 async def _migrate(conn: Connection) -> None:

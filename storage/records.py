@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 
@@ -125,17 +126,77 @@ class ShardRow:
 
 
 @dataclass(slots=True)
-class Batch:
-    """Everything one group commit makes durable, in one transaction, applied in this order."""
+class Step:
+    """A stretch of a batch in which no room had a kick before an insert: its players, then its answers, then its
+    kicks.
+
+    Inserts commute with one another (no two write the same row, and an answer only ever follows its player's
+    stored join), so a step's inserts go in as one bulk statement per table, whatever order they came in; so do
+    changes to different rooms. A kick does not commute with an insert into its room that came after it: it frees
+    the kicked player's nickname for a new player, and it deletes the answers stored before it, not those after.
+    So such an insert opens the next step, and a busy server's batch splits only where a room's own order needs it.
+    """
 
     players: list[PlayerRow] = field(default_factory=list)
     answers: list[AnswerRow] = field(default_factory=list)
     kicks: list[KickRow] = field(default_factory=list)
+    kicked_rooms: set[str] = field(default_factory=set)  # the room_id of every kick in this step
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one group commit makes durable, in one transaction: its steps in the order they happened, then
+    the room states and scores. Those are absolute values (the last one per room or player wins) for rows stored
+    before them (a room's, a seated player's), so after every step is their place."""
+
+    steps: list[Step] = field(default_factory=list)
     rooms: dict[str, RoomStateRow] = field(default_factory=dict)  # last state per room wins
     scores: dict[tuple[str, str], ScoreRow] = field(default_factory=dict)  # last score per player wins
 
+    @classmethod
+    def of(
+        cls,
+        *,
+        players: Iterable[PlayerRow] = (),
+        answers: Iterable[AnswerRow] = (),
+        kicks: Iterable[KickRow] = (),
+        rooms: dict[str, RoomStateRow] | None = None,
+    ) -> Batch:
+        """A batch of one step: these players and answers, then these kicks."""
+        kicked = list(kicks)
+        return cls([Step(list(players), list(answers), kicked, {k.room_id for k in kicked})], rooms or {})
+
+    def add_player(self, row: PlayerRow) -> None:
+        self._inserting(row.room_id).players.append(row)
+
+    def add_answer(self, row: AnswerRow) -> None:
+        self._inserting(row.room_id).answers.append(row)
+
+    def add_kick(self, row: KickRow) -> None:
+        if not self.steps:
+            self.steps.append(Step())
+        step = self.steps[-1]
+        step.kicks.append(row)
+        step.kicked_rooms.add(row.room_id)
+
+    def _inserting(self, room_id: str) -> Step:
+        """The step an insert joins: the last one, unless its room had a kick there."""
+        if not self.steps or room_id in self.steps[-1].kicked_rooms:
+            self.steps.append(Step())
+        return self.steps[-1]
+
+    def drop_players(self, keys: Collection[tuple[str, str]]) -> int:
+        """Take the players with these (room_id, player_id) out of the batch; returns how many were taken out."""
+        dropped = 0
+        for step in self.steps:
+            kept = [p for p in step.players if (p.room_id, p.player_id) not in keys]
+            dropped += len(step.players) - len(kept)
+            step.players = kept
+        return dropped
+
     def __len__(self) -> int:
-        return len(self.players) + len(self.answers) + len(self.kicks) + len(self.rooms) + len(self.scores)
+        steps = sum(len(s.players) + len(s.answers) + len(s.kicks) for s in self.steps)
+        return steps + len(self.rooms) + len(self.scores)
 
 
 def encode_choices(choices: tuple[int, ...]) -> str:

@@ -15,8 +15,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiosqlite
+import orjson
 
-from quizroom.storage.base import StorageError
+from quizroom.storage.base import PlayersRefused, StorageError
 from quizroom.storage.migrate import migrations_for
 from quizroom.storage.records import (
     AnswerRow,
@@ -37,6 +38,16 @@ _PLAYER_COLUMNS = "room_id, player_id, nickname, nickname_key, token_hash, joine
 _PLAYER_ORDER = "ORDER BY joined_at_ms, player_id"
 _ANSWER_COLUMNS = "a.room_id, a.question, a.player_id, a.choices, a.correct, a.points, a.response_ms, a.received_at_ms"
 _ANSWER_ORDER = "ORDER BY a.question, a.received_at_ms"
+
+# Which of ?1 (a JSON list of [room_id, player_id, token_hash]) has no stored row: the player rows refused.
+_MISSING_PLAYERS = """
+SELECT json_extract(k.value, '$[0]'), json_extract(k.value, '$[1]') FROM json_each(?1) AS k
+WHERE NOT EXISTS (
+    SELECT 1 FROM players AS p
+    WHERE p.room_id = json_extract(k.value, '$[0]') AND p.player_id = json_extract(k.value, '$[1]')
+    AND p.token_hash = json_extract(k.value, '$[2]')
+)
+"""
 
 # The merged view (`room_view`) in one statement. ?1 room, ?2 question, ?3 through, ?4 top. Rows:
 # (0, players, answered, …), (1, choice, answers including it, …), (2, score, players with it, …),
@@ -299,38 +310,33 @@ class SQLiteStorage:
 
 
 async def _apply(conn: aiosqlite.Connection, batch: Batch) -> None:
-    if batch.players:
-        await conn.executemany(
-            "INSERT INTO players (room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, shard)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [
-                (p.room_id, p.player_id, p.nickname, p.nickname_key, p.token_hash, p.joined_at_ms, p.shard)
-                for p in batch.players
-            ],
-        )
-    if batch.answers:
-        await conn.executemany(
-            "INSERT OR IGNORE INTO answers"
-            " (room_id, question, player_id, choices, correct, points, response_ms, received_at_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    a.room_id,
-                    a.question,
-                    a.player_id,
-                    encode_choices(a.choices),
-                    int(a.correct),
-                    a.points,
-                    a.response_ms,
-                    a.received_at_ms,
-                )
-                for a in batch.answers
-            ],
-        )
-    if batch.kicks:
-        pairs = [(k.room_id, k.player_id) for k in batch.kicks]
-        await conn.executemany("UPDATE players SET kicked = 1 WHERE room_id = ? AND player_id = ?", pairs)
-        await conn.executemany("DELETE FROM answers WHERE room_id = ? AND player_id = ?", pairs)
+    """The batch's steps in order (players, answers, kicks each), then room states and scores."""
+    for step in batch.steps:
+        if step.players:
+            await _insert_players(conn, step.players)
+        if step.answers:
+            await conn.executemany(
+                "INSERT OR IGNORE INTO answers"
+                " (room_id, question, player_id, choices, correct, points, response_ms, received_at_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        a.room_id,
+                        a.question,
+                        a.player_id,
+                        encode_choices(a.choices),
+                        int(a.correct),
+                        a.points,
+                        a.response_ms,
+                        a.received_at_ms,
+                    )
+                    for a in step.answers
+                ],
+            )
+        if step.kicks:
+            pairs = [(k.room_id, k.player_id) for k in step.kicks]
+            await conn.executemany("UPDATE players SET kicked = 1 WHERE room_id = ? AND player_id = ?", pairs)
+            await conn.executemany("DELETE FROM answers WHERE room_id = ? AND player_id = ?", pairs)
     if batch.rooms:
         await conn.executemany(
             "UPDATE rooms SET phase = ?, question_index = ?, opened_at_ms = ?, locked = ?, seq = ? WHERE room_id = ?",
@@ -344,6 +350,24 @@ async def _apply(conn: aiosqlite.Connection, batch: Batch) -> None:
             "UPDATE players SET score = ?, streak = ? WHERE room_id = ? AND player_id = ?",
             [(s.score, s.streak, s.room_id, s.player_id) for s in batch.scores.values()],
         )
+
+
+async def _insert_players(conn: aiosqlite.Connection, players: list[PlayerRow]) -> None:
+    """Insert-or-ignore, so that a retried commit finds its rows stored; but a row ignored for any other reason
+    (a clash with another player's nickname, id or token) raises `PlayersRefused`. The check costs a query only
+    when some row was not inserted, which a fresh batch never has."""
+    cursor = await conn.executemany(
+        "INSERT INTO players (room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, shard)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [(p.room_id, p.player_id, p.nickname, p.nickname_key, p.token_hash, p.joined_at_ms, p.shard) for p in players],
+    )
+    if cursor.rowcount == len(players):
+        return
+    keys = orjson.dumps([(p.room_id, p.player_id, p.token_hash) for p in players]).decode()
+    async with conn.execute(_MISSING_PLAYERS, (keys,)) as missing:
+        refused = frozenset((room_id, player_id) for room_id, player_id in await missing.fetchall())
+    if refused:
+        raise PlayersRefused(refused)
 
 
 async def _enable_wal(conn: aiosqlite.Connection, patience_s: float = 5.0) -> None:

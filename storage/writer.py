@@ -7,7 +7,12 @@ durable or failed: that is the output gate the room actor waits on before it ack
 
 A failing commit is retried with backoff for `retry_for_s` seconds (the database may be restarting); after that
 the batch fails with `StorageError` and nothing in it is acknowledged. Retrying is safe because every write is
-idempotent (answers and players are insert-or-ignore; room and score rows are absolute values).
+idempotent (answers and players are insert-or-ignore, and a player row found stored counts as stored; room and
+score rows are absolute values).
+
+A batch keeps the order of its writes (`Batch` steps), so a kick and a join that came after it commit in that order
+together. A player row the database refuses (`PlayersRefused`: its nickname is held by a stored live player) is
+taken out and the rest committed at once: each join has its own future, which fails alone.
 
 `healthy` (what /readyz reports) turns false when a commit fails and true when one succeeds — or, on a server with
 nothing to write, when a probe of the database succeeds: while unhealthy and idle the writer pings storage every
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from quizroom.storage.base import Storage, StorageError
+from quizroom.storage.base import PlayersRefused, Storage, StorageError
 from quizroom.storage.records import AnswerRow, Batch, KickRow, PlayerRow, RoomStateRow, ScoreRow
 
 log = structlog.get_logger("quizroom.storage.writer")
@@ -56,6 +61,7 @@ class GroupCommitWriter:
         self.healthy = True
         self._batch = Batch()
         self._future: asyncio.Future[None] | None = None
+        self._joins: list[tuple[PlayerRow, asyncio.Future[None]]] = []  # the batch's players, each with its future
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -72,17 +78,20 @@ class GroupCommitWriter:
 
     def add_answer(self, row: AnswerRow) -> asyncio.Future[None]:
         future = self._current()
-        self._batch.answers.append(row)
+        self._batch.add_answer(row)
         return future
 
     def add_player(self, row: PlayerRow) -> asyncio.Future[None]:
-        future = self._current()
-        self._batch.players.append(row)
+        """The player's own future: done once the row is stored; `PlayersRefused` if the database refused it."""
+        self._current()
+        self._batch.add_player(row)
+        future = asyncio.get_running_loop().create_future()
+        self._joins.append((row, future))
         return future
 
     def add_kick(self, row: KickRow) -> asyncio.Future[None]:
         future = self._current()
-        self._batch.kicks.append(row)
+        self._batch.add_kick(row)
         return future
 
     def save_room(self, row: RoomStateRow) -> asyncio.Future[None]:
@@ -126,16 +135,18 @@ class GroupCommitWriter:
                     return
                 continue
             batch, self._batch, self._future = self._batch, Batch(), None
+            joins, self._joins = self._joins, []
             try:
-                await self._commit(batch)
+                refused = await self._commit(batch)
             except StorageError as exc:
                 self.stats.failures += 1
-                if not future.done():
-                    future.set_exception(exc)
-                    future.exception()  # mark retrieved: callers that gave up must not log "never retrieved"
+                for waiting in (future, *(f for _, f in joins)):
+                    _settle(waiting, exc)
             else:
-                if not future.done():
-                    future.set_result(None)
+                _settle(future, None)
+                for row, waiting in joins:
+                    key = (row.room_id, row.player_id)
+                    _settle(waiting, PlayersRefused(frozenset([key])) if key in refused else None)
             if self._future is not None:
                 self._wake.set()
 
@@ -149,13 +160,21 @@ class GroupCommitWriter:
             self.healthy = True
             log.info("storage_back")
 
-    async def _commit(self, batch: Batch) -> None:
+    async def _commit(self, batch: Batch) -> frozenset[tuple[str, str]]:
+        """Commit `batch`, retrying failures for the writer's patience; returns the players it had to leave out."""
         started = time.monotonic()
         delay = 0.05
+        refused: frozenset[tuple[str, str]] = frozenset()
         while True:
             attempt = time.monotonic()
             try:
                 await self.storage.commit(batch)
+            except PlayersRefused as exc:
+                if not batch.drop_players(exc.players):
+                    raise StorageError(f"refused players that are not in the batch: {exc}") from exc
+                log.warning("players_refused", players=len(exc.players), rows=len(batch))
+                refused |= exc.players
+                continue  # at once: the database answered, and the rest of the batch is sound
             except StorageError as exc:
                 self.healthy = False
                 if time.monotonic() - started >= self.retry_for_s:
@@ -174,4 +193,15 @@ class GroupCommitWriter:
             self.stats.total_commit_s += elapsed
             if self.on_commit is not None:
                 self.on_commit(elapsed, len(batch))
-            return
+            return refused
+
+
+def _settle(future: asyncio.Future[None], error: StorageError | None) -> None:
+    """Resolve a write's future, unless its caller gave up on it (cancelled it)."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+        future.exception()  # mark retrieved: callers that gave up must not log "never retrieved"

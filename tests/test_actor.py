@@ -118,6 +118,27 @@ async def test_joins_fail_cleanly_while_storage_is_down(rig: tuple[RoomRegistry,
     assert (await actor.join("ann")).nickname == "ann"  # the nickname was released, not leaked
 
 
+async def test_a_rejoin_after_a_kick_that_was_never_stored_is_refused_not_lost(
+    rig: tuple[RoomRegistry, FailingStorage],
+) -> None:
+    """The kick's commit failed, so the stored "ann" is still live: a new "ann" is refused (409), not skipped by the
+    database and answered 201 with a token for a player who has no row."""
+    from quizroom.rooms.game.errors import NicknameTaken, Unavailable
+
+    registry, storage = rig
+    actor = await open_room(registry)
+    ann = await actor.join("ann")
+    storage.down = True
+    with pytest.raises(Unavailable):
+        await actor.kick(ann.player_id)
+    storage.down = False
+    with pytest.raises(NicknameTaken):
+        await actor.join("ann")
+    bob = await actor.join("bob")  # the writer goes on; so does the room
+    stored = await storage.load_players(actor.state.room_id)
+    assert [(p.player_id, p.kicked) for p in stored] == [(ann.player_id, False), (bob.player_id, False)]
+
+
 async def test_a_room_is_loaded_once_however_many_ask_at_once(rig: tuple[RoomRegistry, FailingStorage]) -> None:
     registry, _ = rig
     actor = await open_room(registry)

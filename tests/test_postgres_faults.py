@@ -215,7 +215,7 @@ async def burst_through(url: str, fault: Callable[[], None]) -> None:
         assert acked <= stored.keys(), f"{len(acked - stored.keys())} acknowledged answers are missing"
         assert all(stored[key] == submitted[key] for key in stored)
         # Resubmit what failed (some of it may have landed anyway: the commit can succeed with its reply lost).
-        await storage.commit(Batch(answers=[submitted[key] for key in sorted(failed)]))
+        await storage.commit(Batch.of(answers=[submitted[key] for key in sorted(failed)]))
         counts = await _counts_per_answer(url)
         assert counts.keys() == submitted.keys() and set(counts.values()) == {1}
         print(f"{len(submitted)} answers, {len(failed)} failed and resubmitted")
@@ -255,7 +255,7 @@ async def test_ping_fails_while_the_server_is_down_and_recovers_without_reopenin
         with pytest.raises(StorageError):
             await storage.ping()
         with pytest.raises(StorageError):
-            await storage.commit(Batch(answers=[answer("p", 0)]))
+            await storage.commit(Batch.of(answers=[answer("p", 0)]))
         await asyncio.to_thread(cluster.start)
         await storage.ping()
         assert await storage.get_quiz("nope") is None

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from quizroom.storage import Storage, StorageError, open_storage
+from quizroom.storage.base import PlayersRefused
 from quizroom.storage.postgres import COPY_THRESHOLD
 from quizroom.storage.records import (
     AnswerRow,
@@ -186,26 +187,78 @@ async def test_room_state_round_trips_and_rooms_in_phase_lists_pins(storage: Sto
 
 
 async def test_players_insert_or_ignore_and_load_in_join_order(storage: Storage) -> None:
-    await storage.commit(Batch(players=[player("b", joined_at_ms=T0 + 2), player("a", joined_at_ms=T0 + 1)]))
-    await storage.commit(Batch(players=[player("a", joined_at_ms=T0 + 1, nickname="Changed")]))
+    await storage.commit(Batch.of(players=[player("b", joined_at_ms=T0 + 2), player("a", joined_at_ms=T0 + 1)]))
+    await storage.commit(Batch.of(players=[player("a", joined_at_ms=T0 + 1, nickname="Changed")]))
     players = await storage.load_players("r1")
     assert players == [player("a", joined_at_ms=T0 + 1), player("b", joined_at_ms=T0 + 2)]
     assert await storage.load_players("other-room") == []
 
 
 async def test_kick_marks_the_player_deletes_their_answers_and_frees_the_nickname(storage: Storage) -> None:
-    await storage.commit(Batch(players=[player("a"), player("b")], answers=[answer("a"), answer("b")]))
-    await storage.commit(Batch(answers=[answer("a", 1)], kicks=[KickRow("r1", "a")]))
+    await storage.commit(Batch.of(players=[player("a"), player("b")], answers=[answer("a"), answer("b")]))
+    await storage.commit(Batch.of(answers=[answer("a", 1)], kicks=[KickRow("r1", "a")]))
     players = {p.player_id: p for p in await storage.load_players("r1")}
     assert players["a"].kicked and not players["b"].kicked
     assert [(a.player_id, a.question) for a in await storage.load_answers("r1")] == [("b", 0)]
     # A kicked player's nickname is free again; the kicked row stays (its token stays revoked).
-    await storage.commit(Batch(players=[player("c", nickname_key=player("a").nickname_key)]))
+    await storage.commit(Batch.of(players=[player("c", nickname_key=player("a").nickname_key)]))
     assert sorted(p.player_id for p in await storage.load_players("r1")) == ["a", "b", "c"]
 
 
+def test_a_batch_opens_a_step_for_an_insert_only_after_a_kick_in_its_room() -> None:
+    batch = Batch()
+    batch.add_player(player("a"))
+    batch.add_answer(answer("b"))
+    batch.add_kick(KickRow("r1", "b"))
+    batch.add_kick(KickRow("r1", "c"))
+    batch.add_answer(answer("x", room_id="r2"))  # another room's insert need not wait for r1's kicks
+    batch.add_answer(answer("a"))
+    batch.add_player(player("d"))
+    batch.add_kick(KickRow("r1", "a"))
+    assert [(len(s.players), len(s.answers), len(s.kicks)) for s in batch.steps] == [(1, 2, 2), (1, 1, 1)]
+    assert len(batch) == 8
+
+
+async def test_a_kick_frees_the_nickname_for_a_join_later_in_the_same_batch(storage: Storage) -> None:
+    await storage.commit(Batch.of(players=[player("a")], answers=[answer("a")]))
+    batch = Batch()
+    batch.add_answer(answer("a", 1))  # before the kick: deleted with it
+    batch.add_kick(KickRow("r1", "a"))
+    batch.add_player(player("b", nickname_key=player("a").nickname_key))  # after it: takes the nickname
+    batch.add_answer(answer("b", 1))
+    await storage.commit(batch)
+    assert {p.player_id: p.kicked for p in await storage.load_players("r1")} == {"a": True, "b": False}
+    assert [(a.player_id, a.question) for a in await storage.load_answers("r1")] == [("b", 1)]
+
+
+@pytest.mark.parametrize("clash", ["nickname", "token", "player_id"])
+async def test_a_player_row_that_clashes_is_refused_with_nothing_applied(storage: Storage, clash: str) -> None:
+    """Never skipped in silence: the batch fails naming the row, and goes in whole without it."""
+    await storage.commit(Batch.of(players=[player("a")]))
+    held = player("a")
+    refused = {
+        "nickname": player("c", nickname_key=held.nickname_key),
+        "token": player("c", token_hash=held.token_hash),
+        "player_id": player("a", token_hash="another token", nickname_key="another nickname"),
+    }[clash]
+    batch = Batch.of(players=[player("b"), refused], answers=[answer("a")], rooms={"r1": state()})
+    with pytest.raises(PlayersRefused) as error:
+        await storage.commit(batch)
+    assert error.value.players == {("r1", refused.player_id)}
+    assert [p.player_id for p in await storage.load_players("r1")] == ["a"]
+    assert await storage.load_answers("r1") == []
+    assert batch.drop_players(error.value.players) == 1
+    await storage.commit(batch)
+    await storage.commit(batch)  # again, as a retry after a lost reply: the rows found stored count as stored
+    assert sorted((p.player_id, p.token_hash) for p in await storage.load_players("r1")) == [
+        ("a", held.token_hash),
+        ("b", player("b").token_hash),
+    ]
+    assert len(await storage.load_answers("r1")) == 1
+
+
 async def test_scores_and_streaks_update_with_the_last_value_winning(storage: Storage) -> None:
-    await storage.commit(Batch(players=[player("a"), player("b")]))
+    await storage.commit(Batch.of(players=[player("a"), player("b")]))
     batch = Batch()
     for score in (100, 250):
         batch.scores[("r1", "a")] = ScoreRow("r1", "a", score, score // 100)
@@ -225,19 +278,32 @@ async def test_answers_are_insert_or_ignore_first_one_wins(storage: Storage, siz
     """The same answer twice in a batch and again in a later batch is stored once, as first written."""
     first = [answer(f"p{i:04d}", choices=(0, 2), correct=False, points=0) for i in range(size)]
     again = [dataclasses.replace(a, choices=(3,), points=999) for a in first]
-    await storage.commit(Batch(answers=first + again[:2]))
-    await storage.commit(Batch(answers=again))
+    await storage.commit(Batch.of(answers=first + again[:2]))
+    await storage.commit(Batch.of(answers=again))
     stored = await storage.load_answers("r1")
     assert sorted(stored, key=lambda a: a.player_id) == first
 
 
 async def test_large_batches_do_not_leak_rows_into_later_ones(storage: Storage) -> None:
     """Nothing of one batch survives into the next: a kicked player's deleted answers stay deleted."""
-    await storage.commit(Batch(answers=[answer(f"p{i:04d}") for i in range(COPY_THRESHOLD)]))
-    await storage.commit(Batch(kicks=[KickRow("r1", "p0000")]))
-    await storage.commit(Batch(answers=[answer(f"p{i:04d}", 1) for i in range(1, COPY_THRESHOLD + 1)]))
+    await storage.commit(Batch.of(answers=[answer(f"p{i:04d}") for i in range(COPY_THRESHOLD)]))
+    await storage.commit(Batch.of(kicks=[KickRow("r1", "p0000")]))
+    await storage.commit(Batch.of(answers=[answer(f"p{i:04d}", 1) for i in range(1, COPY_THRESHOLD + 1)]))
     stored = {(a.question, a.player_id) for a in await storage.load_answers("r1")}
     assert (0, "p0000") not in stored and len(stored) == 2 * COPY_THRESHOLD - 1
+
+
+async def test_a_kick_between_two_copy_sized_steps_keeps_their_answers_apart(storage: Storage) -> None:
+    """On PostgreSQL both steps go through the temporary table: the first step's rows must not go in twice."""
+    batch = Batch()
+    for i in range(COPY_THRESHOLD):
+        batch.add_answer(answer(f"p{i:04d}"))
+    batch.add_kick(KickRow("r1", "p0000"))
+    for i in range(COPY_THRESHOLD):
+        batch.add_answer(answer(f"p{i:04d}", 1))
+    await storage.commit(batch)
+    stored = {(a.question, a.player_id) for a in await storage.load_answers("r1")}
+    assert (0, "p0000") not in stored and (1, "p0000") in stored and len(stored) == 2 * COPY_THRESHOLD - 1
 
 
 async def test_answers_round_trip_every_field(storage: Storage) -> None:
@@ -246,7 +312,7 @@ async def test_answers_round_trip_every_field(storage: Storage) -> None:
         answer("a", 1, choices=(0, 3), correct=False, points=0, response_ms=17, received_at_ms=T0 + 20_000),
         answer("b", 0, choices=(), correct=False, points=0, response_ms=0, received_at_ms=T0 + 1),
     ]
-    await storage.commit(Batch(answers=rows))
+    await storage.commit(Batch.of(answers=rows))
     assert await storage.load_answers("r1") == [rows[2], rows[0], rows[1]]
     assert await storage.load_answers("other-room") == []
 
@@ -255,11 +321,11 @@ def _failing_batches() -> dict[str, Batch]:
     answers = [answer(f"p{i:04d}") for i in range(COPY_THRESHOLD + 10)]
     return {
         # A player of a room that does not exist: foreign key, fails first.
-        "player-fk": Batch(players=[player("a"), player("x", room_id="no-such-room")], answers=answers[:5]),
+        "player-fk": Batch.of(players=[player("a"), player("x", room_id="no-such-room")], answers=answers[:5]),
         # A NULL nickname: NOT NULL.
-        "player-null": Batch(players=[player("a"), player("x", nickname=None)], answers=answers[:5]),
+        "player-null": Batch.of(players=[player("a"), player("x", nickname=None)], answers=answers[:5]),
         # A room state with no phase: fails last, after players and a COPY-sized set of answers went in.
-        "room-null": Batch(
+        "room-null": Batch.of(
             players=[player("a")],
             answers=answers,
             kicks=[KickRow("r1", "a")],
@@ -270,7 +336,7 @@ def _failing_batches() -> dict[str, Batch]:
 
 @pytest.mark.parametrize("case", sorted(_failing_batches()))
 async def test_a_failing_batch_leaves_nothing_behind(storage: Storage, case: str) -> None:
-    await storage.commit(Batch(players=[player("keep")], answers=[answer("keep")]))
+    await storage.commit(Batch.of(players=[player("keep")], answers=[answer("keep")]))
     with pytest.raises(StorageError):
         await storage.commit(_failing_batches()[case])
     assert [p.player_id for p in await storage.load_players("r1")] == ["keep"]
@@ -278,8 +344,8 @@ async def test_a_failing_batch_leaves_nothing_behind(storage: Storage, case: str
     found = await storage.find_room("123456")
     assert found is not None and found.phase == "lobby"
     # The storage is still usable afterwards, on both the small and the COPY path.
-    await storage.commit(Batch(answers=[answer("later")]))
-    await storage.commit(Batch(answers=[answer(f"big{i:04d}") for i in range(COPY_THRESHOLD)]))
+    await storage.commit(Batch.of(answers=[answer("later")]))
+    await storage.commit(Batch.of(answers=[answer(f"big{i:04d}") for i in range(COPY_THRESHOLD)]))
     assert len(await storage.load_answers("r1")) == 2 + COPY_THRESHOLD
 
 
@@ -288,9 +354,9 @@ async def test_a_failing_batch_leaves_nothing_behind(storage: Storage, case: str
 
 async def test_players_keep_their_shard_and_load_by_shard(storage: Storage) -> None:
     rows = [player("a", shard=0), player("b", shard=1, joined_at_ms=T0 + 1), player("c", shard=1, joined_at_ms=T0 + 2)]
-    await storage.commit(Batch(players=[*rows, player("d", shard=2, joined_at_ms=T0 + 3)]))
-    await storage.commit(Batch(answers=[answer(p, q) for p in "abcd" for q in (0, 1)]))
-    await storage.commit(Batch(kicks=[KickRow("r1", "c")]))
+    await storage.commit(Batch.of(players=[*rows, player("d", shard=2, joined_at_ms=T0 + 3)]))
+    await storage.commit(Batch.of(answers=[answer(p, q) for p in "abcd" for q in (0, 1)]))
+    await storage.commit(Batch.of(kicks=[KickRow("r1", "c")]))
     assert [(p.player_id, p.shard) for p in await storage.load_players("r1")] == [
         ("a", 0),
         ("b", 1),
@@ -309,8 +375,8 @@ async def test_players_keep_their_shard_and_load_by_shard(storage: Storage) -> N
 
 async def test_player_by_token_finds_any_room_and_kicked_players(storage: Storage) -> None:
     assert await storage.create_room(room("r2", pin="222222"))
-    await storage.commit(Batch(players=[player("a", shard=3), player("b"), player("a", room_id="r2")]))
-    await storage.commit(Batch(kicks=[KickRow("r1", "b")]))
+    await storage.commit(Batch.of(players=[player("a", shard=3), player("b"), player("a", room_id="r2")]))
+    await storage.commit(Batch.of(kicks=[KickRow("r1", "b")]))
     assert await storage.player_by_token(player("a").token_hash) == player("a", shard=3)
     assert await storage.player_by_token(player("b").token_hash) == player("b", kicked=True)
     assert await storage.player_by_token(player("a", room_id="r2").token_hash) == player("a", room_id="r2")
@@ -323,7 +389,7 @@ async def test_room_view_of_an_empty_room(storage: Storage) -> None:
 
 
 async def test_room_view_before_any_question_ranks_everyone_at_zero(storage: Storage) -> None:
-    await storage.commit(Batch(players=[player("b", nickname_key="zed"), player("a", nickname_key="amy")]))
+    await storage.commit(Batch.of(players=[player("b", nickname_key="zed"), player("a", nickname_key="amy")]))
     view = await storage.room_view("r1", question=None, choices=2, through=None, top=10)
     assert view == RoomView(
         players=2,
@@ -338,11 +404,13 @@ async def test_room_view_counts_scores_ranks_and_ignores_kicked_players(storage:
     assert await storage.create_room(room("r2", pin="222222"))
     names = {"a": "ann", "b": "bob", "c": "cat", "d": "dan", "e": "eve", "k": "kim"}
     await storage.commit(
-        Batch(players=[player(p, nickname_key=key, shard=ord(p) % 2) for p, key in names.items()] + [player("z", "r2")])
+        Batch.of(
+            players=[player(p, nickname_key=key, shard=ord(p) % 2) for p, key in names.items()] + [player("z", "r2")]
+        )
     )
-    await storage.commit(Batch(kicks=[KickRow("r1", "k")]))
+    await storage.commit(Batch.of(kicks=[KickRow("r1", "k")]))
     await storage.commit(
-        Batch(
+        Batch.of(
             answers=[
                 # Question 0: points that tie a and c at 700 through question 1.
                 answer("a", 0, choices=(0,), points=500),
@@ -387,7 +455,7 @@ async def test_room_view_matches_a_reference_computed_in_python(storage: Storage
     """Random rooms against the definition, computed from what `load_players` and `load_answers` return."""
     rng = random.Random(20240611)
     players = [player(f"p{i:03d}", nickname_key=f"key{rng.randrange(1000):03d}-{i}") for i in range(120)]
-    await storage.commit(Batch(players=players))
+    await storage.commit(Batch.of(players=players))
     answers = [
         answer(
             p.player_id,
@@ -399,8 +467,8 @@ async def test_room_view_matches_a_reference_computed_in_python(storage: Storage
         for q in range(5)
         if rng.random() < 0.8
     ]
-    await storage.commit(Batch(answers=answers))
-    await storage.commit(Batch(kicks=[KickRow("r1", p.player_id) for p in rng.sample(players, 15)]))
+    await storage.commit(Batch.of(answers=answers))
+    await storage.commit(Batch.of(kicks=[KickRow("r1", p.player_id) for p in rng.sample(players, 15)]))
     live = [p for p in await storage.load_players("r1") if not p.kicked]
     stored = await storage.load_answers("r1")
     for question, through in [(0, 0), (2, 1), (4, 4), (3, None), (None, 2)]:
@@ -488,6 +556,24 @@ async def test_writer_rides_over_failures_and_stores_each_answer_once(storage: S
     assert flaky.attempts == 4
     assert len(await storage.load_answers("r1")) == 20
     assert [p.player_id for p in await storage.load_players("r1")] == ["a"]
+
+
+async def test_writer_refuses_a_clashing_player_alone_and_commits_the_rest(storage: Storage) -> None:
+    await storage.commit(Batch.of(players=[player("a")]))
+    writer = GroupCommitWriter(storage)
+    writer.start()
+    try:
+        answers = [writer.add_answer(answer("a", question)) for question in range(3)]
+        clash = writer.add_player(player("c", nickname_key=player("a").nickname_key))
+        fine = writer.add_player(player("b"))
+        await asyncio.gather(*answers, fine)
+        with pytest.raises(PlayersRefused):
+            await clash
+        assert writer.healthy and writer.stats.failures == 0
+    finally:
+        await writer.stop()
+    assert [p.player_id for p in await storage.load_players("r1")] == ["a", "b"]
+    assert len(await storage.load_answers("r1")) == 3
 
 
 async def test_writer_fails_the_batch_when_storage_stays_down_then_recovers(storage: Storage) -> None:

@@ -42,9 +42,9 @@ def _ack_before_commit(self: AnswerDesk, session: Session, message: dict[str, An
     return taken
 
 
-async def _slow_commit(self: GroupCommitWriter, batch: Batch) -> None:
+async def _slow_commit(self: GroupCommitWriter, batch: Batch) -> frozenset[tuple[str, str]]:
     await asyncio.sleep(COMMIT_DELAY_S)
-    await _commit(self, batch)
+    return await _commit(self, batch)
 
 
 def main() -> None:
