@@ -67,6 +67,17 @@ bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/quizroom-bench standard
 
+# The container image, on any machine: where the Dockerfile's base image cannot be pulled (no registry), it is made
+# from Debian's packages first and tagged with the same name (docker/build-image.sh; docs/operations.md).
+IMAGE ?= quizroom
+image:
+	IMAGE=$(IMAGE) docker/build-image.sh
+
+# Every image the container tests use, in their private Docker daemon (cached on disk between runs): CI's step
+# before the suite, so the suite's time does not depend on a warm cache (tests/containers.py).
+test-images: install
+	$(BIN)/python -m tests.containers prepare
+
 # WebSocket conformance: the Autobahn|Testsuite fuzzing client (Python 2.7 venv in conformance/) against our stack.
 conformance: install
 	conformance/run.sh

@@ -39,6 +39,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--database-url", help="database for the started quizroom (default: SQLite in a temp dir)")
     g.add_argument(
+        "--admin-token",
+        help="the target's admin token, to create rooms on a server that requires one (with --url; "
+        "default: $QUIZROOM_ADMIN_TOKEN)",
+    )
+    g.add_argument(
         "--server-arg",
         action="append",
         default=[],
@@ -169,6 +174,7 @@ async def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         fault=args.baseline_fault,
         progress=not args.quiet,
+        admin_token=args.admin_token or os.environ.get("QUIZROOM_ADMIN_TOKEN") or None,
     )
     started_at = datetime.now(UTC)
     load_before = [round(x, 2) for x in os.getloadavg()]

@@ -82,9 +82,10 @@ def make_quiz(questions: int, time_limit_ms: int, title: str = "quizroom-bench")
 class Control:
     """Control calls for one target; one instance per process (keeps its connections alive)."""
 
-    def __init__(self, base_url: str, flavour: str, connections: int = 64) -> None:
+    def __init__(self, base_url: str, flavour: str, connections: int = 64, admin_token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.flavour = flavour
+        self.admin_token = admin_token  # a server with QUIZROOM_ADMIN_TOKEN refuses to create rooms without it
         self._http = Http1Client(self.base_url, connections, timeout_s=60.0)
 
     async def aclose(self) -> None:
@@ -115,7 +116,7 @@ class Control:
                 "GET", "/baseline/rooms", params={"questions": str(len(quiz["questions"])), "time_limit_ms": limit}
             )
         else:
-            body = await self._call("POST", "/api/rooms", json={"quiz": quiz})
+            body = await self._call("POST", "/api/rooms", json={"quiz": quiz}, token=self.admin_token)
         return RoomInfo(
             str(body["pin"]), str(body["room_id"]), body["host_token"], self.absolute_ws(body["host_ws_url"])
         )

@@ -42,6 +42,7 @@ class Options:
     seed: int = 1
     fault: str | None = None
     progress: bool = True
+    admin_token: str | None = None  # the target's QUIZROOM_ADMIN_TOKEN, to create rooms on it
 
 
 @dataclass(slots=True)
@@ -297,7 +298,7 @@ async def room_run(
     s: Session, target: Target, quiz: dict[str, Any]
 ) -> AsyncIterator[tuple[Control, RoomInfo, HostSocket]]:
     """Create the room and the host socket; afterwards end the room and close every socket of the crowd."""
-    control = Control(target.url, target.flavour, connections=4)
+    control = Control(target.url, target.flavour, connections=4, admin_token=s.opts.admin_token)
     await s.pool.all("configure", base_url=target.url, flavour=target.flavour)
     room = await control.create_room(quiz)
     host = HostSocket(room, control, s.opts.commands == "http")

@@ -42,7 +42,7 @@ async def run_soak(s: Session, name: str, idle: int, active: int, minutes: float
     }
     series: list[dict[str, Any]] = []
     async with s.target(name) as target, ServerMonitor(target, s.pool) as monitor:
-        control = Control(target.url, target.flavour, connections=4)
+        control = Control(target.url, target.flavour, connections=4, admin_token=s.opts.admin_token)
         await s.pool.all("configure", base_url=target.url, flavour=target.flavour)
         lobby = await control.create_room(make_quiz(1, 20_000))
         idle_join = await _join_named(s, lobby, idle, prefix + "i", "idle")

@@ -30,8 +30,12 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-import httpx
 import orjson
+
+try:
+    import httpx
+except ImportError as missing:  # pragma: no cover - depends on how quizroom was installed
+    raise ImportError("the quizroom Python client needs httpx: pip install 'quizroom[client]'") from missing
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
@@ -387,9 +391,20 @@ class _RoomSocket:
             await self._ws.close()
 
     async def send(self, message: Mapping[str, Any]) -> None:
+        """Send one message. A socket found closed reconnects first, as `recv` does (with `auto_reconnect` and a
+        close code that is not final), and the fresh greeting is queued for `recv`; else SessionEnded."""
         if self._ws is None:
             raise RuntimeError("socket not connected")
-        await self._ws.send(orjson.dumps(message).decode())
+        text = orjson.dumps(message).decode()
+        try:
+            await self._ws.send(text)
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+            if code in FINAL_CLOSE_CODES or not self.auto_reconnect:
+                raise SessionEnded(code, exc.rcvd.reason if exc.rcvd else "") from exc
+            self._backlog.append(await self.reconnect())
+            assert self._ws is not None
+            await self._ws.send(text)  # not sent before: a closed socket takes nothing
 
     async def ping(self) -> int:
         """Send an application ping; the matching `Pong` updates `clock_offset_ms` when it is received."""
@@ -505,15 +520,32 @@ class PlayerSocket(_RoomSocket):
             await self.send({"type": "answer", "question": question, "choice": choice})
 
     async def answer_and_wait(self, question: int, choice: int | list[int], *, within: float = 10.0) -> AnswerAck:
-        """Answer and return the ack; a refusal (an `error` message) raises `SocketRefusal`."""
+        """Answer and return the ack; a refusal (an `error` message) raises `SocketRefusal`.
+
+        With `auto_reconnect`, an answer sent just before the socket dropped may have been lost with it: after each
+        reconnect (a fresh `Welcome`) it is sent again. That is always safe: a repeat of a stored answer is acked
+        with `duplicate: true` and the original timing, and never scores twice (SPEC §3). The welcomes stay queued
+        for `recv`."""
+        greetings: list[ServerMessage] = []
+
+        def is_reply(m: ServerMessage) -> bool:
+            return isinstance(m, ErrorMessage | Welcome) or (isinstance(m, AnswerAck) and m.question == question)
+
         await self.answer(question, choice)
-        reply = await self._reply(
-            lambda m: isinstance(m, ErrorMessage) or (isinstance(m, AnswerAck) and m.question == question), within
-        )
-        if isinstance(reply, ErrorMessage):
-            raise SocketRefusal(reply.code, reply.message)
-        assert isinstance(reply, AnswerAck)
-        return reply
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    reply = await self._reply(is_reply, within)
+                    if isinstance(reply, Welcome):
+                        greetings.append(reply)
+                        await self.answer(question, choice)
+                        continue
+                    if isinstance(reply, ErrorMessage):
+                        raise SocketRefusal(reply.code, reply.message)
+                    assert isinstance(reply, AnswerAck)
+                    return reply
+        finally:
+            self._backlog.extendleft(reversed(greetings))
 
 
 class SocketRefusal(Exception):

@@ -1,4 +1,7 @@
-"""`quizroom serve` and `quizroom migrate`. Every setting has a flag mirroring its `QUIZROOM_*` variable."""
+"""`quizroom serve`, `migrate`, `backup` and `health`. Every setting has a flag mirroring its `QUIZROOM_*` variable.
+
+An operator's mistake ends with one log line and a documented exit code (server/startup.py), never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,22 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+import structlog
 import uvicorn
 
 from quizroom.server.settings import Settings
+from quizroom.server.startup import (
+    EXIT_PORT,
+    EXIT_SETTINGS,
+    StartupFailure,
+    fail,
+    redacted,
+    wait_for_database,
+    write_address,
+)
+from quizroom.server.validation import SettingsError
+
+log = structlog.get_logger("quizroom.server")
 
 # A send loop on uvicorn's sans-I/O websockets protocol (`websockets-sansio`) measured fastest of uvicorn's three for
 # fan-out and burst acks on this hardware (shared/notes/physical-limits.md); httptools and uvloop are uvicorn's fast
@@ -44,7 +60,30 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 class QuizroomServer(uvicorn.Server):
-    """uvicorn, with our drain first on shutdown: sockets get 1001 (not uvicorn's 1012) and queued answers commit."""
+    """uvicorn, with our drain first on shutdown: sockets get 1001 (not uvicorn's 1012) and queued answers commit.
+
+    `started` is logged (and the address file written) only once the port listens, never before a bind that fails.
+    """
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        await super().startup(sockets)
+        runtime = getattr(getattr(self.config.app, "state", None), "runtime", None)
+        if not self.started or runtime is None:
+            return
+        ports = [sock.getsockname()[1] for server in self.servers for sock in server.sockets or ()]
+        settings = runtime.settings
+        local = settings.host if settings.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        url = f"http://{f'[{local}]' if ':' in local else local}:{ports[0]}" if ports else ""
+        log.info(
+            "started",
+            database=redacted(settings.database_url).split("@")[-1],
+            rooms_resumed=len(runtime.registry),
+            worker_id=runtime.cluster.worker_id,
+            worker_url=runtime.cluster.url,
+            host=settings.host,
+            ports=ports,
+        )
+        write_address(settings.address_file, url)
 
     async def shutdown(self, sockets: list[Any] | None = None) -> None:
         app = self.config.app
@@ -94,45 +133,71 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
 
 
 def serve(settings: Settings) -> None:
-    from quizroom.server.logs import configure_logging
-
-    configure_logging(settings.log_level, settings.log_format)
+    """Check the database (waiting for it), bind the port, then serve; a mistake exits with its code."""
+    try:
+        asyncio.run(wait_for_database(settings))
+    except StartupFailure as failure:
+        fail(failure)
     if settings.workers != 1:
         from quizroom.server.workers import supervise
 
         supervise(settings)  # a supervisor and `workers` worker processes (server/workers.py)
         return
-    QuizroomServer(uvicorn_config(settings)).run()
+    from quizroom.server.workers import bind_socket
+
+    try:
+        sock = bind_socket(settings.host, settings.port)
+    except OSError as exc:
+        fail(port_unavailable(settings.host, settings.port, exc))
+    QuizroomServer(uvicorn_config(settings)).run(sockets=[sock])
+
+
+def port_unavailable(host: str, port: int, exc: OSError) -> StartupFailure:
+    return StartupFailure(EXIT_PORT, "port_unavailable", host=host, port=port, error=exc.strerror or str(exc))
 
 
 def migrate(settings: Settings) -> None:
-    from quizroom.storage import open_storage
-
-    async def run() -> None:
-        storage = open_storage(settings.database_url)
-        await storage.open()
-        await storage.close()
-
-    asyncio.run(run())
-    print(f"migrations applied to {settings.database_url.split('@')[-1]}")
+    try:
+        asyncio.run(wait_for_database(settings))  # opening the database applies the migrations
+    except StartupFailure as failure:
+        fail(failure)
+    log.info("migrated", database=redacted(settings.database_url).split("@")[-1])
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    from quizroom.server.commands import add_commands, run_command, usable_log_settings, version
+    from quizroom.server.logs import configure_logging
+
     parser = argparse.ArgumentParser(prog="quizroom", description="Real-time quiz server.")
+    parser.add_argument("--version", action="version", version=f"quizroom {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the server")
     _add_setting_flags(serve_parser)
     migrate_parser = commands.add_parser("migrate", help="apply database migrations and exit")
-    _add_setting_flags(migrate_parser, only=["database_url"])
+    _add_setting_flags(migrate_parser, only=["database_url", "database_wait_s", "log_level", "log_format"])
+    add_commands(commands, _add_setting_flags)
     args = parser.parse_args(argv)
     try:
         settings = _settings(args)
-    except ValueError as exc:
-        parser.error(str(exc))
+    except SettingsError as exc:
+        configure_logging(*usable_log_settings(args, os.environ))
+        for problem in exc.problems:
+            log.error(
+                "setting_invalid",
+                setting=problem.variable,
+                flag=problem.flag,
+                value=str(problem.value),
+                problem=problem.problem,
+                exit_code=EXIT_SETTINGS,
+            )
+        raise SystemExit(EXIT_SETTINGS) from None
+    configure_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
         serve(settings)
-    else:
+    elif args.command == "migrate":
         migrate(settings)
+    else:
+        raise SystemExit(run_command(args, settings))
 
 
 if __name__ == "__main__":

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
 
-from quizroom.rooms.game.errors import InvalidInput, QuizroomError, TooBig
+from quizroom.rooms.game.errors import InvalidInput, MethodNotAllowed, NotFound, QuizroomError, TooBig, error_for
 from quizroom.server.responses import json_response
 
 
@@ -14,13 +17,30 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
-def error_response(exc: QuizroomError) -> Response:
+def error_response(exc: QuizroomError, headers: Mapping[str, str] | None = None) -> Response:
     extra: dict[str, Any] = {}
     if isinstance(exc, InvalidInput):
         extra["field"] = exc.field
-    response = json_response(error_body(exc.code, exc.message, **extra), status=exc.status)
+    response = json_response(error_body(exc.code, exc.message, **extra), status=exc.status, headers=headers)
+    if exc.status == 401:  # RFC 9110: a 401 names the scheme that would be accepted (RFC 6750: bearer tokens)
+        response.headers["www-authenticate"] = 'Bearer realm="quizroom"'
     if exc.retry_after_s is not None:
         response.headers["retry-after"] = str(exc.retry_after_s)
     if isinstance(exc, TooBig):  # the rest of the body is never read: the connection cannot carry another request
         response.headers["connection"] = "close"
     return response
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no route: 404, a method the route does not take: 405) in our JSON error body,
+    keeping the headers it sets (`Allow`)."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    refusal: QuizroomError
+    if exc.status_code == 404:
+        refusal = NotFound(f"no such resource: {request.method} {request.url.path}")
+    elif exc.status_code == 405:
+        refusal = MethodNotAllowed(f"{request.method} is not allowed here; allowed: {headers.get('Allow', '')}")
+    else:  # nothing in our routes raises another; keep its status, in the documented body
+        refusal = error_for("unavailable" if exc.status_code >= 500 else "invalid", str(exc.detail), exc.status_code)
+    return error_response(refusal, headers=headers)

@@ -24,6 +24,7 @@ from quizroom.server.buckets import AddressBuckets, ApiLimits
 from quizroom.server.errors import error_response
 from quizroom.server.metrics import CONTENT_TYPE, package_version
 from quizroom.server.openapi import openapi_document
+from quizroom.server.paging import results_page
 from quizroom.server.requests import bearer, client_of, read_json
 from quizroom.server.responses import json_response
 from quizroom.server.runtime import Runtime
@@ -275,6 +276,7 @@ async def results(request: Request) -> Response:
     document = await runtime_of(request).registry.results(actor.pin)
     if document is None:
         raise NotFound("no room with this PIN")
+    document = results_page(document, request.query_params)  # ?offset=&limit=; without them, everything
     if "text/csv" in request.headers.get("accept", ""):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

@@ -22,6 +22,19 @@ def add_worker(logger: WrappedLogger, method: str, event: EventDict) -> EventDic
     return event
 
 
+def traceback_out_of_event(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    """A record whose message is a whole formatted traceback (Starlette reports a failed start-up that way, and
+    uvicorn logs it as the message) keeps the traceback in `exception` and its last line as `event`, so the
+    event stays one readable line."""
+    text = event.get("event")
+    if isinstance(text, str) and text.startswith("Traceback (most recent call last)"):
+        lines = [line for line in text.strip().splitlines() if line.strip()]
+        event["event"] = "unhandled_error"
+        event["error"] = lines[-1].strip() if lines else ""
+        event.setdefault("exception", text.rstrip())
+    return event
+
+
 class NoFrameDumps(logging.Filter):
     """Drops the `websockets` library's debug records: they print every frame's payload, and a player's `hello`
     carries its token. uvicorn hands that library its own logger, so the level alone cannot keep them out."""
@@ -75,7 +88,12 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
     handler = LockedStreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.processors.format_exc_info],
+            foreign_pre_chain=[
+                *shared,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.format_exc_info,
+                traceback_out_of_event,
+            ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )

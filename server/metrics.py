@@ -58,6 +58,9 @@ def error_codes() -> tuple[str, ...]:
     return tuple(sorted(codes))
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def package_version() -> str:
     try:
         return metadata.version("quizroom")
@@ -121,6 +124,19 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+        self.http_requests = Counter(
+            "quizroom_http_requests",
+            "HTTP responses, by route template (never the path: it carries PINs), method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_seconds = Histogram(
+            "quizroom_http_request_seconds",
+            "time to answer an HTTP request, by route template",
+            ["route"],
+            buckets=ACK_BUCKETS,
+            registry=r,
+        )
         self._runtime: RuntimeCollector | None = None
 
     # --- Telemetry (rooms/actors/telemetry.py) -----------------------------------------------------------------
@@ -147,6 +163,13 @@ class Metrics:
         """`GroupCommitWriter(on_commit=…)`."""
         self.commit_seconds.observe(seconds)
         self.commit_rows.observe(rows)
+
+    def http_request(self, method: str, route: str | None, status: int, seconds: float) -> None:
+        """One HTTP response (server/accesslog.py). Labels stay in closed sets: an unmatched path is `unmatched`,
+        a method outside the standard ones `other`."""
+        template = route or "unmatched"
+        self.http_requests.labels(template, method if method in HTTP_METHODS else "other", str(status)).inc()
+        self.http_seconds.labels(template).observe(seconds)
 
     def loop_lag(self, seconds: float) -> None:
         self.loop_lag_seconds.observe(seconds)

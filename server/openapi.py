@@ -172,7 +172,17 @@ RESULTS = obj(
                 }
             ),
         },
-    }
+        "paging": obj(
+            {
+                "offset": COUNT,
+                "limit": {"type": "integer", "minimum": 1},
+                "total": {**COUNT, "description": "players in the whole document"},
+                "next_offset": {"type": ["integer", "null"], "description": "the next page's offset; null: last page"},
+            },
+            description="extension: present on a page (`offset` or `limit` given)",
+        ),
+    },
+    ["pin", "title", "phase", "questions", "players"],
 )
 
 
@@ -460,10 +470,27 @@ def paths() -> Schema:
                 "summary": "Every stored answer exactly once (JSON, or CSV with `Accept: text/csv`)",
                 "tags": ["host"],
                 "security": HOST,
-                "parameters": [PIN],
+                "parameters": [
+                    PIN,
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "required": False,
+                        "description": "extension: the first player (in rank order) of a page; paged only with "
+                        "`offset` or `limit`, else the whole document",
+                        "schema": {"type": "integer", "minimum": 0, "maximum": 1 << 31},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "description": "extension: players per page (default 100 when paged)",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 10_000},
+                    },
+                ],
                 "responses": {
                     "200": {
-                        "description": "the results",
+                        "description": "the results (a page of its players, with `paging`, when asked for one)",
                         "content": {
                             JSON: {"schema": ref("Results")},
                             "text/csv": {
@@ -475,6 +502,7 @@ def paths() -> Schema:
                         },
                     },
                     **host_errors,
+                    "422": error("`invalid`: `offset` or `limit` out of range"),
                     "503": unavailable,
                 },
             }

@@ -106,13 +106,6 @@ class Runtime:
         await registry.resume_open_questions()
         registry.start_sweeper()
         registry.start_cluster(settings.cluster_heartbeat_s)
-        log.info(
-            "started",
-            database=settings.database_url.split("@")[-1],
-            rooms_resumed=len(registry),
-            worker_id=cluster.worker_id,
-            worker_url=cluster.url,
-        )
         runtime = cls(settings, storage, writer, registry, clock, metrics=metrics, cluster=cluster)
         metrics.watch(runtime)
         runtime.lag_monitor = LoopLagMonitor(metrics.loop_lag)

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from quizroom.server.validation import Problem, SettingsError, check
+
 PREFIX = "QUIZROOM_"
 
 
@@ -75,6 +77,14 @@ class Settings:
         default=10.0, metadata={"help": "how long a failing commit is retried before answers get `unavailable`"}
     )
     shutdown_timeout_s: float = field(default=10.0, metadata={"help": "bound on a graceful shutdown"})
+    database_wait_s: float = field(
+        default=60.0,
+        metadata={"help": "at start, how long to wait (retrying with backoff) for a database that does not answer"},
+    )
+    address_file: str = field(
+        default="",
+        metadata={"help": "file this server writes its listening URL to once bound (`quizroom health` reads it)"},
+    )
     # Hardening (docs/protocol.md "Hardening"). Socket limits are off at 0: one NAT'd hall, our tests and the bench
     # open thousands of sockets from one address.
     max_sockets: int = field(default=0, metadata={"help": "open WebSockets per process, then 503 (0: unlimited)"})
@@ -144,16 +154,28 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
-        """Environment first, then explicit overrides (the command line); unknown variables are ignored."""
+        """Environment first, then explicit overrides (the command line); unknown variables are ignored.
+
+        Raises `SettingsError` naming every unusable value (server/validation.py)."""
         values: dict[str, Any] = {}
+        unreadable: list[Problem] = []
         for f in fields(cls):
             raw = environ.get(PREFIX + f.name.upper())
             if raw is not None and raw != "":
-                values[f.name] = _parse(f, raw)
+                try:
+                    values[f.name] = _parse(f, raw)
+                except ValueError as exc:
+                    unreadable.append(Problem(f.name, raw, str(exc)))
         for name, value in overrides.items():
             if value is not None:
                 values[name] = value
-        return dataclasses.replace(cls(), **values)
+        if unreadable:
+            raise SettingsError(unreadable)
+        settings = dataclasses.replace(cls(), **values)
+        problems = check(settings)
+        if problems:
+            raise SettingsError(problems)
+        return settings
 
 
 def _parse(f: dataclasses.Field[Any], raw: str) -> Any:
@@ -166,5 +188,5 @@ def _parse(f: dataclasses.Field[Any], raw: str) -> Any:
         if kind.startswith("tuple"):
             return _split(raw)
     except ValueError as exc:
-        raise ValueError(f"{PREFIX}{f.name.upper()}: cannot read {raw!r} as {kind}") from exc
+        raise ValueError(f"must be {'an integer' if kind == 'int' else 'a number'}") from exc
     return raw

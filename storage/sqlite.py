@@ -12,7 +12,6 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -122,8 +121,6 @@ class SQLiteStorage:
 
     async def open(self) -> None:
         try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._writer = await self._connect()
             await self._migrate(self._writer)
             self._reader = self._writer if self.path == ":memory:" else await self._connect()

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from quizroom.rooms.cluster.registry import RoomRegistry
+    from tests.actors.test_actor import FailingStorage
+    from tests.containers import PrivateDocker
 
 PG_ADMIN_URL = os.environ.get("QUIZROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgresql"]
@@ -49,6 +55,16 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 @pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards (PostgreSQL only: clusters, workers)."""
+    url = await create_pg_database()
+    try:
+        yield url
+    finally:
+        await drop_pg_database(url)
+
+
+@pytest.fixture
 async def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'quizroom.db'}"
 
@@ -80,3 +96,73 @@ async def server(start_server, database_url: str):  # type: ignore[no-untyped-de
 async def http(server) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
     async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as client:
         yield client
+
+
+# --- containers (tests/containers.py) ------------------------------------------------------------------------
+
+CONTAINER_REPORT = pytest.StashKey[list[str]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[CONTAINER_REPORT] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """What the container tests proved, in CI's output: the image, the game through it, the compose failover."""
+    lines = config.stash.get(CONTAINER_REPORT, [])
+    if lines:
+        terminalreporter.section("containers")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def container_report(request: pytest.FixtureRequest) -> list[str]:
+    return request.config.stash[CONTAINER_REPORT]
+
+
+@pytest.fixture(scope="session")
+def docker_daemon(container_report: list[str]) -> Iterator[PrivateDocker]:
+    """A private dockerd with the quizroom image built (`make image`'s script); stopped after the session.
+
+    Off Linux or without root the container tests are skipped, except in CI (CI=true), where that is a failure.
+    """
+    from tests.containers import ContainerSetupError, PrivateDocker, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"container tests cannot run in CI: {reason}")
+        pytest.skip(reason)
+    daemon = PrivateDocker()
+    try:
+        daemon.start()
+    except ContainerSetupError as exc:
+        pytest.fail(str(exc))
+    try:
+        summary = daemon.build_quizroom(daemon.run_dir / "build.log")
+        container_report.append(f"{summary}; daemon up in {daemon.timings['daemon_start_s']:.1f} s")
+        yield daemon
+    finally:
+        daemon.clean()
+        daemon.stop()
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[tuple[RoomRegistry, FailingStorage]]:
+    """A room registry in this process on real SQLite whose commits fail while `storage.down` is set."""
+    from quizroom.rooms.actors.limits import ActorLimits
+    from quizroom.rooms.cluster.registry import RoomRegistry
+    from quizroom.rooms.game.clock import SystemClock
+    from quizroom.storage.writer import GroupCommitWriter
+    from tests.actors.test_actor import FailingStorage
+
+    storage = FailingStorage(f"sqlite:///{tmp_path / 'actor.db'}")
+    await storage.open()
+    writer = GroupCommitWriter(storage, retry_for_s=0.2)
+    writer.start()
+    registry = RoomRegistry(storage, writer, SystemClock(), ActorLimits())
+    yield registry, storage
+    await registry.close()
+    await writer.stop()
+    await storage.close()

@@ -42,7 +42,7 @@ from quizroom.rooms.game.errors import (
     Unauthorized,
     Unavailable,
 )
-from quizroom.rooms.game.events import AddPlayer, Announce, CoordinatorEvent
+from quizroom.rooms.game.events import AddPlayer, CoordinatorEvent
 from quizroom.rooms.game.protocol import RoomProtocol, Settings
 from quizroom.rooms.game.quiz import Quiz, parse_quiz
 from quizroom.rooms.game.rules import Phase, Player, RoomState
@@ -346,8 +346,7 @@ class RoomRegistry:
         if current is not None:  # created meanwhile: this one never started, so there is nothing to stop
             return current
         self._install(coordinator)
-        for link in coordinator.links.values():
-            link.send(Announce())
+        coordinator.announce_all()  # each shard hears who coordinates it, and catches up with the phase
         log.info("room_resumed", pin=pin, room_id=row.room_id, phase=row.phase, players=len(live), shards=len(sizes))
         return coordinator
 

@@ -55,6 +55,13 @@ class NotFound(QuizroomError):
     status = 404
 
 
+class MethodNotAllowed(QuizroomError):
+    """An HTTP method the path does not take (the `Allow` header lists the ones it does)."""
+
+    code = "method_not_allowed"
+    status = 405
+
+
 class NicknameTaken(QuizroomError):
     code = "nickname_taken"
     status = 409

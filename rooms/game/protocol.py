@@ -139,6 +139,8 @@ class RoomProtocol:
         self.busy = False
         self._deferred: deque[Job] = deque()
         self._closing: Closing | None = None
+        self._last_reveal: RevealQuestion | None = None  # resent to a shard that catches up (`_catch_up`)
+        self._last_finish: FinishRoom | None = None
         self._deadline_for: int | None = None  # the question the armed deadline is for
         self._steps = 0
         self._after_write: dict[int, AfterWrite] = {}
@@ -260,13 +262,15 @@ class RoomProtocol:
         return effects
 
     def moved(self, shard: int, worker_id: str, now: Now) -> list[Effect]:
-        """A shard placed again on another worker (its own died): it hears who coordinates it, and a close in
-        flight. It was loaded from storage, which holds the phase it must be in."""
+        """A shard placed again on another worker (its own died): it hears who coordinates it, catches up with the
+        phase (what was sent to its old home meanwhile is lost), and hears of a close in flight."""
         self.seating.moved(shard, worker_id)
-        effects: list[Effect] = [ToShard(shard, Announce())]
+        effects: list[Effect] = [ToShard(shard, Announce()), *self._catch_up(shard)]
         closing = self._closing
         if closing is not None and shard in closing.waiting:
-            effects.append(ToShard(shard, CloseQuestion(closing.index)))
+            close = ToShard(shard, CloseQuestion(closing.index))
+            if close not in effects:  # the catch-up sent it already: the room's phase is past the question
+                effects.append(close)
         return effects
 
     def announce_all(self, now: Now) -> list[Effect]:
@@ -473,8 +477,9 @@ class RoomProtocol:
             result = messages.host_result(index, result_seq, correct, counts, view.answered, view.players)
 
             def stored(written: Written, now: Now) -> list[Effect]:
+                self._last_reveal = RevealQuestion(index, result_seq, board, view.histogram)
                 effects: list[Effect] = [
-                    ToShards(RevealQuestion(index, result_seq, board, view.histogram)),
+                    ToShards(self._last_reveal),
                     ToHosts(result),
                     ToHosts(board),
                 ]
@@ -510,8 +515,9 @@ class RoomProtocol:
 
             def stored(written: Written, now: Now) -> list[Effect]:
                 self.finished_at = now.mono
+                self._last_finish = FinishRoom(seq, podium, view.histogram, state.question_index)
                 effects: list[Effect] = [
-                    ToShards(FinishRoom(seq, podium, view.histogram, state.question_index)),
+                    ToShards(self._last_finish),
                     ToHosts(messages.host_finished(seq, podium)),
                 ]
                 if request is not None:
@@ -541,10 +547,24 @@ class RoomProtocol:
         return []
 
     def _catch_up(self, shard: int) -> list[Effect]:
-        """A shard placed mid-game was loaded from storage: the open question is sent to it again."""
+        """A shard placed, moved or found after a takeover catches up with the room's phase.
+
+        Events sent to a shard's old home (a dead worker's channel) are lost, and a shard loaded from storage or
+        kept in memory on a live worker may be older than this coordinator: without this its players never see the
+        question that opened meanwhile, only the `finished` that follows once the link is right again. Every event
+        is idempotent, so a shard already up to date ignores them.
+        """
         state = self.state
-        if state.phase is Phase.QUESTION and state.question_index is not None:
-            return [ToShard(shard, OpenQuestion(state.question_index, state.opened_at_ms, state.seq))]
+        index = state.question_index
+        if state.phase is Phase.QUESTION and index is not None:
+            return [ToShard(shard, OpenQuestion(index, state.opened_at_ms, state.seq))]
+        if state.phase is Phase.REVEAL and index is not None:
+            effects: list[Effect] = [ToShard(shard, CloseQuestion(index))]
+            if self._last_reveal is not None and self._last_reveal.index == index:
+                effects.append(ToShard(shard, self._last_reveal))
+            return effects
+        if state.phase is Phase.FINISHED and self._last_finish is not None:
+            return [ToShard(shard, self._last_finish)]
         return []
 
     # --- joins --------------------------------------------------------------------------------------------------

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -19,7 +18,6 @@ from quizroom.rooms.game.quiz import parse_quiz
 from quizroom.storage.base import StorageError
 from quizroom.storage.records import Batch
 from quizroom.storage.sqlite import SQLiteStorage
-from quizroom.storage.writer import GroupCommitWriter
 from tests.gameclient import quiz
 
 
@@ -63,19 +61,6 @@ class Recorder:
                         return self.frames.pop(i)
                 self.arrived.clear()
                 await self.arrived.wait()
-
-
-@pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[tuple[RoomRegistry, FailingStorage]]:
-    storage = FailingStorage(f"sqlite:///{tmp_path / 'actor.db'}")
-    await storage.open()
-    writer = GroupCommitWriter(storage, retry_for_s=0.2)
-    writer.start()
-    registry = RoomRegistry(storage, writer, SystemClock(), ActorLimits())
-    yield registry, storage
-    await registry.close()
-    await writer.stop()
-    await storage.close()
 
 
 async def open_room(registry: RoomRegistry) -> Coordinator:

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from quizroom.bench import exactly_once
 from quizroom.bench.stats import percentile, summarize
 from quizroom.bench.worker import AnswerRecord
@@ -198,3 +200,27 @@ def test_results_md_keeps_the_sections_other_commands_measured(tmp_path: Path) -
     assert kept_sections(path) == ""
     path.write_text(f"# old standard run\n\n{KEEP_MARKER}\n## Storage\n| rows/s |\n")
     assert kept_sections(path) == f"\n{KEEP_MARKER}\n## Storage\n| rows/s |\n"
+
+
+async def test_the_bench_creates_rooms_on_a_server_that_requires_the_admin_token(
+    start_server: Any, sqlite_url: str
+) -> None:
+    from quizroom.bench.cli import parser
+    from quizroom.bench.control import Control, ControlError, make_quiz
+
+    server = start_server(sqlite_url, "--admin-token", "bench-admin")
+    anonymous = Control(server.url, "quizroom", connections=1)
+    try:
+        with pytest.raises(ControlError) as refused:
+            await anonymous.create_room(make_quiz(1, 5_000))
+        assert refused.value.status == 401
+    finally:
+        await anonymous.aclose()
+    admin = Control(server.url, "quizroom", connections=1, admin_token="bench-admin")
+    try:
+        room = await admin.create_room(make_quiz(1, 5_000))
+        assert len(room.pin) == 6
+    finally:
+        await admin.aclose()
+    args = parser().parse_args(["burst", "--url", server.url, "--admin-token", "bench-admin"])
+    assert args.admin_token == "bench-admin"

@@ -577,3 +577,66 @@ def test_player_and_host_variants_of_welcome_and_result_are_told_apart() -> None
     assert isinstance(host_welcome, HostWelcome) and host_welcome.player_list[0].nickname == "A"
     ack = parse_message('{"type":"answer_ack","question":1,"accepted":true,"duplicate":false,"response_ms":12}')
     assert isinstance(ack, AnswerAck) and ack.response_ms == 12
+
+
+# --- reconnecting on send, and answers lost with a dropped socket ----------------------------------------------
+
+
+async def test_host_run_after_the_server_restarted_reconnects_instead_of_raising(tmp_path: Any) -> None:
+    """SIGTERM closes the host socket with 1001; with auto_reconnect the next command reconnects and goes through
+    (it used to raise a bare ConnectionClosedOK: only `recv` reconnected)."""
+    import signal
+
+    from tests.serverproc import ServerProcess
+
+    server = ServerProcess(f"sqlite:///{tmp_path / 'q.db'}", tmp_path).start()
+    try:
+        async with QuizroomAPI(server.url) as api:
+            room = await api.create_room(quiz=QUIZ)
+            ticket = await api.join(room.pin, "Ada")
+            async with await HostSocket.connect(room, auto_reconnect=True) as host:
+                server.kill(signal.SIGTERM)
+                assert host._ws is not None
+                await host._ws.wait_closed()
+                assert host.close_code == 1001
+                server.start()
+                state = await host.run("start")
+                assert state.phase == "question" and host.reconnects == 1
+                assert isinstance(await host.expect(HostWelcome), HostWelcome)  # the fresh greeting is kept for recv
+            async with await PlayerSocket.connect(ticket) as ada:
+                assert ada.welcome.phase == "question"
+    finally:
+        server.kill()
+
+
+async def test_an_answer_lost_with_a_dropped_socket_is_sent_again_after_the_reconnect() -> None:
+    answers: list[dict[str, Any]] = []
+
+    async def handle(ws: ServerConnection) -> None:
+        await ws.recv()  # hello
+        await ws.send(orjson.dumps(player_welcome("W")).decode())
+        answers.append(orjson.loads(await ws.recv()))
+        if len(answers) == 1:
+            await ws.close(1001, "going away")  # the answer was read, never acknowledged
+            return
+        ack = {"type": "answer_ack", "question": 0, "accepted": True, "duplicate": False, "response_ms": 5}
+        await ws.send(orjson.dumps(ack).decode())
+        await ws.wait_closed()
+
+    async with serve(handle, "127.0.0.1", 0) as ws_server:
+        port = next(iter(ws_server.sockets)).getsockname()[1]
+        ticket = PlayerTicket(PIN, "Ada", "p1", TOKEN, f"ws://127.0.0.1:{port}/ws/play/{PIN}")
+        async with await PlayerSocket.connect(ticket, auto_reconnect=True) as ada:
+            ack = await ada.answer_and_wait(0, 2, within=10)
+            assert ack.accepted and ada.reconnects == 1
+            assert answers == [{"type": "answer", "question": 0, "choice": 2}] * 2
+            assert isinstance(await ada.expect(Welcome, within=1), Welcome)  # the reconnect's welcome is not lost
+
+
+def test_the_client_names_its_extra_when_httpx_is_missing() -> None:
+    import subprocess
+    import sys
+
+    script = "import sys; sys.modules['httpx'] = None\nimport quizroom.clients.client"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "pip install 'quizroom[client]'" in done.stderr

@@ -1,5 +1,6 @@
-"""The container recipe, checked for structure (no container engine runs in CI), and the wheel it installs, built
-for real: it must carry the migrations and the web pages, or the image could neither migrate nor serve pages."""
+"""The container recipe, checked for structure (tests/system/test_container.py builds and runs it), and the wheel it
+installs, built for real: it must carry the migrations and the web pages, or the image could neither migrate nor
+serve pages, and no tests."""
 
 from __future__ import annotations
 
@@ -49,8 +50,14 @@ def test_multi_stage_builds_a_wheel_and_installs_only_the_wheel() -> None:
     assert builder[0][1].endswith("AS builder")
     assert any(k == "RUN" and "pip wheel" in r for k, r in builder)
     assert any(k == "COPY" and r.startswith("--from=builder") for k, r in runtime)
-    assert any(k == "RUN" and re.search(r"pip install /wheels/quizroom-\S*\.whl", r) for k, r in runtime)
+    assert any(
+        k == "RUN" and re.search(r"pip install --no-index --find-links=/wheels /wheels/quizroom-\S*\.whl", r)
+        for k, r in runtime
+    )
     assert not any(k == "COPY" and not r.startswith("--from=") for k, r in runtime), "sources copied into runtime"
+    # The CA bundle for an intercepting network is a BuildKit secret of the builder's pip calls, never a layer.
+    assert all("--mount=type=secret,id=ca_bundle" in r for k, r in builder if k == "RUN" and "pip " in r)
+    assert not any("ca_bundle" in r for _, r in runtime)
 
 
 def test_runtime_runs_as_non_root_with_health_check_and_entrypoint() -> None:
@@ -58,18 +65,19 @@ def test_runtime_runs_as_non_root_with_health_check_and_entrypoint() -> None:
     users = [r for k, r in runtime if k == "USER"]
     assert users and users[-1].split(":")[0] not in {"root", "0"}
     health = [r for k, r in runtime if k == "HEALTHCHECK"]
-    assert health and "/healthz" in health[0] and "urllib" in health[0] and "curl" not in health[0]
+    assert health and health[0].endswith('CMD ["quizroom", "health"]')  # it reads the address file `serve` writes
     assert ("ENTRYPOINT", '["quizroom", "serve"]') in runtime
     assert any(k == "CMD" and "0.0.0.0" in r for k, r in runtime)
     env = " ".join(r for k, r in runtime if k == "ENV")
     assert "QUIZROOM_DATABASE_URL=sqlite:////data/quizroom.db" in env and "QUIZROOM_HOST=0.0.0.0" in env
+    assert "QUIZROOM_ADDRESS_FILE=/tmp/quizroom.address" in env
     assert ("EXPOSE", "8000") in runtime
     assert any(k == "VOLUME" and "/data" in r for k, r in runtime)
 
 
 def test_dockerignore_keeps_local_state_out() -> None:
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
-    assert {".git", ".venv", "**/*.db"} <= ignored
+    assert {".git", ".venv", "**/*.db", "tests"} <= ignored
 
 
 def test_compose_runs_both_servers_each_reachable_at_its_own_url() -> None:
@@ -81,6 +89,9 @@ def test_compose_runs_both_servers_each_reachable_at_its_own_url() -> None:
     assert "handle_path /s1/*" in caddy and "handle_path /s2/*" in caddy  # a shard's ws_url reaches its server
     assert "lb_policy first" in caddy and "health_uri /readyz" in caddy
     assert "stream_timeout" not in caddy.replace("Do not add a stream_timeout", "")
+    assert "\tstream_close_delay" not in caddy  # Caddy 2.6 (Debian's, what CI runs) refuses it
+    assert "@metrics path /metrics" in caddy and 'respond "not found" 404' in caddy
+    assert not re.search(r"^name:", compose, re.MULTILINE)  # docker-compose 1.29 refuses a top-level name
 
 
 @pytest.mark.timeout(180)
@@ -111,5 +122,8 @@ def test_the_wheel_carries_migrations_and_web_pages(tmp_path: Path) -> None:
     assert not any(name.startswith(("quizroom/tests/", "tests/")) for name in names), "the wheel ships the tests"
     packages = ("server", "rooms", "storage", "migrations", "clients", "bench")
     assert {f"quizroom/{package}/py.typed" for package in packages} <= names  # typed for those who import us
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: MIT" in metadata and "Provides-Extra: client" in metadata
+    assert re.search(r"Requires-Dist: httpx\S*; extra == .client.", metadata)  # pip install 'quizroom[client]'
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "quizroom = quizroom.server.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -11,7 +11,7 @@ import asyncio
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +23,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from quizroom.rooms.game.scoring import competition_ranks
-from tests.conftest import create_pg_database, drop_pg_database
 from tests.gameclient import quiz
 from tests.serverproc import ServerProcess, free_ports
 
 WAIT = 60.0
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    url = await create_pg_database()
-    try:
-        yield url
-    finally:
-        await drop_pg_database(url)
 
 
 class Phone:
