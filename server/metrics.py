@@ -12,7 +12,7 @@ import gc
 import platform
 from collections.abc import Iterable, Iterator
 from importlib import metadata
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -27,10 +27,22 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from quizroom.rooms.cluster.registry import RoomRegistry
 from quizroom.rooms.game.errors import QuizroomError
+from quizroom.server.connections import ConnectionGate
+from quizroom.server.counters import Counters
+from quizroom.storage.writer import GroupCommitWriter
 
-if TYPE_CHECKING:
-    from quizroom.server.runtime import Runtime
+
+class Observed(Protocol):
+    """What the collector reads of a serving process's runtime (`quizroom.server.runtime.Runtime`) at scrape time."""
+
+    counters: Counters
+    writer: GroupCommitWriter
+    registry: RoomRegistry
+    draining: bool
+    gate: ConnectionGate | None
+
 
 # The text format every Prometheus version reads; `generate_latest` writes it.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -178,7 +190,7 @@ class Metrics:
         """A socket was closed with 4008 because it fell behind."""
         self.slow_consumer_drops.inc()
 
-    def watch(self, runtime: Runtime) -> None:
+    def watch(self, runtime: Observed) -> None:
         """Export what the runtime already counts (sockets, rooms, joins, the writer's totals) at scrape time."""
         if self._runtime is None:
             self._runtime = RuntimeCollector(runtime)
@@ -191,7 +203,7 @@ class Metrics:
 class RuntimeCollector(Collector):
     """Reads the runtime's own counters when Prometheus scrapes, instead of mirroring them on every event."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Observed) -> None:
         self.runtime = runtime
 
     def describe(self) -> Iterable[Metric]:

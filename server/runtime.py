@@ -19,40 +19,17 @@ from quizroom.rooms.game.nicknames import load_blocklist
 from quizroom.rooms.game.rules import RoomLimits
 from quizroom.server.collector import CollectorPolicy
 from quizroom.server.connections import ConnectionGate
+from quizroom.server.counters import Counters
 from quizroom.server.looplag import LoopLagMonitor
 from quizroom.server.metrics import Metrics
 from quizroom.server.protocols import http_connections_closed
 from quizroom.server.settings import Settings
-from quizroom.server.workers import worker_url as listening_url
+from quizroom.server.urls import worker_url as listening_url
 from quizroom.storage import Storage, open_storage
 from quizroom.storage.cluster import PgCluster
 from quizroom.storage.writer import GroupCommitWriter
 
 log = structlog.get_logger("quizroom.runtime")
-
-
-@dataclass(slots=True)
-class Counters:
-    sockets_open: int = 0
-    sockets_total: int = 0
-    sockets_closed: int = 0
-    joins: int = 0
-    refused_origin: int = 0
-    refused_admission: int = 0  # per-address or server-wide limits (429/503 before the upgrade)
-    direct_intake: int = 0  # sockets whose messages go straight from uvicorn's protocol to the room
-    http_limited: dict[str, int] = field(default_factory=dict)  # HTTP calls refused by a per-address limit, by limit
-    no_sockets: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def socket_opened(self) -> None:
-        self.sockets_open += 1
-        self.sockets_total += 1
-        self.no_sockets.clear()
-
-    def socket_closed(self) -> None:
-        self.sockets_open -= 1
-        self.sockets_closed += 1
-        if not self.sockets_open:
-            self.no_sockets.set()
 
 
 @dataclass(slots=True)

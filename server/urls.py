@@ -17,9 +17,25 @@ from functools import lru_cache
 import structlog
 from starlette.requests import Request
 
+from quizroom.server.settings import Settings
+
 log = structlog.get_logger("quizroom.urls")
 
 _REFUSED_LOGGED = 256  # host names logged as refused, at most (a client can invent any number)
+
+
+def url_host(host: str, advertise_host: str = "") -> str:
+    """The host part of a URL that reaches a socket bound on `host` (a wildcard is replaced by a real name)."""
+    if host in ("", "0.0.0.0", "::"):
+        host = advertise_host or socket.gethostname()
+    if ":" in host and not host.startswith("["):  # an IPv6 literal
+        return f"[{host}]"
+    return host
+
+
+def worker_url(settings: Settings, port: int) -> str:
+    """Base URL of the process listening on `port` of this host, e.g. http://127.0.0.1:8001."""
+    return f"http://{url_host(settings.host, settings.advertise_host)}:{port}"
 
 
 def ws_of(base: str) -> str:

@@ -12,11 +12,8 @@ import ipaddress
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
-
-if TYPE_CHECKING:
-    from quizroom.server.settings import Settings
 
 PREFIX = "QUIZROOM_"
 
@@ -175,8 +172,9 @@ def _by_type(value: Any) -> str | None:
     return None
 
 
-def check(settings: Settings) -> list[Problem]:
-    """Every problem of these settings, each setting on its own, then the ones between settings."""
+def check(settings: Any) -> list[Problem]:
+    """Every problem of these settings (a `quizroom.server.settings.Settings`: this module sits below it, so it
+    takes the dataclass as it comes), each setting on its own, then the ones between settings."""
     problems: list[Problem] = []
     for f in fields(settings):
         value = getattr(settings, f.name)

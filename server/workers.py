@@ -3,10 +3,10 @@
 The supervisor (the process the operator started; it runs no event loop) binds the shared listening socket on
 HOST:PORT once and starts N workers from multiprocessing's spawn context, as uvicorn's own multiprocess supervisor
 does, handing the shared socket to each. Worker i also binds a private socket on PORT + 1 + i and serves both with
-one uvicorn server, configured exactly as the single process is (`cli.uvicorn_config`). The kernel spreads new
-connections on the shared port over the workers; the private port reaches one given worker, and its URL is that
-worker's `worker_url` (where the `ws_url` of a shard it holds points). Workers share rooms through PostgreSQL
-(docs/scaling.md), so a SQLite database is refused.
+one uvicorn server, configured exactly as the single process is (its `target`: `serving.server_for`). The kernel
+spreads new connections on the shared port over the workers; the private port reaches one given worker, and its
+URL is that worker's `worker_url` (where the `ws_url` of a shard it holds points). Workers share rooms through
+PostgreSQL (docs/scaling.md), so a SQLite database is refused.
 
 The supervisor restarts a worker that exits while it is not shutting down, on the same ports, after a backoff
 (0.5 s, doubling up to 5 s while a worker keeps dying within 10 s of its start). SIGTERM or SIGINT to the supervisor
@@ -26,6 +26,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import connection, resource_tracker
 from multiprocessing.process import BaseProcess
@@ -35,6 +36,7 @@ import structlog
 import uvicorn
 
 from quizroom.server.settings import Settings
+from quizroom.server.urls import worker_url
 
 log = structlog.get_logger("quizroom.workers")
 
@@ -52,20 +54,6 @@ _PR_SET_NAME = 15
 def private_port(settings: Settings, index: int) -> int:
     """Worker `index`'s own port: right above the shared one."""
     return settings.port + 1 + index
-
-
-def url_host(host: str, advertise_host: str = "") -> str:
-    """The host part of a URL that reaches a socket bound on `host` (a wildcard is replaced by a real name)."""
-    if host in ("", "0.0.0.0", "::"):
-        host = advertise_host or socket.gethostname()
-    if ":" in host and not host.startswith("["):  # an IPv6 literal
-        return f"[{host}]"
-    return host
-
-
-def worker_url(settings: Settings, port: int) -> str:
-    """Base URL of the process listening on `port` of this host, e.g. http://127.0.0.1:8001."""
-    return f"http://{url_host(settings.host, settings.advertise_host)}:{port}"
 
 
 def next_restart_delay(previous_s: float, lifetime_s: float) -> float:
@@ -104,7 +92,12 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def supervise(settings: Settings) -> None:
+Target = Callable[[Settings], uvicorn.Server]
+"""What a worker runs: the server of one serving process (`quizroom.server.serving.server_for`), given its
+settings; a module-level function, since a spawned worker receives it by name."""
+
+
+def supervise(settings: Settings, target: Target) -> None:
     """Run `settings.workers` workers until SIGTERM or SIGINT; exits with a message when that cannot work."""
     problem = check_settings(settings)
     if problem is not None:
@@ -123,7 +116,7 @@ def supervise(settings: Settings) -> None:
                 f"quizroom: worker {index} listens on port {port} (PORT + 1 + i), which is not free: "
                 f"{exc.strerror or exc}"
             )
-    Supervisor(settings, shared).run()
+    Supervisor(settings, shared, target).run()
 
 
 @dataclass
@@ -142,7 +135,8 @@ class Supervisor:
     """Starts, watches and stops the workers. Blocking, single-threaded: waits on the workers' sentinels and on a
     wake-up pipe that the signal handlers write to, so nothing polls."""
 
-    def __init__(self, settings: Settings, shared: socket.socket) -> None:
+    def __init__(self, settings: Settings, shared: socket.socket, target: Target) -> None:
+        self.target = target
         self.settings = settings
         self.shared = shared
         self.context = multiprocessing.get_context("spawn")
@@ -193,7 +187,7 @@ class Supervisor:
         settings = self.worker_settings(slot.index)
         process = self.context.Process(
             target=worker_main,
-            args=(settings, self.shared, slot.index, os.getpid()),
+            args=(self.target, settings, self.shared, slot.index, os.getpid()),
             name=f"quizroom-worker-{slot.index}",
         )
         previous = os.environ.get(WORKER_INDEX_ENV)
@@ -310,7 +304,7 @@ def _prctl(option: int, value: int | bytes) -> bool:
         return False
 
 
-def worker_main(settings: Settings, shared: socket.socket, index: int, supervisor_pid: int) -> None:
+def worker_main(target: Target, settings: Settings, shared: socket.socket, index: int, supervisor_pid: int) -> None:
     """A worker's entry point (in a spawned process): serve the shared socket and its own until SIGTERM."""
     server: uvicorn.Server | None = None
     stop_requested = False
@@ -331,7 +325,6 @@ def worker_main(settings: Settings, shared: socket.socket, index: int, superviso
         return  # the supervisor is already gone
     _prctl(_PR_SET_NAME, f"quizroom-w{index}".encode()[:15])  # what ps -o comm and top show
 
-    from quizroom.server.cli import QuizroomServer, uvicorn_config
     from quizroom.server.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)  # a spawned process starts with nothing configured
@@ -341,7 +334,7 @@ def worker_main(settings: Settings, shared: socket.socket, index: int, superviso
     except OSError as exc:
         log.error("worker_bind_failed", index=index, port=port, error=exc.strerror or str(exc))
         sys.exit(STARTUP_FAILURE)
-    server = QuizroomServer(uvicorn_config(settings))
+    server = target(settings)
     if stop_requested:
         own.close()
         return  # told to stop before serving anything: nothing to drain

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from quizroom.server.settings import Settings
-from quizroom.server.workers import check_settings, next_restart_delay, url_host, worker_url
+from quizroom.server.urls import url_host, worker_url
+from quizroom.server.workers import check_settings, next_restart_delay
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.serverproc import free_ports
 
