@@ -10,7 +10,6 @@ from pathlib import Path
 import structlog
 from starlette.applications import Starlette
 from starlette.datastructures import State
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
@@ -23,7 +22,7 @@ from quizroom.server.admission import Admission
 from quizroom.server.buckets import ApiLimits
 from quizroom.server.compliance import EchoEndpoint
 from quizroom.server.connections import ConnectionGate
-from quizroom.server.errors import http_error
+from quizroom.server.errors import EXCEPTION_HANDLERS
 from quizroom.server.http_api import api_routes
 from quizroom.server.runtime import Runtime
 from quizroom.server.settings import Settings
@@ -119,7 +118,7 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(AccessLog)],
-        exception_handlers={HTTPException: http_error},  # 404 and 405 in the JSON error body too
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     http.state.admission = Admission.from_settings(settings)  # every game socket's handshake passes it (429/503)
     http.state.limits = ApiLimits.from_settings(settings)  # joins, creations and PIN misses per address (429)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from quizroom.rooms.game.errors import InvalidInput, MethodNotAllowed, NotFound, QuizroomError, TooBig, error_for
+from quizroom.rooms.game.errors import (
+    InvalidInput,
+    MethodNotAllowed,
+    NotFound,
+    QuizroomError,
+    TooBig,
+    Unavailable,
+    error_for,
+)
 from quizroom.server.responses import json_response
+from quizroom.storage.base import StorageError
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -44,3 +53,27 @@ async def http_error(request: Request, exc: Exception) -> Response:
     else:  # nothing in our routes raises another; keep its status, in the documented body
         refusal = error_for("unavailable" if exc.status_code >= 500 else "invalid", str(exc.detail), exc.status_code)
     return error_response(refusal, headers=headers)
+
+
+async def refusal(request: Request, exc: Exception) -> Response:
+    """Every documented refusal a handler raises, to its JSON error (the status and code its class carries)."""
+    assert isinstance(exc, QuizroomError)
+    return error_response(exc)
+
+
+async def storage_down(request: Request, exc: Exception) -> Response:
+    return error_response(Unavailable("storage is unavailable; try again"))
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """Gone mid-body (or cut by the request deadline): nobody reads an answer."""
+    return Response(status_code=499)  # nginx's "client closed request", for the access log
+
+
+EXCEPTION_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+    HTTPException: http_error,  # 404 and 405 in the JSON error body too
+    QuizroomError: refusal,
+    StorageError: storage_down,
+    ClientDisconnect: client_gone,
+}
+"""Starlette's `exception_handlers`: the one mapping from exceptions to HTTP; handlers raise, never build errors."""

@@ -12,16 +12,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from quizroom.rooms.cluster.registry import Room
 from quizroom.rooms.game import results as room_results
-from quizroom.rooms.game.errors import InvalidInput, NotFound, QuizroomError, RateLimited, Unauthorized, Unavailable
+from quizroom.rooms.game.errors import InvalidInput, NotFound, RateLimited, Unauthorized, Unavailable
 from quizroom.rooms.game.quiz import parse_quiz
 from quizroom.server.buckets import AddressBuckets, ApiLimits
-from quizroom.server.errors import error_response
 from quizroom.server.metrics import CONTENT_TYPE, package_version
 from quizroom.server.openapi import openapi_document
 from quizroom.server.paging import results_page
@@ -38,22 +37,6 @@ Handler = Callable[[Request], Awaitable[Response]]
 def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
-
-
-def refusals(handler: Handler) -> Handler:
-    """Map every documented refusal (and storage failure) to its JSON error; nothing else leaks out."""
-
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except QuizroomError as exc:
-            return error_response(exc)
-        except StorageError:
-            return error_response(Unavailable("storage is unavailable; try again"))
-        except ClientDisconnect:  # gone mid-body (or cut by the request deadline): nobody reads an answer
-            return Response(status_code=499)  # nginx's "client closed request", for the access log
-
-    return wrapped
 
 
 def limits_of(request: Request) -> ApiLimits:
@@ -138,7 +121,6 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@refusals
 async def create_quiz(request: Request) -> Response:
     require_admin(request)
     metered(limits_of(request).creations, request, "quizzes and rooms created", "creations")
@@ -150,7 +132,6 @@ async def create_quiz(request: Request) -> Response:
     return json_response({"quiz_id": quiz_id}, status=201)
 
 
-@refusals
 async def get_quiz(request: Request) -> Response:
     require_admin(request)
     row = await runtime_of(request).storage.get_quiz(request.path_params["quiz_id"])
@@ -159,7 +140,6 @@ async def get_quiz(request: Request) -> Response:
     return json_response({"quiz_id": row.quiz_id, **orjson.loads(row.body)})
 
 
-@refusals
 async def create_room(request: Request) -> Response:
     require_admin(request)
     runtime = runtime_of(request)
@@ -200,7 +180,6 @@ async def create_room(request: Request) -> Response:
     )
 
 
-@refusals
 async def join_room(request: Request) -> Response:
     runtime = runtime_of(request)
     metered(limits_of(request).joins, request, "joins", "joins")
@@ -225,7 +204,6 @@ async def join_room(request: Request) -> Response:
     )
 
 
-@refusals
 async def resume(request: Request) -> Response:
     """Where a player's socket goes now (docs/scaling.md): their shard may have moved to another worker."""
     room = await the_room(request)
@@ -237,7 +215,6 @@ async def resume(request: Request) -> Response:
     return json_response({"player_id": where.player_id, "ws_url": f"{ws}/ws/play/{room.pin}"})
 
 
-@refusals
 async def room_state(request: Request) -> Response:
     actor = await host_room(request)
     snapshot = await actor.snapshot()
@@ -246,7 +223,6 @@ async def room_state(request: Request) -> Response:
 
 
 def command(name: str) -> Handler:
-    @refusals
     async def run(request: Request) -> Response:
         actor = await host_room(request)
         return json_response(await actor.command(name))
@@ -254,14 +230,12 @@ def command(name: str) -> Handler:
     return run
 
 
-@refusals
 async def kick_player(request: Request) -> Response:
     actor = await host_room(request)
     await actor.kick(request.path_params["player_id"])
     return Response(status_code=204)
 
 
-@refusals
 async def leaderboard(request: Request) -> Response:
     actor = await host_room(request)
     raw = request.query_params.get("limit", "10")
@@ -270,7 +244,6 @@ async def leaderboard(request: Request) -> Response:
     return json_response({"entries": await actor.leaderboard(int(raw))})
 
 
-@refusals
 async def results(request: Request) -> Response:
     actor = await host_room(request)
     document = await runtime_of(request).registry.results(actor.pin)

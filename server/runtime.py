@@ -76,8 +76,8 @@ class Runtime:
             finished_linger_s=settings.finished_linger_s,
         )
         registry = RoomRegistry(storage, writer, clock, limits, cluster=cluster, caps=caps, telemetry=metrics)
-        if isinstance(cluster, PgCluster):
-            await cluster.listen(registry.on_message, on_reconnect=registry.resync)
+        if not registry.solo:
+            await cluster.transport.listen(registry.on_message, on_reconnect=registry.resync)
             await join_cluster(cluster)  # listening first: nothing sent here once others can see it is lost
             await registry.tick()
         await registry.resume_open_questions()
@@ -120,11 +120,7 @@ class Runtime:
         self.draining = True
         await self.registry.close()
         await asyncio.wait_for(self.writer.stop(), timeout=self.settings.shutdown_timeout_s)
-        if isinstance(self.cluster, PgCluster):
-            try:
-                await self.cluster.deregister()  # others take the rooms over at once, not after the TTL
-            finally:
-                await self.cluster.close()
+        await self.cluster.leave()  # others take the rooms over at once, not after the TTL
 
     async def stop(self) -> None:
         try:
@@ -158,13 +154,11 @@ async def open_cluster(settings: Settings) -> Cluster:
     return cluster
 
 
-async def join_cluster(cluster: PgCluster) -> None:
+async def join_cluster(cluster: Cluster) -> None:
     """Register (others may place shards here from now on), retiring a dead predecessor on our URL."""
-    await cluster.register(os.getpid(), socket.gethostname())
-    retired = await cluster.retire_predecessors()
+    retired, twins = await cluster.join(os.getpid(), socket.gethostname())
     if retired:
         log.info("predecessor_retired", url=cluster.url, workers=retired)
-    twins = await cluster.duplicate_urls()
     if twins:
         log.error(
             "worker_url_shared", url=cluster.url, other_hosts=twins, fix="give each server its own QUIZROOM_WORKER_URL"

@@ -20,28 +20,21 @@ import structlog
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State as WsState
 
-from quizroom.rooms.actors.sessions import (
+from quizroom.rooms.actors.sessions import Connection, Frame, Session
+from quizroom.rooms.cluster.registry import RoomRegistry
+from quizroom.rooms.game.closes import (
     CLOSE_BAD_TOKEN,
     CLOSE_GOING_AWAY,
-    CLOSE_KICKED,
-    CLOSE_MOVED,
     CLOSE_RATE_ABUSE,
     CLOSE_ROOM_GONE,
     CLOSE_SLOW_CONSUMER,
-    Connection,
-    Frame,
-    Session,
 )
-from quizroom.rooms.cluster.registry import RoomRegistry
 from quizroom.rooms.game.errors import (
     BadMessage,
-    Kicked,
-    Moved,
     NotFound,
     QuizroomError,
     TooBig,
     Unauthorized,
-    Unavailable,
 )
 from quizroom.server.admission import Admission, deny
 from quizroom.server.buckets import AddressBuckets
@@ -346,21 +339,13 @@ class _Endpoint(abc.ABC):
                     conn.close(CLOSE_ROOM_GONE)
                     return
                 session = await actor.attach(conn, token)
-            except NotFound:
-                misses.spend(client)
-                conn.close(CLOSE_ROOM_GONE)
+            except QuizroomError as exc:  # not found, kicked, bad token, moved, unavailable: each has its code
+                if isinstance(exc, NotFound):
+                    misses.spend(client)
+                conn.close(exc.close_code)
                 return
-            except Kicked:
-                conn.close(CLOSE_KICKED)
-                return
-            except Unauthorized:
-                conn.close(CLOSE_BAD_TOKEN)
-                return
-            except Moved:
-                conn.close(CLOSE_MOVED)
-                return
-            except (Unavailable, StorageError):
-                conn.close(CLOSE_GOING_AWAY)  # a failover or a storage outage: the client reconnects
+            except StorageError:
+                conn.close(CLOSE_GOING_AWAY)  # a storage outage: the client reconnects
                 return
             max_bytes = settings.max_message_bytes
             deliver = actor.deliver

@@ -1,4 +1,5 @@
-"""The PostgreSQL side of a cluster of workers: membership, coordinator leases, shard placement and messaging.
+"""The PostgreSQL side of a cluster of workers: the directory (membership, coordinator leases, shard placement),
+with the transport for messages beside it (`quizroom.storage.transport`).
 
 No broker and no cluster manager: rows with an expiry for membership and ownership, `LISTEN/NOTIFY` for the few
 events a room emits per question (docs/scaling.md).
@@ -10,9 +11,7 @@ events a room emits per question (docs/scaling.md).
   "I may take it" never disagree.
 - **Compare-and-set.** Taking a lease, placing or moving a shard is one conditional statement on the row;
   PostgreSQL's row locks serialise racing workers, and exactly one of them wins.
-- **Messages** are fire-and-forget and ordered per sender (one queue, one task, one statement per burst). They are
-  not durable: a message sent while its receiver's listening connection is down is lost, and the receiver is told
-  through `on_reconnect` so that it resynchronises from the database.
+- **Messages** go by `PgTransport` (fire-and-forget, ordered per sender, not durable), on this directory's pool.
 
 Every driver, network or server failure surfaces as `StorageError`.
 """
@@ -20,51 +19,25 @@ Every driver, network or server failure surfaces as `StorageError`.
 from __future__ import annotations
 
 import asyncio
-import re
-import secrets
-import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
-import orjson
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from quizroom.storage.base import StorageError
 from quizroom.storage.postgres import _describe, _keep_session
 from quizroom.storage.records import ShardRow, WorkerRow
+from quizroom.storage.transport import FAILURES, MAX_PAYLOAD_BYTES, WORKER_ID, PgTransport
 
 if TYPE_CHECKING:
     Connection: TypeAlias = PoolConnectionProxy[asyncpg.Record]
 
-__all__ = ["CHANNEL_PREFIX", "MAX_PAYLOAD_BYTES", "PgCluster", "ShardRow", "WorkerRow"]
+__all__ = ["MAX_PAYLOAD_BYTES", "PgCluster", "ShardRow", "WorkerRow"]
 
 log = structlog.get_logger("quizroom.storage.cluster")
-
-CHANNEL_PREFIX = "quizroom_"
-MAX_PAYLOAD_BYTES = 7_900
-"""PostgreSQL refuses NOTIFY payloads of 8,000 bytes or more; we keep a margin and refuse early, in `send`."""
-
-_BATCH_BYTES = 1 << 20  # one NOTIFY statement carries at most about this many payload bytes
-
-# Worker ids become channel names: a plain identifier, and short enough for NAMEDATALEN (63) with the prefix.
-_WORKER_ID = re.compile(r"^[A-Za-z0-9_]{1,54}$")
-
-# Fields every message gains in `send`: who sent it, which incarnation of the sender, and its per-sender number.
-FROM_FIELD = "_from"
-EPOCH_FIELD = "_epoch"
-SEQ_FIELD = "_seq"
-
-_FAILURES: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.InternalClientError,
-    OSError,
-    TimeoutError,
-)
 
 
 def _live(ttl_param: str, alias: str = "") -> str:
@@ -93,7 +66,7 @@ class PgCluster:
         send_retry_s: float = 5.0,
         keepalive_s: float = 5.0,
     ) -> None:
-        if not _WORKER_ID.match(worker_id):
+        if not WORKER_ID.match(worker_id):
             raise ValueError(f"worker ids are 1–54 letters, digits or underscores: {worker_id!r}")
         self.dsn = dsn
         self.worker_id = worker_id
@@ -103,25 +76,17 @@ class PgCluster:
         self.connect_timeout_s = connect_timeout_s
         self.send_retry_s = send_retry_s
         self.keepalive_s = keepalive_s
-        self.channel = CHANNEL_PREFIX + worker_id
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._registration: tuple[int, str] | None = None  # (pid, hostname), for heartbeats that must re-insert
-        # Sending.
-        self._epoch = secrets.token_hex(4)
-        self._seq = 0
-        self._outbox: deque[tuple[str, str]] = deque()
-        self._outbox_wake = asyncio.Event()
-        self._sender: asyncio.Task[None] | None = None
-        self._closing = False
-        # Listening.
-        self._callback: Callable[[dict[str, Any]], None] | None = None
-        self._on_reconnect: Callable[[], None] | None = None
-        self._listener: asyncpg.Connection[asyncpg.Record] | None = None
-        self._listen_lost = asyncio.Event()
-        self._listen_ready = asyncio.Event()
-        self._supervisor: asyncio.Task[None] | None = None
-        self._last_seq: dict[tuple[str, str], int] = {}  # (sender, epoch) → last delivered number
-        self.reconnects = 0
+        self.transport = PgTransport(
+            dsn,
+            worker_id,
+            self._connection,
+            command_timeout_s=command_timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            send_retry_s=send_retry_s,
+            keepalive_s=keepalive_s,
+        )
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -140,36 +105,46 @@ class PgCluster:
                 server_settings={"application_name": f"quizroom-cluster-{self.worker_id}"},
                 reset=_keep_session,
             )
-        except _FAILURES as exc:
+        except FAILURES as exc:
             raise StorageError(f"cannot connect to PostgreSQL: {_describe(exc)}") from exc
-        self._closing = False
-        self._sender = asyncio.create_task(self._send_loop(), name=f"cluster-sender-{self.worker_id}")
+        self.transport.open()
 
     async def close(self) -> None:
-        """Stop listening and sending, then disconnect. Messages still queued get one short chance to go out
-        (a clean stop usually ends with a few last events); after that they are dropped, as any message may be."""
-        self._closing = True
-        self._outbox_wake.set()
-        if self._sender is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._sender), timeout=min(2.0, self.send_retry_s))
-            except TimeoutError:
-                self._sender.cancel()
-                with suppress(asyncio.CancelledError):
-                    await self._sender
-            self._sender = None
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._supervisor
-            self._supervisor = None
-        await self._drop_listener()
+        """Stop the transport (queued messages get a short chance to go out), then disconnect."""
+        await self.transport.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), timeout=self.command_timeout_s)
-            except _FAILURES:
+            except FAILURES:
                 pool.terminate()
+
+    async def join(self, pid: int, hostname: str) -> tuple[int, list[str]]:
+        """Register, then retire dead predecessors on this URL; returns (how many were retired, the other hosts
+        that registered this URL too, a misconfiguration)."""
+        await self.register(pid, hostname)
+        return await self.retire_predecessors(), await self.duplicate_urls()
+
+    async def leave(self) -> None:
+        """A clean stop: deregister (others take the rooms over at once, not after the TTL), then close."""
+        try:
+            await self.deregister()
+        finally:
+            await self.close()
+
+    # --- messages, by the transport -----------------------------------------------------------------------------
+
+    def send(self, worker_id: str, message: dict[str, Any]) -> None:
+        self.transport.send(worker_id, message)
+
+    async def listen(
+        self, callback: Callable[[dict[str, Any]], None], *, on_reconnect: Callable[[], None] | None = None
+    ) -> None:
+        await self.transport.listen(callback, on_reconnect=on_reconnect)
+
+    @property
+    def reconnects(self) -> int:
+        return self.transport.reconnects
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
@@ -180,7 +155,7 @@ class PgCluster:
         try:
             async with self._pool.acquire(timeout=self.connect_timeout_s) as conn:
                 yield conn
-        except _FAILURES as exc:
+        except FAILURES as exc:
             raise StorageError(_describe(exc)) from exc
 
     # --- membership ---------------------------------------------------------------------------------------------
@@ -416,199 +391,3 @@ class PgCluster:
         for row in rows:
             dead.setdefault(row[0], []).append(row[1])
         return dead
-
-    # --- messaging: sending -------------------------------------------------------------------------------------
-
-    def send(self, worker_id: str, message: dict[str, Any]) -> None:
-        """Queue a message for a worker's channel and return at once (fire-and-forget).
-
-        Ordered per sender: every message goes through one queue drained by one task, and everything queued is
-        sent in one statement, so a burst costs one round trip and arrives in the order it was sent. The message
-        is encoded now (later changes to the dict do not leak into it) with `_from`, `_epoch` and `_seq` added:
-        the number keeps PostgreSQL from collapsing identical payloads sent in one transaction, and lets the
-        receiver drop a copy resent after a failure whose commit had in fact gone through. Raises ValueError when
-        the encoded payload exceeds `MAX_PAYLOAD_BYTES` (PostgreSQL would refuse the whole burst), and
-        `StorageError` when the cluster is not open. Not durable: see `listen`."""
-        if not _WORKER_ID.match(worker_id):
-            raise ValueError(f"not a worker id: {worker_id!r}")
-        if self._pool is None or self._closing:
-            raise StorageError("cluster is not open")
-        seq = self._seq + 1
-        payload = orjson.dumps({**message, FROM_FIELD: self.worker_id, EPOCH_FIELD: self._epoch, SEQ_FIELD: seq})
-        if len(payload) > MAX_PAYLOAD_BYTES:
-            raise ValueError(f"message of {len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte NOTIFY limit")
-        self._seq = seq
-        self._outbox.append((CHANNEL_PREFIX + worker_id, payload.decode()))
-        self._outbox_wake.set()
-
-    async def _send_loop(self) -> None:
-        while True:
-            if not self._outbox:
-                if self._closing:
-                    return
-                self._outbox_wake.clear()
-                await self._outbox_wake.wait()
-                continue
-            channels: list[str] = []
-            payloads: list[str] = []
-            size = 0
-            while self._outbox and size < _BATCH_BYTES:
-                channel, payload = self._outbox.popleft()
-                channels.append(channel)
-                payloads.append(payload)
-                size += len(payload)
-            try:
-                await self._send_batch(channels, payloads)
-            except Exception:  # anything unforeseen loses this burst, never the sender
-                log.exception("cluster_send_dropped", messages=len(payloads))
-
-    async def _send_batch(self, channels: list[str], payloads: list[str]) -> None:
-        """One statement for the whole burst; retried with backoff for `send_retry_s`, then dropped. Later
-        messages wait behind it, so the order holds even across retries."""
-        started = time.monotonic()
-        delay = 0.05
-        while True:
-            try:
-                async with self._connection() as conn:
-                    # unnest yields the arrays in order and pg_notify queues in call order; a transaction's
-                    # notifications are delivered in the order they were queued.
-                    await conn.execute(
-                        "SELECT pg_notify(m.c, m.p) FROM unnest($1::text[], $2::text[]) AS m(c, p)",
-                        channels,
-                        payloads,
-                    )
-                return
-            except StorageError as exc:
-                elapsed = time.monotonic() - started
-                if elapsed >= self.send_retry_s or (self._closing and elapsed >= min(2.0, self.send_retry_s)):
-                    log.error("cluster_send_dropped", messages=len(payloads), error=str(exc))
-                    return
-                log.warning("cluster_send_retry", messages=len(payloads), error=str(exc), delay_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-
-    # --- messaging: listening -----------------------------------------------------------------------------------
-
-    async def listen(
-        self, callback: Callable[[dict[str, Any]], None], *, on_reconnect: Callable[[], None] | None = None
-    ) -> None:
-        """Deliver every message sent to this worker's channel to `callback`, in arrival order (per sender: in
-        sending order), each once.
-
-        Returns once listening, so anything sent after it returns is delivered. A dedicated connection listens;
-        if it drops (database restart, network, `pg_terminate_backend`), it is reconnected with backoff and
-        `on_reconnect` is called once listening again. Messages sent while it was down are lost — NOTIFY is not
-        durable — so that callback is where the caller resynchronises from the database. A connection that went
-        silently dead (no FIN) is found by a periodic probe. A callback that raises is logged, not retried: the
-        next message still arrives. Calling it again replaces the callbacks."""
-        if self._pool is None:
-            raise StorageError("cluster is not open")
-        self._callback = callback
-        self._on_reconnect = on_reconnect
-        if self._supervisor is None:
-            self._listen_ready.clear()
-            await self._connect_listener()  # the first connection: its failure is the caller's to see
-            self._listen_ready.set()
-            self._supervisor = asyncio.create_task(self._supervise(), name=f"cluster-listener-{self.worker_id}")
-
-    async def _connect_listener(self) -> None:
-        try:
-            conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(
-                self.dsn,
-                timeout=self.connect_timeout_s,
-                command_timeout=self.command_timeout_s,
-                server_settings={"application_name": f"quizroom-listen-{self.worker_id}"},
-            )
-        except _FAILURES as exc:
-            raise StorageError(f"cannot connect the listener: {_describe(exc)}") from exc
-        try:
-            self._listen_lost.clear()
-            conn.add_termination_listener(self._on_terminated)
-            await conn.add_listener(self.channel, self._on_notification)
-        except BaseException as exc:  # cancelled included: never leave a half-set-up connection behind
-            conn.terminate()
-            if isinstance(exc, _FAILURES):
-                raise StorageError(f"cannot LISTEN: {_describe(exc)}") from exc
-            raise
-        self._listener = conn
-
-    def _on_terminated(self, conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any]) -> None:
-        if conn is self._listener:
-            self._listen_lost.set()
-
-    async def _drop_listener(self) -> None:
-        conn, self._listener = self._listener, None
-        if conn is None:
-            return
-        if not conn.is_closed():
-            try:
-                await asyncio.wait_for(conn.close(), timeout=1.0)
-            except _FAILURES:
-                conn.terminate()
-
-    async def _supervise(self) -> None:
-        """Keep the listening connection up: wait for it to drop (or probe it every `keepalive_s`), then
-        reconnect with backoff and tell the caller."""
-        while True:
-            try:
-                await asyncio.wait_for(self._listen_lost.wait(), timeout=self.keepalive_s)
-            except TimeoutError:
-                if await self._listener_answers():
-                    continue
-            log.warning("cluster_listener_lost", worker_id=self.worker_id)
-            listener, self._listener = self._listener, None
-            if listener is not None:
-                listener.terminate()
-            delay = 0.05
-            while True:
-                try:
-                    await self._connect_listener()
-                    break
-                except StorageError as exc:
-                    log.warning("cluster_listener_reconnect_failed", error=str(exc), delay_s=delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-            self.reconnects += 1
-            log.info("cluster_listener_reconnected", worker_id=self.worker_id, reconnects=self.reconnects)
-            if self._on_reconnect is not None:
-                try:
-                    self._on_reconnect()
-                except Exception:
-                    log.exception("cluster_on_reconnect_failed")
-
-    async def _listener_answers(self) -> bool:
-        conn = self._listener
-        if conn is None or conn.is_closed():
-            return False
-        try:
-            await conn.fetchval("SELECT 1", timeout=min(self.keepalive_s, 2.0))
-        except _FAILURES:
-            return False
-        return True
-
-    def _on_notification(
-        self, _conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any], _pid: int, _channel: str, payload: object
-    ) -> None:
-        if not isinstance(payload, str):
-            return
-        try:
-            message = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            log.error("cluster_bad_payload", payload=payload[:200])
-            return
-        if not isinstance(message, dict):
-            log.error("cluster_bad_payload", payload=payload[:200])
-            return
-        sender = (str(message.get(FROM_FIELD, "")), str(message.get(EPOCH_FIELD, "")))
-        seq = message.get(SEQ_FIELD)
-        if isinstance(seq, int):
-            if seq <= self._last_seq.get(sender, 0):
-                return  # a copy of a message already delivered, resent after an ambiguous failure
-            self._last_seq[sender] = seq
-        callback = self._callback
-        if callback is None:
-            return
-        try:
-            callback(message)
-        except Exception:
-            log.exception("cluster_callback_failed")

@@ -23,11 +23,12 @@ from quizroom.rooms.actors.inbox import Inbox
 from quizroom.rooms.actors.limits import ActorLimits
 from quizroom.rooms.actors.links import LocalCoordinatorLink
 from quizroom.rooms.actors.ports import Placement, ShardPort
-from quizroom.rooms.actors.sessions import CLOSE_GOING_AWAY, Connection, Session, hash_token
+from quizroom.rooms.actors.sessions import Connection, Session, hash_token
 from quizroom.rooms.actors.telemetry import NullTelemetry, Telemetry
 from quizroom.rooms.actors.views import leaderboard_of, read_view
 from quizroom.rooms.game import messages
 from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.closes import CLOSE_GOING_AWAY
 from quizroom.rooms.game.effects import (
     Arm,
     Disarm,

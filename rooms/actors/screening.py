@@ -11,17 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from quizroom.rooms.actors.sessions import (
-    CLOSE_POLICY,
-    CLOSE_RATE_ABUSE,
-    CLOSE_TOO_BIG,
-    Frame,
-    Session,
-    encode,
-)
+from quizroom.rooms.actors.sessions import Frame, Session, encode
 from quizroom.rooms.actors.telemetry import Telemetry
 from quizroom.rooms.game import messages
 from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.closes import CLOSE_POLICY, CLOSE_RATE_ABUSE, CLOSE_TOO_BIG
 from quizroom.rooms.game.errors import BadMessage, QuizroomError, RateLimited, TooBig, UnknownType
 
 

@@ -23,19 +23,11 @@ from quizroom.rooms.actors.inbox import Inbox
 from quizroom.rooms.actors.limits import ActorLimits
 from quizroom.rooms.actors.ports import CoordinatorPort
 from quizroom.rooms.actors.screening import Handle, Screen, Verdict, send_verdict
-from quizroom.rooms.actors.sessions import (
-    CLOSE_FINISHED,
-    CLOSE_GOING_AWAY,
-    CLOSE_KICKED,
-    CLOSE_REPLACED,
-    Connection,
-    Session,
-    encode,
-    hash_token,
-)
+from quizroom.rooms.actors.sessions import Connection, Session, encode, hash_token
 from quizroom.rooms.actors.telemetry import NullTelemetry, RoomStats, Telemetry
 from quizroom.rooms.game import messages
 from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.closes import CLOSE_FINISHED, CLOSE_GOING_AWAY, CLOSE_KICKED, CLOSE_REPLACED
 from quizroom.rooms.game.errors import Kicked, QuizroomError, Unauthorized
 from quizroom.rooms.game.events import (
     AddPlayer,

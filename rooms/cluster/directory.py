@@ -12,11 +12,36 @@ from typing import Any, Protocol
 
 from quizroom.storage.records import ShardRow, WorkerRow
 
+Handler = Callable[[dict[str, Any]], None]
+
+
+class Transport(Protocol):
+    """Messages between workers: fire and forget, ordered per sender. `max_payload` is the largest encoded message
+    it carries (a PostgreSQL NOTIFY: under 8,000 bytes); `send` raises ValueError past it."""
+
+    @property
+    def max_payload(self) -> int: ...
+
+    def send(self, worker_id: str, message: dict[str, Any]) -> None: ...
+
+    async def listen(self, callback: Handler, *, on_reconnect: Callable[[], None] | None = None) -> None:
+        """Deliver every message for this worker to `callback`; `on_reconnect` after messages may have been lost."""
+
 
 class Cluster(Protocol):
     worker_id: str
     url: str
     ttl_s: float  # a worker silent this long is presumed dead (and its rooms and shards move)
+
+    @property
+    def transport(self) -> Transport: ...
+
+    async def join(self, pid: int, hostname: str) -> tuple[int, list[str]]:
+        """Become a member (others may place shards here from now on); returns (dead predecessors on this URL
+        retired, other hosts registered with this URL — a misconfiguration)."""
+
+    async def leave(self) -> None:
+        """A clean stop: leave at once (others take the rooms over now, not after the TTL), then disconnect."""
 
     async def heartbeat(self, load: int) -> set[str]:
         """Prove this worker alive; returns the room_ids whose coordinator lease it still holds."""
@@ -42,7 +67,17 @@ class Cluster(Protocol):
 
     async def dead_shards(self, room_ids: Sequence[str]) -> dict[str, list[int]]: ...
 
-    def send(self, worker_id: str, message: dict[str, Any]) -> None: ...
+
+class SoloTransport:
+    """Nobody to talk to."""
+
+    max_payload = 1 << 62
+
+    def send(self, worker_id: str, message: dict[str, Any]) -> None:
+        raise RuntimeError("a solo worker has nobody to send to")
+
+    async def listen(self, callback: Handler, *, on_reconnect: Callable[[], None] | None = None) -> None:
+        pass
 
 
 class SoloCluster:
@@ -52,6 +87,7 @@ class SoloCluster:
         self.worker_id = worker_id
         self.url = url
         self.ttl_s = float("inf")
+        self.transport: Transport = SoloTransport()
         self._placed: dict[tuple[str, int], str] = {}
 
     async def heartbeat(self, load: int) -> set[str]:
@@ -84,8 +120,8 @@ class SoloCluster:
     async def dead_shards(self, room_ids: Sequence[str]) -> dict[str, list[int]]:
         return {}
 
-    def send(self, worker_id: str, message: dict[str, Any]) -> None:
-        raise RuntimeError("a solo worker has nobody to send to")
+    async def join(self, pid: int, hostname: str) -> tuple[int, list[str]]:
+        return 0, []
 
-
-Handler = Callable[[dict[str, Any]], None]
+    async def leave(self) -> None:
+        pass

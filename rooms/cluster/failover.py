@@ -15,11 +15,11 @@ import structlog
 
 from quizroom.rooms.actors.coordinator import Coordinator
 from quizroom.rooms.actors.ports import ShardPort
-from quizroom.rooms.actors.sessions import CLOSE_MOVED
 from quizroom.rooms.actors.shard import Shard
 from quizroom.rooms.cluster.directory import Cluster
 from quizroom.rooms.cluster.remote import RpcClient
 from quizroom.rooms.game.clock import Clock
+from quizroom.rooms.game.closes import CLOSE_MOVED
 from quizroom.rooms.game.errors import NotFound
 from quizroom.rooms.game.rules import Phase
 from quizroom.storage.base import StorageError

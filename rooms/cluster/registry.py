@@ -95,7 +95,7 @@ class RoomRegistry:
         self._quizzes: dict[str, Quiz] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.closing = False  # shutting down: load nothing more, answer no more messages
-        self.rpc = RpcClient(self.worker_id, self.send)
+        self.rpc = RpcClient(self.worker_id, self.send, self.cluster.transport.max_payload)
         self.mailroom = Mailroom(self, storage, self.send, self.rpc.on_reply)
         self.failover = Failover(self, self.cluster, self.rpc, clock)
 
@@ -171,7 +171,7 @@ class RoomRegistry:
 
     def send(self, worker_id: str, message: dict[str, Any]) -> None:
         if worker_id:
-            self.cluster.send(worker_id, {**message, "from": self.worker_id})
+            self.cluster.transport.send(worker_id, {**message, "from": self.worker_id})
 
     # --- creating and finding rooms ---------------------------------------------------------------------------
 

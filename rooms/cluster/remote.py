@@ -12,6 +12,8 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import orjson
+
 from quizroom.rooms.actors.coordinator import JoinResult
 from quizroom.rooms.actors.sessions import hash_token
 from quizroom.rooms.actors.views import leaderboard_of
@@ -24,14 +26,17 @@ from quizroom.storage.base import Storage
 from quizroom.storage.records import RoomRow
 
 RPC_TIMEOUT_S = 10.0
+ENVELOPE_BYTES = 256  # what the registry and the transport add to a request (sender, epoch, sequence)
 
 
 class RpcClient:
     """Requests to other workers' coordinators; replies are matched by id."""
 
-    def __init__(self, worker_id: str, send: Send) -> None:
+    def __init__(self, worker_id: str, send: Send, max_payload: int) -> None:
+        """`max_payload`: the transport's largest message; a request near it is refused here (no valid one is)."""
         self.worker_id = worker_id
         self._send = send
+        self._max_payload = max_payload
         self._pending: dict[str, tuple[str, asyncio.Future[Any]]] = {}
 
     async def call(self, worker_id: str, pin: str, op: str, **args: Any) -> Any:
@@ -39,10 +44,10 @@ class RpcClient:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[call_id] = (worker_id, future)
         try:
-            try:
-                self._send(worker_id, {"kind": "rpc", "id": call_id, "pin": pin, "op": op, "args": args})
-            except ValueError:  # over a NOTIFY payload: no valid request is that big
-                raise InvalidInput("", "the request is too large") from None
+            request = {"kind": "rpc", "id": call_id, "pin": pin, "op": op, "args": args}
+            if len(orjson.dumps(request)) > self._max_payload - ENVELOPE_BYTES:
+                raise InvalidInput("", "the request is too large")
+            self._send(worker_id, request)
             async with asyncio.timeout(RPC_TIMEOUT_S):
                 return await future
         except TimeoutError:

@@ -7,12 +7,24 @@ between the HTTP API and the sockets.
 
 from __future__ import annotations
 
+from quizroom.rooms.game.closes import (
+    CLOSE_BAD_TOKEN,
+    CLOSE_GOING_AWAY,
+    CLOSE_KICKED,
+    CLOSE_MOVED,
+    CLOSE_POLICY,
+    CLOSE_RATE_ABUSE,
+    CLOSE_ROOM_GONE,
+    CLOSE_TOO_BIG,
+)
+
 
 class QuizroomError(Exception):
     """Base of every documented refusal: `code` is the wire code, `status` the HTTP status when it is one."""
 
     code: str = "error"
     status: int = 400
+    close_code: int = CLOSE_POLICY  # the socket close code when this refusal ends a socket (SPEC §3)
     retry_after_s: int | None = None  # when the client may try again (HTTP `Retry-After`), for refusals that pass
 
     def __init__(self, message: str = "") -> None:
@@ -48,11 +60,13 @@ class BadNickname(InvalidInput):
 class Unauthorized(QuizroomError):
     code = "unauthorized"
     status = 401
+    close_code = CLOSE_BAD_TOKEN
 
 
 class NotFound(QuizroomError):
     code = "not_found"
     status = 404
+    close_code = CLOSE_ROOM_GONE
 
 
 class MethodNotAllowed(QuizroomError):
@@ -94,6 +108,7 @@ class Unavailable(QuizroomError):
 
     code = "unavailable"
     status = 503
+    close_code = CLOSE_GOING_AWAY  # a failover or a storage outage: the client reconnects
 
 
 # --- shared by HTTP commands and sockets ------------------------------------------------------------------------
@@ -130,11 +145,13 @@ class BadChoice(QuizroomError):
 class RateLimited(QuizroomError):
     code = "rate_limited"
     status = 429
+    close_code = CLOSE_RATE_ABUSE
 
 
 class TooBig(QuizroomError):
     code = "too_big"
     status = 413
+    close_code = CLOSE_TOO_BIG
 
 
 class Kicked(QuizroomError):
@@ -142,6 +159,7 @@ class Kicked(QuizroomError):
 
     code = "kicked"
     status = 403
+    close_code = CLOSE_KICKED
 
 
 class Moved(QuizroomError):
@@ -149,6 +167,7 @@ class Moved(QuizroomError):
 
     code = "moved"
     status = 421
+    close_code = CLOSE_MOVED
 
 
 def error_for(code: str, message: str, status: int) -> QuizroomError:
