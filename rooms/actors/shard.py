@@ -173,9 +173,8 @@ class Shard:
         if event.histogram is not None:
             state.ranking = Ranking(event.histogram)
         state.seq = max(state.seq, int(event.board["seq"]))
-        self.writer.save_scores(
-            [ScoreRow(state.room_id, p.player_id, p.score, p.streak) for p in state.players.values()]
-        )
+        # No score rows here: the game reads scores only as sums of stored answers, and a write of every
+        # player's row at each reveal was the commit in flight that the host's next `next` queued behind.
         board = encode(event.board)
         for player_id, session in self.sessions.items():
             player = state.players.get(player_id)
@@ -196,6 +195,7 @@ class Shard:
         state.seq = max(state.seq, event.seq)
         self._final = event
         self.finished_at = self.clock.monotonic()
+        # The final totals, denormalised into `players` for whoever reads the database; nothing reads them back.
         self.writer.save_scores(
             [ScoreRow(state.room_id, p.player_id, p.score, p.streak) for p in state.players.values()]
         )
