@@ -36,34 +36,44 @@ import asyncpg
 
 from quizroom.storage.base import Storage
 from quizroom.storage.postgres import ANSWER_COLUMNS, COPY_THRESHOLD, PostgresStorage
-from quizroom.storage.records import AnswerRow, Batch, QuizRow, RoomRow
+from quizroom.storage.records import AnswerRow, Batch, QuizRow, RoomRow, RoomStateRow, encode_choices
 from quizroom.storage.sqlite import SQLiteStorage
 
 T0 = 1_700_000_000_000
+ROOMS = 20
 DEFAULT_PG = os.environ.get("QUIZROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 class ExecutemanyPostgres(PostgresStorage):
     """PostgresStorage with the answers of a batch sent by `executemany`, for comparison only."""
 
-    async def _insert_answers(self, conn: Any, records: list[tuple[Any, ...]], *, refill: bool) -> bool:
+    async def _insert_answers(self, conn: Any, answers: list[AnswerRow], *, refill: bool) -> tuple[int, bool]:
         await conn.executemany(
             "INSERT INTO answers (room_id, question, player_id, choices, correct, points, response_ms, received_at_ms)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-            records,
+            _records(answers),
         )
-        return False
+        return len(answers), False
 
 
 class CopyDropPostgres(PostgresStorage):
     """PostgresStorage with a temp table created (and dropped) by every COPY commit, for comparison only."""
 
-    async def _insert_answers(self, conn: Any, records: list[tuple[Any, ...]], *, refill: bool) -> bool:
+    async def _insert_answers(self, conn: Any, answers: list[AnswerRow], *, refill: bool) -> tuple[int, bool]:
         columns = ", ".join(ANSWER_COLUMNS)
         await conn.execute("CREATE TEMP TABLE answers_drop (LIKE answers) ON COMMIT DROP")
-        await conn.copy_records_to_table("answers_drop", records=records, columns=ANSWER_COLUMNS)
+        await conn.copy_records_to_table("answers_drop", records=_records(answers), columns=ANSWER_COLUMNS)
         await conn.execute(f"INSERT INTO answers ({columns}) SELECT {columns} FROM answers_drop ON CONFLICT DO NOTHING")
-        return False
+        return len(answers), False
+
+
+def _records(answers: list[AnswerRow]) -> list[tuple[Any, ...]]:
+    """The stored columns only: these comparison stores are unfenced (the answers' question is never checked)."""
+    return [
+        (a.room_id, a.question, a.player_id, encode_choices(a.choices), a.correct, a.points, a.response_ms,
+         a.received_at_ms)
+        for a in answers
+    ]  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -104,13 +114,15 @@ def make_store(store: str, url: str) -> Storage:
 
 
 def batches(batch: int, count: int, start: int) -> list[Batch]:
-    """`count` batches of `batch` distinct answers each (numbered from `start`), spread over 20 questions."""
+    """`count` batches of `batch` distinct answers each (numbered from `start`), spread over 20 rooms, each with its
+    own question open and its shard 0 placed under epoch 1, so PostgreSQL runs the fenced insert a cluster runs."""
     out = []
     for b in range(count):
         rows = []
         for k in range(batch):
             n = start + b * batch + k
-            rows.append(AnswerRow("r1", n % 20, f"player-{n // 20:08d}", (n % 4,), n % 3 == 0, 700, 1500, T0 + n))
+            room, question, player = f"r{n % ROOMS}", n % ROOMS, f"player-{n // ROOMS:08d}"
+            rows.append(AnswerRow(room, question, player, (n % 4,), n % 3 == 0, 700, 1500, T0 + n, shard=0, epoch=1))
         out.append(Batch.of(answers=rows))
     return out
 
@@ -121,7 +133,20 @@ async def measure(store: str, url: str, batch: int, commits: int, warmup: int = 
     await storage.open()
     try:
         await storage.create_quiz(QuizRow("q1", "bench", "{}", T0))
-        await storage.create_room(RoomRow("r1", "100000", "q1", "h", T0))
+        opened = {}
+        for r in range(ROOMS):
+            await storage.create_room(RoomRow(f"r{r}", str(100_000 + r), "q1", "h", T0))
+            opened[f"r{r}"] = RoomStateRow(f"r{r}", "question", r, T0, False, 1)
+        await storage.commit(Batch(rooms=opened))
+        if store != "sqlite":  # each room's shard 0 placed under epoch 1: the answers' placement checks pass
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.executemany(
+                    "INSERT INTO shards (room_id, shard, worker_id, epoch) VALUES ($1, 0, 'bench', 1)",
+                    [(room_id,) for room_id in opened],
+                )
+            finally:
+                await conn.close()
         work = batches(batch, warmup + commits, 0)
         for b in work[:warmup]:
             await storage.commit(b)
@@ -130,7 +155,7 @@ async def measure(store: str, url: str, batch: int, commits: int, warmup: int = 
             started = time.perf_counter()
             await storage.commit(b)
             latencies.append(time.perf_counter() - started)
-        stored = len(await storage.load_answers("r1"))
+        stored = sum([len(await storage.load_answers(f"r{r}")) for r in range(ROOMS)])
         assert stored == batch * (warmup + commits), f"{store}: {stored} rows stored"
     finally:
         await storage.close()

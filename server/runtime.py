@@ -61,6 +61,7 @@ class Runtime:
                 players_per_room=settings.players_per_room,
                 answer_attempts=settings.answer_attempts,
                 grace_ms=settings.answer_grace_ms,
+                reconnect_grace_s=settings.reconnect_grace_s,
                 blocked_words=load_blocklist(settings.nickname_blocklist_file),
             ),
             rate_per_s=settings.rate_per_second,

@@ -65,6 +65,10 @@ class Settings:
     heartbeat_timeout_s: float = field(default=20.0, metadata={"help": "drop a socket with no pong after this"})
     hello_timeout_s: float = field(default=5.0, metadata={"help": "drop a socket that sends no hello by then"})
     answer_grace_ms: int = field(default=250, metadata={"help": "network grace after a question's deadline"})
+    reconnect_grace_s: float = field(
+        default=5.0,
+        metadata={"help": "a dropped player still counts as playing this long before 'everyone answered' closes early"},
+    )
     send_queue: int = field(default=1024, metadata={"help": "frames queued per socket before it is dropped"})
     gc_reclaim_after: int = field(
         default=2_000,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from quizroom.storage.records import AnswerRow, Batch, PlayerRow, QuizRow, RoomRow, RoomView
+from quizroom.storage.records import AnswerRow, Batch, Outcome, PlayerRow, QuizRow, RoomRow, RoomView
 
 
 class StorageError(Exception):
@@ -79,5 +79,9 @@ class Storage(Protocol):
         process's memory, so a shard that died cannot make the view wrong: every answer it acknowledged is stored.
         """
 
-    async def commit(self, batch: Batch) -> None:
-        """Make a batch durable in one transaction, or raise (`PlayersRefused` when only some players clash)."""
+    async def commit(self, batch: Batch) -> Outcome:
+        """Make a batch durable in one transaction, or raise (`PlayersRefused` when only some players clash).
+
+        The outcome names the rows that were refused or found stored already (`Outcome`): answers that were
+        duplicates (with the stored row), came after their question closed, or were judged under a stale shard
+        placement, and room states written under a stale coordinator lease. Everything else was stored."""

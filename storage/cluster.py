@@ -213,36 +213,33 @@ class PgCluster:
             )
         return [row[0] for row in rows]
 
-    async def heartbeat(self, load: int) -> set[str]:
-        """Prove this worker alive and renew every lease it holds, in one transaction, and return the room_ids
-        renewed.
+    async def heartbeat(self, load: int) -> dict[str, int]:
+        """Prove this worker alive and renew every lease it holds, in one statement (one round trip, so latency
+        to the database costs a heartbeat as little as it can), and return the leases renewed: room_id → epoch.
 
         Heartbeat and leases move together, so a worker is never live with lapsed leases nor the other way round.
-        The returned set is the truth about which coordinators this worker may keep running: a room it
-        coordinates that is missing from the set was taken over (its lease lapsed and another worker took it),
-        and it must stop coordinating it. The worker row is re-inserted if it vanished, so a heartbeat after a
-        database restore still registers the worker."""
+        The returned map is the truth about which coordinators this worker may keep running: a room it
+        coordinates that is missing from it, or under another epoch, was taken over (its lease lapsed and another
+        worker took it), and it must stop coordinating it. The worker row is re-inserted if it vanished, so a
+        heartbeat after a database restore still registers the worker."""
         if self._registration is None:
             raise RuntimeError("register() before heartbeat()")
         pid, hostname = self._registration
-        async with self._connection() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO workers (worker_id, url, pid, hostname, load, started_at, heartbeat_at)"
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "WITH beat AS (INSERT INTO workers (worker_id, url, pid, hostname, load, started_at, heartbeat_at)"
                 " VALUES ($1, $2, $3, $4, $5, now(), now())"
-                " ON CONFLICT (worker_id) DO UPDATE SET load = EXCLUDED.load, heartbeat_at = now()",
+                " ON CONFLICT (worker_id) DO UPDATE SET load = EXCLUDED.load, heartbeat_at = now() RETURNING 1)"
+                " UPDATE room_leases SET expires_at = now() + make_interval(secs => $6)"
+                " WHERE worker_id = $1 RETURNING room_id, epoch",
                 self.worker_id,
                 self.url,
                 pid,
                 hostname,
                 load,
-            )
-            rows = await conn.fetch(
-                "UPDATE room_leases SET expires_at = now() + make_interval(secs => $2)"
-                " WHERE worker_id = $1 RETURNING room_id",
-                self.worker_id,
                 self.ttl_s,
             )
-        return {row[0] for row in rows}
+        return {row[0]: row[1] for row in rows}
 
     async def deregister(self) -> None:
         """Leave the cluster on a clean stop: delete the worker row and expire its leases at once, so other
@@ -276,28 +273,31 @@ class PgCluster:
 
     # --- coordinator leases -------------------------------------------------------------------------------------
 
-    async def acquire_lease(self, room_id: str) -> bool:
-        """Become the coordinator of a room: True when this worker holds the lease afterwards.
+    async def acquire_lease(self, room_id: str) -> int | None:
+        """Become the coordinator of a room: the lease's epoch when this worker holds it afterwards, else None.
 
         One compare-and-set statement: insert the lease, or take the existing one over only if it no longer holds
-        (expired, or its worker is dead) or is already ours (then it is renewed). When several workers race, the
-        row lock makes them take turns and each later one re-checks the condition against the winner's row, so
-        exactly one wins. The room must exist (foreign key), else `StorageError`."""
+        (expired, or its worker is dead) or is already ours (then it is renewed, under the same epoch). A lease
+        that changes hands takes a fresh epoch from `fencing_epochs`, so the previous holder's writes are refused
+        from then on. When several workers race, the row lock makes them take turns and each later one re-checks
+        the condition against the winner's row, so exactly one wins. The room must exist (foreign key), else
+        `StorageError`."""
         async with self._connection() as conn:
             row = await conn.fetchrow(
-                "INSERT INTO room_leases AS l (room_id, worker_id, expires_at)"
-                " VALUES ($1, $2, now() + make_interval(secs => $3))"
+                "INSERT INTO room_leases AS l (room_id, worker_id, expires_at, epoch)"
+                " VALUES ($1, $2, now() + make_interval(secs => $3), nextval('fencing_epochs'))"
                 " ON CONFLICT (room_id) DO UPDATE SET worker_id = EXCLUDED.worker_id,"
-                " expires_at = EXCLUDED.expires_at"
+                " expires_at = EXCLUDED.expires_at,"
+                " epoch = CASE WHEN l.worker_id = EXCLUDED.worker_id THEN l.epoch ELSE EXCLUDED.epoch END"
                 " WHERE l.worker_id = EXCLUDED.worker_id OR l.expires_at <= now()"
                 " OR NOT EXISTS (SELECT 1 FROM workers AS w"
                 f" WHERE w.worker_id = l.worker_id AND {_live('$3', 'w')})"
-                " RETURNING worker_id",
+                " RETURNING epoch",
                 room_id,
                 self.worker_id,
                 self.ttl_s,
             )
-        return row is not None
+        return None if row is None else int(row[0])
 
     async def lease_holder(self, room_id: str) -> WorkerRow | None:
         """The room's coordinator, if its lease holds (unexpired and its worker live). None means the room is up
@@ -337,14 +337,17 @@ class PgCluster:
         """Place a shard on a worker unless it is already placed on a live one; return the worker that holds it
         afterwards.
 
-        Compare-and-set: the upsert only replaces a dead worker. When two coordinators (an old one and the one
-        that took over) place the same shard at once, the loser's upsert does nothing and it reads the winner's
-        choice, so both tell their players the same `ws_url`. The read is a separate statement on purpose: a
-        statement's snapshot predates the racing commit it waited for, and would not see the winner's row."""
+        Compare-and-set: the upsert only replaces a dead worker, and a shard that changes worker takes a fresh
+        epoch, which fences the answers of the copy it left (`quizroom.storage.postgres`). When two coordinators
+        (an old one and the one that took over) place the same shard at once, the loser's upsert does nothing and
+        it reads the winner's choice, so both tell their players the same `ws_url`. The read is a separate
+        statement on purpose: a statement's snapshot predates the racing commit it waited for, and would not see
+        the winner's row."""
         async with self._connection() as conn:
             placed = await conn.fetchval(
                 "INSERT INTO shards AS s (room_id, shard, worker_id) VALUES ($1, $2, $3)"
-                " ON CONFLICT (room_id, shard) DO UPDATE SET worker_id = EXCLUDED.worker_id"
+                " ON CONFLICT (room_id, shard) DO UPDATE SET worker_id = EXCLUDED.worker_id,"
+                " epoch = CASE WHEN s.worker_id = EXCLUDED.worker_id THEN s.epoch ELSE EXCLUDED.epoch END"
                 " WHERE s.worker_id = EXCLUDED.worker_id OR NOT EXISTS (SELECT 1 FROM workers AS w"
                 f" WHERE w.worker_id = s.worker_id AND {_live('$4', 'w')})"
                 " RETURNING worker_id",
@@ -367,12 +370,12 @@ class PgCluster:
         async with self._connection() as conn:
             rows = await conn.fetch(
                 "SELECT s.shard, s.worker_id, coalesce(w.url, ''),"
-                f" coalesce({_live('$2', 'w')}, FALSE)"
+                f" coalesce({_live('$2', 'w')}, FALSE), s.epoch"
                 " FROM shards AS s LEFT JOIN workers AS w USING (worker_id) WHERE s.room_id = $1 ORDER BY s.shard",
                 room_id,
                 self.ttl_s,
             )
-        return [ShardRow(row[0], row[1], row[2], row[3]) for row in rows]
+        return [ShardRow(row[0], row[1], row[2], row[3], row[4]) for row in rows]
 
     async def dead_shards(self, room_ids: Sequence[str]) -> dict[str, list[int]]:
         """The shards of these rooms whose worker is not live (its row gone or its heartbeat past the TTL), by room:

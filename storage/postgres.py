@@ -26,9 +26,12 @@ import asyncpg
 
 from quizroom.storage.base import PlayersRefused, StorageError
 from quizroom.storage.migrate import migrations_for
+from quizroom.storage.outcomes import classify, first_per_key
 from quizroom.storage.records import (
+    STORED,
     AnswerRow,
     Batch,
+    Outcome,
     PlayerRow,
     QuizRow,
     RoomRow,
@@ -108,10 +111,41 @@ FROM (
     FROM head
 ) AS h
 """
-_ANSWER_INSERT = (
+# An answer judged by a cluster's shard (epoch > 0) goes in only while that shard's placement is current (its epoch)
+# and its question is the room's open one; epoch 0 (written outside a cluster's rooms: tools, tests) goes in as it
+# is. `{source}` is the unnest of the batch or the COPY table.
+_FENCED_ANSWER_INSERT = (
     f"INSERT INTO answers ({', '.join(ANSWER_COLUMNS)})"
-    " SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bool[], $6::int[], $7::int[],"
-    " $8::bigint[]) ON CONFLICT DO NOTHING"
+    f" SELECT {', '.join('i.' + c for c in ANSWER_COLUMNS)} FROM {{source}} AS i"
+    " WHERE i.epoch = 0 OR ("
+    " EXISTS (SELECT 1 FROM shards AS s WHERE s.room_id = i.room_id AND s.shard = i.shard AND s.epoch = i.epoch)"
+    " AND EXISTS (SELECT 1 FROM rooms AS r"
+    " WHERE r.room_id = i.room_id AND r.phase = 'question' AND r.question_index = i.question))"
+    " ON CONFLICT DO NOTHING"
+)
+_ANSWER_INPUT = (*ANSWER_COLUMNS, "shard", "epoch")
+_ANSWER_UNNEST = (
+    "unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bool[], $6::int[], $7::int[], $8::bigint[],"
+    f" $9::int[], $10::bigint[]) AS u({', '.join(_ANSWER_INPUT)})"
+)
+_STORED_ANSWERS = (
+    f"SELECT {_ANSWER_COLUMNS} FROM unnest($1::text[], $2::int[], $3::text[]) AS k(room_id, question, player_id)"
+    " JOIN answers AS a USING (room_id, question, player_id)"
+)
+_CURRENT_SHARDS = (
+    "SELECT s.room_id, s.shard FROM unnest($1::text[], $2::int[], $3::bigint[]) AS k(room_id, shard, epoch)"
+    " JOIN shards AS s USING (room_id, shard, epoch)"
+)
+# A room's state is written only by the holder of its current lease (epoch 0: a server alone) and never moves its
+# seq back; the rooms written come back, so the writer knows which coordinators were fenced.
+_ROOM_UPDATE = (
+    "UPDATE rooms AS r SET phase = v.phase, question_index = v.question_index,"
+    " opened_at_ms = v.opened_at_ms, locked = v.locked, seq = v.seq"
+    " FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bool[], $6::bigint[], $7::bigint[])"
+    " AS v(room_id, phase, question_index, opened_at_ms, locked, seq, epoch)"
+    " WHERE r.room_id = v.room_id AND r.seq <= v.seq AND (v.epoch = 0 OR EXISTS ("
+    " SELECT 1 FROM room_leases AS l WHERE l.room_id = v.room_id AND l.epoch = v.epoch))"
+    " RETURNING r.room_id"
 )
 
 
@@ -337,22 +371,26 @@ class PostgresStorage:
         )
         return RoomView(players, answered, tuple(counts), histogram, head)
 
-    async def commit(self, batch: Batch) -> None:
+    async def commit(self, batch: Batch) -> Outcome:
         try:
             async with self._connection() as conn, conn.transaction():
-                await self._apply(conn, batch)
+                return await self._apply(conn, batch)
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise StorageError(f"integrity: {exc}") from exc
 
-    async def _apply(self, conn: Connection, batch: Batch) -> None:
+    async def _apply(self, conn: Connection, batch: Batch) -> Outcome:
         """The batch in SQLite's order: its steps (players, answers, kicks each), then room states and scores."""
+        outcome = STORED
         copied = False
         for step in batch.steps:
             if step.players:
                 await _insert_players(conn, step.players)
             if step.answers:
-                records = [_answer_record(a) for a in step.answers]
-                copied = await self._insert_answers(conn, records, refill=copied) or copied
+                answers = first_per_key(step.answers)
+                inserted, via_copy = await self._insert_answers(conn, answers, refill=copied)
+                copied = copied or via_copy
+                if inserted < len(answers):
+                    outcome = outcome.merged(await _sort_answers(conn, answers))
             if step.kicks:
                 rooms, players = _columns([(k.room_id, k.player_id) for k in step.kicks], 2)
                 await conn.execute(
@@ -369,19 +407,13 @@ class PostgresStorage:
                     players,
                 )
         if batch.rooms:
-            await conn.execute(
-                "UPDATE rooms AS r SET phase = v.phase, question_index = v.question_index,"
-                " opened_at_ms = v.opened_at_ms, locked = v.locked, seq = v.seq"
-                " FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bool[], $6::bigint[])"
-                " AS v(room_id, phase, question_index, opened_at_ms, locked, seq) WHERE r.room_id = v.room_id",
-                *_columns(
-                    [
-                        (r.room_id, r.phase, r.question_index, r.opened_at_ms, r.locked, r.seq)
-                        for r in batch.rooms.values()
-                    ],
-                    6,
-                ),
-            )
+            rows = [
+                (r.room_id, r.phase, r.question_index, r.opened_at_ms, r.locked, r.seq, r.epoch)
+                for r in batch.rooms.values()
+            ]
+            written = {row[0] for row in await conn.fetch(_ROOM_UPDATE, *_columns(rows, 7))}
+            if len(written) < len(rows):
+                outcome = outcome.merged(Outcome(fenced_rooms=frozenset(batch.rooms.keys() - written)))
         if batch.scores:
             await conn.execute(
                 "UPDATE players AS p SET score = v.score, streak = v.streak"
@@ -389,22 +421,49 @@ class PostgresStorage:
                 " WHERE p.room_id = v.room_id AND p.player_id = v.player_id",
                 *_columns([(s.room_id, s.player_id, s.score, s.streak) for s in batch.scores.values()], 4),
             )
+        return outcome
 
-    async def _insert_answers(self, conn: Connection, records: list[tuple[Any, ...]], *, refill: bool) -> bool:
-        """Insert-or-ignore answers; within one batch the first of two equal keys wins, as in SQLite. Returns
-        whether they went through the temporary table; `refill` says an earlier step of this transaction did so."""
+    async def _insert_answers(self, conn: Connection, answers: list[AnswerRow], *, refill: bool) -> tuple[int, bool]:
+        """Insert-or-ignore answers, fenced (`_FENCED_ANSWER_INSERT`); returns how many went in, and whether they
+        went through the temporary table (`refill` says an earlier step of this transaction did so)."""
+        records = [_answer_record(a) for a in answers]
         if len(records) < self.copy_threshold:
-            await conn.execute(_ANSWER_INSERT, *_columns(records, len(ANSWER_COLUMNS)))
-            return False
+            status = await conn.execute(
+                _FENCED_ANSWER_INSERT.format(source=f"(SELECT * FROM {_ANSWER_UNNEST})"),
+                *_columns(records, len(_ANSWER_INPUT)),
+            )
+            return _row_count(status), False
         # Made once per connection (a no-op with a NOTICE afterwards); emptied by every commit, and a rollback takes
         # both its rows and, the first time, its creation with it.
-        await conn.execute("CREATE TEMP TABLE IF NOT EXISTS answers_in (LIKE answers) ON COMMIT DELETE ROWS")
+        await conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS answers_fenced_in (LIKE answers, shard INTEGER, epoch BIGINT)"
+            " ON COMMIT DELETE ROWS"
+        )
         if refill:  # what an earlier step put there must not go in again (a kick since may have deleted it)
-            await conn.execute("DELETE FROM answers_in")
-        await conn.copy_records_to_table("answers_in", records=records, columns=ANSWER_COLUMNS)
-        columns = ", ".join(ANSWER_COLUMNS)
-        await conn.execute(f"INSERT INTO answers ({columns}) SELECT {columns} FROM answers_in ON CONFLICT DO NOTHING")
-        return True
+            await conn.execute("DELETE FROM answers_fenced_in")
+        await conn.copy_records_to_table("answers_fenced_in", records=records, columns=_ANSWER_INPUT)
+        status = await conn.execute(_FENCED_ANSWER_INSERT.format(source="answers_fenced_in"))
+        return _row_count(status), True
+
+
+async def _sort_answers(conn: Connection, answers: list[AnswerRow]) -> Outcome:
+    """Some answers did not go in: read what is stored for their keys, and which placements are current."""
+    keys = _columns([a.key for a in answers], 3)
+    stored = {
+        (r[0], r[1], r[2]): AnswerRow(r[0], r[1], r[2], decode_choices(r[3]), r[4], r[5], r[6], r[7])
+        for r in await conn.fetch(_STORED_ANSWERS, *keys)
+    }
+    placements = {(a.room_id, a.shard, a.epoch) for a in answers if a.epoch and a.key not in stored}
+    fenced: set[tuple[str, int]] = set()
+    if placements:
+        current = {(r[0], r[1]) for r in await conn.fetch(_CURRENT_SHARDS, *_columns(sorted(placements), 3))}
+        fenced = {(room_id, shard) for room_id, shard, _ in placements} - current
+    return classify(answers, stored, fenced)
+
+
+def _row_count(status: str) -> int:
+    """The row count of a command tag such as "INSERT 0 42"."""
+    return int(status.rsplit(" ", 1)[1])
 
 
 async def _insert_players(conn: Connection, players: list[PlayerRow]) -> None:
@@ -423,7 +482,7 @@ async def _insert_players(conn: Connection, players: list[PlayerRow]) -> None:
             7,
         ),
     )
-    if int(status.rsplit(" ", 1)[1]) == len(players):  # "INSERT 0 <rows>"
+    if _row_count(status) == len(players):
         return
     missing = await conn.fetch(
         "SELECT k.room_id, k.player_id FROM unnest($1::text[], $2::text[], $3::text[]) AS k(room_id, player_id, token)"
@@ -484,6 +543,8 @@ def _answer_record(a: AnswerRow) -> tuple[Any, ...]:
         a.points,
         a.response_ms,
         a.received_at_ms,
+        a.shard,
+        a.epoch,
     )
 
 

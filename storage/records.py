@@ -38,6 +38,9 @@ class RoomStateRow:
     opened_at_ms: int
     locked: bool
     seq: int
+    # The writer's coordinator lease epoch (PostgreSQL): the row is stored only while that lease is the room's
+    # current one, and never with a lower seq than the stored one. 0: unfenced (one process alone, SQLite).
+    epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,44 @@ class AnswerRow:
     points: int
     response_ms: int
     received_at_ms: int
+    # Not stored: the shard that judged the answer and its placement epoch. On PostgreSQL the insert happens only
+    # while that placement is current and the question is the room's open one (epoch 0: unfenced, one process).
+    shard: int = field(default=0, compare=False)
+    epoch: int = field(default=0, compare=False)
+
+    @property
+    def key(self) -> AnswerKey:
+        return (self.room_id, self.question, self.player_id)
+
+
+AnswerKey = tuple[str, int, str]  # (room_id, question, player_id): at most one stored answer each
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a commit did with the rows that may be refused, so each waiter learns its own fate from one result.
+
+    Everything else in the batch was stored. `duplicates` are answers whose key was stored already, with the stored
+    row (which may be this very row, when a retry follows a commit whose reply was lost); `closed` answers were not
+    stored because their question is no longer open in the database; answers of a `fenced_shards` entry were not
+    stored because that placement of the shard is no longer current; `fenced_rooms` are rooms whose state row was
+    refused because a newer coordinator holds the room (or the row would have moved its seq back)."""
+
+    duplicates: dict[AnswerKey, AnswerRow] = field(default_factory=dict)
+    closed: frozenset[AnswerKey] = frozenset()
+    fenced_shards: frozenset[tuple[str, int]] = frozenset()
+    fenced_rooms: frozenset[str] = frozenset()
+
+    def merged(self, other: Outcome) -> Outcome:
+        return Outcome(
+            {**self.duplicates, **other.duplicates},
+            self.closed | other.closed,
+            self.fenced_shards | other.fenced_shards,
+            self.fenced_rooms | other.fenced_rooms,
+        )
+
+
+STORED = Outcome()  # a commit that stored everything
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +164,7 @@ class ShardRow:
     worker_id: str
     url: str  # "" when the worker's row is gone
     alive: bool
+    epoch: int = 0  # the placement's fencing token: answers judged under another epoch are refused
 
 
 @dataclass(slots=True)

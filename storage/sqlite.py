@@ -19,9 +19,13 @@ import orjson
 
 from quizroom.storage.base import PlayersRefused, StorageError
 from quizroom.storage.migrate import migrations_for
+from quizroom.storage.outcomes import classify, first_per_key
 from quizroom.storage.records import (
+    STORED,
+    AnswerKey,
     AnswerRow,
     Batch,
+    Outcome,
     PlayerRow,
     QuizRow,
     RoomRow,
@@ -40,6 +44,12 @@ _ANSWER_COLUMNS = "a.room_id, a.question, a.player_id, a.choices, a.correct, a.p
 _ANSWER_ORDER = "ORDER BY a.question, a.received_at_ms"
 
 # Which of ?1 (a JSON list of [room_id, player_id, token_hash]) has no stored row: the player rows refused.
+_STORED_ANSWERS = f"""
+SELECT {_ANSWER_COLUMNS} FROM json_each(?1) AS k JOIN answers AS a
+ON a.room_id = json_extract(k.value, '$[0]') AND a.question = json_extract(k.value, '$[1]')
+AND a.player_id = json_extract(k.value, '$[2]')
+"""
+
 _MISSING_PLAYERS = """
 SELECT json_extract(k.value, '$[0]'), json_extract(k.value, '$[1]') FROM json_each(?1) AS k
 WHERE NOT EXISTS (
@@ -301,21 +311,26 @@ class SQLiteStorage:
                 head.append(TopRow(player_id, nickname, nickname_key, key))
         return RoomView(players, answered, tuple(counts), tuple(histogram), tuple(head))
 
-    async def commit(self, batch: Batch) -> None:
+    async def commit(self, batch: Batch) -> Outcome:
         try:
             async with self._transaction() as conn:
-                await _apply(conn, batch)
+                return await _apply(conn, batch)
         except sqlite3.IntegrityError as exc:
             raise StorageError(f"integrity: {exc}") from exc
 
 
-async def _apply(conn: aiosqlite.Connection, batch: Batch) -> None:
-    """The batch's steps in order (players, answers, kicks each), then room states and scores."""
+async def _apply(conn: aiosqlite.Connection, batch: Batch) -> Outcome:
+    """The batch's steps in order (players, answers, kicks each), then room states and scores.
+
+    No fencing here: a SQLite file has one process, the only possible owner of its rooms and shards. Answers are
+    still sorted (`quizroom.storage.outcomes`) when some did not go in, so a duplicate acks the stored row."""
+    outcome = STORED
     for step in batch.steps:
         if step.players:
             await _insert_players(conn, step.players)
         if step.answers:
-            await conn.executemany(
+            answers = first_per_key(step.answers)
+            cursor = await conn.executemany(
                 "INSERT OR IGNORE INTO answers"
                 " (room_id, question, player_id, choices, correct, points, response_ms, received_at_ms)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -330,9 +345,11 @@ async def _apply(conn: aiosqlite.Connection, batch: Batch) -> None:
                         a.response_ms,
                         a.received_at_ms,
                     )
-                    for a in step.answers
+                    for a in answers
                 ],
             )
+            if cursor.rowcount < len(answers):
+                outcome = outcome.merged(classify(answers, await _stored_answers(conn, answers)))
         if step.kicks:
             pairs = [(k.room_id, k.player_id) for k in step.kicks]
             await conn.executemany("UPDATE players SET kicked = 1 WHERE room_id = ? AND player_id = ?", pairs)
@@ -350,6 +367,18 @@ async def _apply(conn: aiosqlite.Connection, batch: Batch) -> None:
             "UPDATE players SET score = ?, streak = ? WHERE room_id = ? AND player_id = ?",
             [(s.score, s.streak, s.room_id, s.player_id) for s in batch.scores.values()],
         )
+    return outcome
+
+
+async def _stored_answers(conn: aiosqlite.Connection, answers: list[AnswerRow]) -> dict[AnswerKey, AnswerRow]:
+    """The stored rows for these answers' keys (the rare path: some answer was not inserted)."""
+    keys = orjson.dumps([list(a.key) for a in answers]).decode()
+    async with conn.execute(_STORED_ANSWERS, (keys,)) as cursor:
+        rows = await cursor.fetchall()
+    return {
+        (r[0], r[1], r[2]): AnswerRow(r[0], r[1], r[2], decode_choices(r[3]), bool(r[4]), r[5], r[6], r[7])
+        for r in rows
+    }
 
 
 async def _insert_players(conn: aiosqlite.Connection, players: list[PlayerRow]) -> None:

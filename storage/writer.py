@@ -3,7 +3,9 @@
 While a commit runs, new writes queue in the next batch; the moment the commit returns, the whole queue is
 committed at once. An idle server therefore commits a lone answer immediately (no fixed window), and a burst of
 thousands costs a handful of transactions. Every write of a batch shares one future, resolved when the batch is
-durable or failed: that is the output gate the room actor waits on before it acknowledges anything.
+durable or failed: that is the output gate the room actor waits on before it acknowledges anything. A durable
+batch's future holds its `Outcome`: the rows the database refused or found stored already (fenced writers, answers
+past their question's close, duplicates with the stored row), so each waiter learns its own row's fate.
 
 A failing commit is retried with backoff for `retry_for_s` seconds (the database may be restarting); after that
 the batch fails with `StorageError` and nothing in it is acknowledged. Retrying is safe because every write is
@@ -25,13 +27,16 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 
 from quizroom.storage.base import PlayersRefused, Storage, StorageError
-from quizroom.storage.records import AnswerRow, Batch, KickRow, PlayerRow, RoomStateRow, ScoreRow
+from quizroom.storage.records import STORED, AnswerRow, Batch, KickRow, Outcome, PlayerRow, RoomStateRow, ScoreRow
 
 log = structlog.get_logger("quizroom.storage.writer")
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -60,7 +65,7 @@ class GroupCommitWriter:
         self.stats = WriterStats()
         self.healthy = True
         self._batch = Batch()
-        self._future: asyncio.Future[None] | None = None
+        self._future: asyncio.Future[Outcome] | None = None
         self._joins: list[tuple[PlayerRow, asyncio.Future[None]]] = []  # the batch's players, each with its future
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -68,7 +73,7 @@ class GroupCommitWriter:
 
     # --- submitting ---------------------------------------------------------------------------------------------
 
-    def _current(self) -> asyncio.Future[None]:
+    def _current(self) -> asyncio.Future[Outcome]:
         if self._closing:
             raise StorageError("the writer is shutting down")
         if self._future is None:
@@ -76,7 +81,7 @@ class GroupCommitWriter:
             self._wake.set()
         return self._future
 
-    def add_answer(self, row: AnswerRow) -> asyncio.Future[None]:
+    def add_answer(self, row: AnswerRow) -> asyncio.Future[Outcome]:
         future = self._current()
         self._batch.add_answer(row)
         return future
@@ -89,17 +94,17 @@ class GroupCommitWriter:
         self._joins.append((row, future))
         return future
 
-    def add_kick(self, row: KickRow) -> asyncio.Future[None]:
+    def add_kick(self, row: KickRow) -> asyncio.Future[Outcome]:
         future = self._current()
         self._batch.add_kick(row)
         return future
 
-    def save_room(self, row: RoomStateRow) -> asyncio.Future[None]:
+    def save_room(self, row: RoomStateRow) -> asyncio.Future[Outcome]:
         future = self._current()
         self._batch.rooms[row.room_id] = row
         return future
 
-    def save_scores(self, rows: list[ScoreRow]) -> asyncio.Future[None]:
+    def save_scores(self, rows: list[ScoreRow]) -> asyncio.Future[Outcome]:
         future = self._current()
         for row in rows:
             self._batch.scores[(row.room_id, row.player_id)] = row
@@ -137,16 +142,17 @@ class GroupCommitWriter:
             batch, self._batch, self._future = self._batch, Batch(), None
             joins, self._joins = self._joins, []
             try:
-                refused = await self._commit(batch)
+                outcome, refused = await self._commit(batch)
             except StorageError as exc:
                 self.stats.failures += 1
-                for waiting in (future, *(f for _, f in joins)):
-                    _settle(waiting, exc)
+                _settle(future, exc, STORED)
+                for _, waiting in joins:
+                    _settle(waiting, exc, None)
             else:
-                _settle(future, None)
+                _settle(future, None, outcome)
                 for row, waiting in joins:
                     key = (row.room_id, row.player_id)
-                    _settle(waiting, PlayersRefused(frozenset([key])) if key in refused else None)
+                    _settle(waiting, PlayersRefused(frozenset([key])) if key in refused else None, None)
             if self._future is not None:
                 self._wake.set()
 
@@ -160,15 +166,16 @@ class GroupCommitWriter:
             self.healthy = True
             log.info("storage_back")
 
-    async def _commit(self, batch: Batch) -> frozenset[tuple[str, str]]:
-        """Commit `batch`, retrying failures for the writer's patience; returns the players it had to leave out."""
+    async def _commit(self, batch: Batch) -> tuple[Outcome, frozenset[tuple[str, str]]]:
+        """Commit `batch`, retrying failures for the writer's patience; returns its outcome and the players it had
+        to leave out."""
         started = time.monotonic()
         delay = 0.05
         refused: frozenset[tuple[str, str]] = frozenset()
         while True:
             attempt = time.monotonic()
             try:
-                await self.storage.commit(batch)
+                outcome = await self.storage.commit(batch)
             except PlayersRefused as exc:
                 if not batch.drop_players(exc.players):
                     raise StorageError(f"refused players that are not in the batch: {exc}") from exc
@@ -193,15 +200,16 @@ class GroupCommitWriter:
             self.stats.total_commit_s += elapsed
             if self.on_commit is not None:
                 self.on_commit(elapsed, len(batch))
-            return refused
+            return outcome, refused
 
 
-def _settle(future: asyncio.Future[None], error: StorageError | None) -> None:
-    """Resolve a write's future, unless its caller gave up on it (cancelled it)."""
+def _settle(future: asyncio.Future[T], error: StorageError | None, result: T) -> None:
+    """Resolve a write's future (a batch's with its outcome, a join's with None), unless its caller gave up on it
+    (cancelled it)."""
     if future.done():
         return
     if error is None:
-        future.set_result(None)
+        future.set_result(result)
     else:
         future.set_exception(error)
         future.exception()  # mark retrieved: callers that gave up must not log "never retrieved"

@@ -20,7 +20,7 @@ from typing import Any
 from quizroom.rooms.actors.answers import AnswerDesk, Taken, ack
 from quizroom.rooms.actors.sessions import Session
 from quizroom.server import cli
-from quizroom.storage.records import Batch
+from quizroom.storage.records import Batch, Outcome
 from quizroom.storage.writer import GroupCommitWriter
 
 COMMIT_DELAY_S = float(os.environ.get("UNSAFE_COMMIT_DELAY_S", "1.0"))
@@ -42,7 +42,7 @@ def _ack_before_commit(self: AnswerDesk, session: Session, message: dict[str, An
     return taken
 
 
-async def _slow_commit(self: GroupCommitWriter, batch: Batch) -> frozenset[tuple[str, str]]:
+async def _slow_commit(self: GroupCommitWriter, batch: Batch) -> tuple[Outcome, frozenset[tuple[str, str]]]:
     await asyncio.sleep(COMMIT_DELAY_S)
     return await _commit(self, batch)
 

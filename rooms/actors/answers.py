@@ -1,9 +1,18 @@
 """From an answer message to its acknowledgement: judge it, hand it to the writer, acknowledge it once durable.
 
-This is the shard's output gate for answers. An `answer_ack` leaves only from a commit's completion; a repeat that
-arrives while the original is still committing waits for the same commit; a failed commit turns into `unavailable`
-errors and the answers are forgotten, so that a resend is judged afresh. The desk belongs to one shard and runs in
-its task; it returns what to send instead of sending, and names the commit batches the shard must watch.
+This is the shard's output gate for answers. An `answer_ack` leaves only from a commit's completion, and only for
+the row the database holds: the commit's `Outcome` says which answers it refused or found stored already.
+
+- stored: acked (`duplicate: false`), and repeats that came meanwhile acked as duplicates;
+- found stored with another judgment (an earlier owner of this shard stored it): the stored row replaces ours in
+  memory and every waiter gets `duplicate: true` with the stored row's timing;
+- refused because the question had closed in the database: `too_late`, and the answer is forgotten;
+- refused because this shard's placement is no longer current (fenced): nothing is sent at all, and `fenced`
+  tells the shard to stop, since another copy of it owns these players now;
+- a failed commit: `unavailable` errors, and the answers are forgotten, so that a resend is judged afresh.
+
+The desk belongs to one shard and runs in its task; it returns what to send instead of sending, and names the
+commit batches the shard must watch.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from quizroom.rooms.game.answers import parse_choices
 from quizroom.rooms.game.clock import Clock
 from quizroom.rooms.game.errors import QuizroomError, TooLate, Unavailable
 from quizroom.rooms.game.rules import Answer, RoomState
-from quizroom.storage.records import AnswerRow
+from quizroom.storage.records import AnswerRow, Outcome
 from quizroom.storage.writer import GroupCommitWriter
 
 Key = tuple[int, str]  # (question, player_id)
@@ -32,20 +41,31 @@ class Taken:
     an answer settled (a durable repeat: the coordinator may want to close early)."""
 
     sends: Sends = field(default_factory=list)
-    watch: asyncio.Future[None] | None = None
+    watch: asyncio.Future[Outcome] | None = None
     settled: bool = False
 
 
 class AnswerDesk:
     def __init__(
-        self, state: RoomState, writer: GroupCommitWriter, clock: Clock, telemetry: Telemetry, stats: RoomStats
+        self,
+        state: RoomState,
+        writer: GroupCommitWriter,
+        clock: Clock,
+        telemetry: Telemetry,
+        stats: RoomStats,
+        *,
+        shard: int = 0,
+        epoch: int = 0,
     ) -> None:
         self.state = state
         self.writer = writer
         self.clock = clock
         self.telemetry = telemetry
         self.stats = stats
-        self._awaiting: dict[asyncio.Future[None], list[Answer]] = {}  # one list per commit batch
+        self.shard = shard
+        self.epoch = epoch  # the shard's placement epoch: its answers are stored only while it is current
+        self.fenced = False  # a commit said another copy of this shard owns its players now
+        self._awaiting: dict[asyncio.Future[Outcome], list[Answer]] = {}  # one list per commit batch
         self._waiters: dict[Key, list[Session]] = {}  # the sender first, then repeats that came meanwhile
         self._arrived: dict[Key, float] = {}  # monotonic arrival, for the ack-latency histogram
 
@@ -83,6 +103,8 @@ class AnswerDesk:
             answer.points,
             answer.response_ms,
             answer.received_at_ms,
+            shard=self.shard,
+            epoch=self.epoch,
         )
         committed = self.writer.add_answer(row)
         batch = self._awaiting.get(committed)
@@ -98,22 +120,43 @@ class AnswerDesk:
             del self._waiters[key]
             self._arrived.pop(key, None)
 
-    def committed(self, batch: asyncio.Future[None]) -> Sends:
-        """A batch the desk watched is durable (acks) or failed (`unavailable`: the answers are forgotten)."""
+    def committed(self, batch: asyncio.Future[Outcome]) -> Sends:
+        """A batch the desk watched is durable, with its outcome for each answer, or failed (see the module)."""
         answers = self._awaiting.pop(batch, [])
-        failed = batch.exception() is not None
+        outcome = None if batch.exception() is not None else batch.result()
+        if outcome is not None and (self.state.room_id, self.shard) in outcome.fenced_shards:
+            self.fenced = True
         now = self.clock.monotonic()
         sends: Sends = []
         for answer in answers:
             key = (answer.question, answer.player_id)
             waiters = self._waiters.pop(key, [])
             arrived = self._arrived.pop(key, now)
-            if failed:
+            if outcome is None or self.fenced:
                 self.state.drop_pending(answer)
-                error = Unavailable("your answer could not be stored; send it again")
-                for session in waiters:
-                    self.telemetry.error(error.code)
-                    sends.append((session, encode(messages.error(error.code, error.message))))
+                if self.fenced:
+                    continue  # not ours to answer: the shard's current copy will, when the player resends
+                error: QuizroomError = Unavailable("your answer could not be stored; send it again")
+                sends += self._refuse(waiters, error)
+                continue
+            row_key = (self.state.room_id, answer.question, answer.player_id)
+            if row_key in outcome.closed:
+                self.state.drop_pending(answer)
+                self.telemetry.answer("late")
+                sends += self._refuse(waiters, TooLate("the question has closed"))
+                continue
+            stored = outcome.duplicates.get(row_key)
+            if stored is not None:
+                held = Answer(
+                    stored.player_id, stored.question, stored.choices, stored.correct, stored.points,
+                    stored.response_ms, stored.received_at_ms,
+                )  # fmt: skip
+                if not self.state.adopt_stored(answer, held):
+                    continue  # kicked while the commit ran
+                same = frozenset(held.choices) == frozenset(answer.choices)
+                sends += [(s, ack(held, duplicate=True, same=same)) for s in waiters]
+                self.telemetry.answer("duplicate")
+                self.stats.answers_duplicate += 1
                 continue
             if not self.state.mark_durable(answer):
                 continue  # kicked while the commit ran
@@ -122,6 +165,12 @@ class AnswerDesk:
             self.stats.answers_accepted += 1
             self.telemetry.ack_latency(now - arrived)
         return sends
+
+    def _refuse(self, waiters: list[Session], error: QuizroomError) -> Sends:
+        for _ in waiters:
+            self.telemetry.error(error.code)
+        frame = encode(messages.error(error.code, error.message))
+        return [(session, frame) for session in waiters]
 
 
 def ack(answer: Answer, *, duplicate: bool, same: bool) -> Frame:

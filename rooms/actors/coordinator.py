@@ -6,6 +6,12 @@ completions of the writes and reads it asked for, due timers), one at a time in 
 it returns: writes through the group-commit writer, reads of the merged view, events to shard links, frames to
 host sockets, timers, and the answers to callers. Shards are reached through ports (`quizroom.rooms.actors.ports`)
 that are local posts in one process and messages across workers.
+
+Fencing (docs/scaling.md, "Fencing"): the coordinator writes the room's state under its lease's epoch, and a write
+refused because a newer coordinator holds the room ends this one at once: it sends nothing more, closes its host
+sockets with 4421 and refuses its callers. And while its worker's tenure has lapsed (`quizroom.rooms.actors.tenure`:
+no heartbeat lately, so the lease may be someone else's by now) it holds back everything it would send or write,
+in order, until a heartbeat renews tenure or shows that the lease was lost.
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ from quizroom.rooms.actors.links import LocalCoordinatorLink
 from quizroom.rooms.actors.ports import Placement, ShardPort
 from quizroom.rooms.actors.sessions import Connection, Session, hash_token
 from quizroom.rooms.actors.telemetry import NullTelemetry, Telemetry
+from quizroom.rooms.actors.tenure import Tenure
 from quizroom.rooms.actors.views import leaderboard_of, read_view
 from quizroom.rooms.game import messages
 from quizroom.rooms.game.clock import Clock
-from quizroom.rooms.game.closes import CLOSE_GOING_AWAY
+from quizroom.rooms.game.closes import CLOSE_GOING_AWAY, CLOSE_MOVED
 from quizroom.rooms.game.effects import (
     Arm,
     Disarm,
@@ -49,12 +56,12 @@ from quizroom.rooms.game.effects import (
     Whereabouts,
     Written,
 )
-from quizroom.rooms.game.errors import QuizroomError, Unauthorized
+from quizroom.rooms.game.errors import QuizroomError, Unauthorized, Unavailable
 from quizroom.rooms.game.events import CoordinatorEvent, Now, ShardClosed, ShardProgress, ShardSummary
 from quizroom.rooms.game.protocol import RoomProtocol
 from quizroom.rooms.game.rules import RoomState
 from quizroom.storage.base import PlayersRefused, Storage
-from quizroom.storage.records import KickRow, PlayerRow, RoomStateRow
+from quizroom.storage.records import KickRow, Outcome, PlayerRow, RoomStateRow
 from quizroom.storage.writer import GroupCommitWriter
 
 __all__ = ["Coordinator", "JoinResult", "Whereabouts"]
@@ -91,8 +98,14 @@ class Coordinator:
         limits: ActorLimits,
         placement: Placement,
         telemetry: Telemetry | None = None,
+        epoch: int = 0,
+        tenure: Tenure | None = None,
     ) -> None:
         self.machine = machine
+        self.epoch = epoch  # the coordinator lease's fencing token (0: a server alone)
+        self.tenure = tenure or Tenure(clock)
+        self.fenced = False  # a newer coordinator holds the room: this one says and writes nothing more
+        self._held: list[Effect] = []  # effects waiting for tenure to be renewed, in order
         self.state: RoomState = machine.state
         self.links = links
         self.writer = writer
@@ -147,15 +160,32 @@ class Coordinator:
         """Close the host sockets and end the task. The shards are the registry's to stop."""
 
         def shutdown(future: asyncio.Future[None]) -> None:
-            self.desk.close_all(close_code)
-            for timer in self._timers.values():
-                timer.cancel()
-            self._timers.clear()
+            self._end(close_code)
             future.set_result(None)
 
         if self._inbox.running:
             await self._inbox.ask(shutdown)
         await self._inbox.close()
+
+    def _end(self, close_code: int) -> None:
+        """Say nothing more: close the host sockets, drop the timers, and whatever was held back."""
+        self.fenced = True
+        self._held.clear()
+        self.desk.close_all(close_code)
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        callers, self._callers = self._callers, {}
+        for caller in callers.values():
+            if isinstance(caller, asyncio.Future) and not caller.done():
+                caller.set_exception(Unavailable("this room's coordinator moved; try again"))
+
+    def _fence(self) -> None:
+        """A write was refused: a newer coordinator holds the room (`quizroom.storage.records.Outcome`)."""
+        if self.fenced:
+            return
+        self.log.warning("coordinator_fenced", epoch=self.epoch)
+        self._end(CLOSE_MOVED)
 
     def moved(self, link: ShardPort) -> None:
         """A shard placed again on another worker (its own died) joins the room there."""
@@ -286,7 +316,12 @@ class Coordinator:
     # --- effects ------------------------------------------------------------------------------------------------
 
     def _run(self, effects: list[Effect]) -> None:
-        """Carry out the machine's effects, in order."""
+        """Carry out the machine's effects, in order; hold back all but local timers while tenure has lapsed."""
+        if self.fenced:
+            return
+        if self._held or not self.tenure.holds():
+            self._hold(effects)
+            return
         for effect in effects:
             match effect:
                 case ToShards(event):
@@ -301,7 +336,7 @@ class Coordinator:
                 case Persist(step, record):
                     phase_row = RoomStateRow(
                         self.room_id, record.phase, record.question_index, record.opened_at_ms, record.locked,
-                        record.seq,
+                        record.seq, self.epoch,
                     )  # fmt: skip
                     self._then(self.writer.save_room(phase_row), step)
                 case StorePlayer(step, player, shard):
@@ -318,27 +353,58 @@ class Coordinator:
                     self._spawn(self._place(shard))
                 case QueryView():
                     self._spawn(self._query(effect))
-                case Arm(timer, delay_s):
-                    self._arm(timer, delay_s)
-                case Disarm(timer):
-                    handle = self._timers.pop(timer, None)
-                    if handle is not None:
-                        handle.cancel()
+                case Arm() | Disarm():
+                    self._run_local(effect)
                 case Reply(request, value):
                     self._answer(request, value, None)
                 case Refuse(request, error):
                     self._answer(request, None, error)
-                case Log(level, event, fields):
-                    getattr(self.log, level)(event, **fields)
+                case Log():
+                    self._run_local(effect)
+
+    def _hold(self, effects: list[Effect]) -> None:
+        if not self._held:
+            self.log.warning("tenure_lapsed_holding")
+            self.tenure.when_renewed(lambda: self.post(self._release))
+        for effect in effects:
+            if isinstance(effect, Arm | Disarm | Log):
+                self._run_local(effect)
+            else:
+                self._held.append(effect)
+
+    def _release(self) -> None:
+        """Tenure was renewed: what was held back goes out, in order (unless a heartbeat ended this coordinator)."""
+        held, self._held = self._held, []
+        if held and not self.fenced:
+            self.log.info("tenure_renewed_releasing", effects=len(held))
+            self._run(held)
+
+    def _run_local(self, effect: Arm | Disarm | Log) -> None:
+        match effect:
+            case Arm(timer, delay_s):
+                self._arm(timer, delay_s)
+            case Disarm(timer):
+                handle = self._timers.pop(timer, None)
+                if handle is not None:
+                    handle.cancel()
+            case Log(level, event, fields):
+                getattr(self.log, level)(event, **fields)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
         self._work.add(task)
         task.add_done_callback(self._work.discard)
 
-    def _then(self, committed: asyncio.Future[None], step: int) -> None:
-        def done(future: asyncio.Future[None]) -> None:
+    def _then(self, committed: asyncio.Future[Outcome] | asyncio.Future[None], step: int) -> None:
+        def done(future: asyncio.Future[Outcome] | asyncio.Future[None]) -> None:
             error = future.exception()
+            if (
+                error is None
+                and isinstance(outcome := future.result(), Outcome)
+                and self.room_id in outcome.fenced_rooms
+            ):
+                self.post(self._fence)
+                return
             written = Written.DURABLE if error is None else Written.FAILED
             if isinstance(error, PlayersRefused):
                 written = Written.REFUSED
@@ -348,7 +414,7 @@ class Coordinator:
 
     async def _place(self, shard: int) -> None:
         try:
-            link = await self.placement.place(self.room_id, self.pin, shard, self.port)
+            link = await self.placement.place(self.room_id, self.pin, shard, self.port, self.epoch)
         except Exception as exc:
             self.log.error("shard_not_placed", shard=shard, error=str(exc))
             self.post(lambda: self._run(self.machine.placed(shard, None, self.now())))

@@ -39,8 +39,10 @@ class ShardPort(Protocol):
 
 class Placement(Protocol):
     """Where a room's new shards go: this process alone, or the least-loaded live worker of the cluster
-    (`quizroom.rooms.cluster.registry`). The shard's reports go to `coordinator`."""
+    (`quizroom.rooms.cluster.registry`). The shard's reports go to `coordinator`, whose lease is `epoch`."""
 
     worker_id: str
 
-    async def place(self, room_id: str, pin: str, shard: int, coordinator: CoordinatorPort) -> ShardPort: ...
+    async def place(
+        self, room_id: str, pin: str, shard: int, coordinator: CoordinatorPort, epoch: int
+    ) -> ShardPort: ...

@@ -27,8 +27,8 @@ from quizroom.rooms.actors.sessions import Connection, Session, encode, hash_tok
 from quizroom.rooms.actors.telemetry import NullTelemetry, RoomStats, Telemetry
 from quizroom.rooms.game import messages
 from quizroom.rooms.game.clock import Clock
-from quizroom.rooms.game.closes import CLOSE_FINISHED, CLOSE_GOING_AWAY, CLOSE_KICKED, CLOSE_REPLACED
-from quizroom.rooms.game.errors import Kicked, QuizroomError, Unauthorized
+from quizroom.rooms.game.closes import CLOSE_FINISHED, CLOSE_GOING_AWAY, CLOSE_KICKED, CLOSE_MOVED, CLOSE_REPLACED
+from quizroom.rooms.game.errors import Kicked, Moved, QuizroomError, Unauthorized
 from quizroom.rooms.game.events import (
     AddPlayer,
     Announce,
@@ -45,7 +45,7 @@ from quizroom.rooms.game.events import (
 from quizroom.rooms.game.ratelimit import TokenBucket
 from quizroom.rooms.game.rules import Phase, Player, RoomState
 from quizroom.rooms.game.scoring import Ranking
-from quizroom.storage.records import ScoreRow
+from quizroom.storage.records import Outcome, ScoreRow
 from quizroom.storage.writer import GroupCommitWriter
 
 
@@ -64,6 +64,7 @@ class Shard:
         revoked_tokens: set[str] | None = None,
         telemetry: Telemetry | None = None,
         final: FinishRoom | None = None,
+        epoch: int = 0,
     ) -> None:
         self.state = state
         self.shard = shard
@@ -71,6 +72,7 @@ class Shard:
         self.clock = clock
         self.limits = limits
         self.coordinator = coordinator  # where reports go; the registry repoints it when the room moves
+        self.coordinator_epoch = 0  # the newest coordinator lease heard from: older coordinators are ignored
         self.log = structlog.get_logger("quizroom.room").bind(pin=state.pin, room_id=state.room_id, shard=shard)
         self.sessions: dict[str, Session] = {}
         self.finished_at: float | None = None
@@ -83,11 +85,18 @@ class Shard:
         self._revealed: int | None = None  # the question whose results went out
         self._final = final  # the podium and ranking, once finished
         self._progress_timer: asyncio.TimerHandle | None = None
+        self._grace_timer: asyncio.TimerHandle | None = None  # when the last dropped player stops counting
         self._last_progress = 0.0
         self._reported: ShardSummary | None = None
         self._check = False  # the next progress report asks the coordinator to check for an early close
         self.screen = Screen(clock, limits.abuse_strikes, limits.garbage_strikes, self.telemetry)
-        self.answers = AnswerDesk(state, writer, clock, self.telemetry, self.stats)
+        self.answers = AnswerDesk(state, writer, clock, self.telemetry, self.stats, shard=shard, epoch=epoch)
+
+    @property
+    def fenced(self) -> bool:
+        """Another copy of this shard owns its players now (a commit said so): this one has let go of everything
+        and must not be used again; the registry loads a fresh copy if this worker is given the shard back."""
+        return self.answers.fenced
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -95,6 +104,23 @@ class Shard:
         self._inbox.start()
         if self.state.phase is Phase.FINISHED:
             self.finished_at = self.clock.monotonic()
+            return
+        # None of its players' sockets is here yet, and any of them may be on its way (a failover, a restart):
+        # they count as playing for the reconnect grace, so the early close does not leave them out.
+        now = self.clock.monotonic()
+        for player in self.state.players.values():
+            player.left_at = now
+        if self.state.players:
+            self._grace_after_departure()
+
+    def _grace_after_departure(self) -> None:
+        """A player dropped: once the grace is over, look again whether everyone still here has answered."""
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+        delay = self.state.limits.reconnect_grace_s + 0.01
+        self._grace_timer = asyncio.get_running_loop().call_later(
+            delay, lambda: self.post(lambda: self._progress(check=True))
+        )
 
     async def stop(self, close_code: int = CLOSE_GOING_AWAY) -> None:
         """Close every socket with `close_code` (1001 on shutdown: clients reconnect) and end the task."""
@@ -102,8 +128,9 @@ class Shard:
         def shutdown(future: asyncio.Future[None]) -> None:
             for session in list(self.sessions.values()):
                 self._close_session(session, close_code)
-            if self._progress_timer is not None:
-                self._progress_timer.cancel()
+            for timer in (self._progress_timer, self._grace_timer):
+                if timer is not None:
+                    timer.cancel()
             future.set_result(None)
 
         if self._inbox.running:
@@ -117,6 +144,8 @@ class Shard:
         self.post(lambda: self.apply(event))
 
     def apply(self, event: ShardEvent) -> None:
+        if self.fenced:
+            return
         match event:
             case AddPlayer(player):
                 if player.player_id not in self.state.players:
@@ -240,7 +269,7 @@ class Shard:
         state = self.state
         index = state.question_index
         answered = len(state.answers_to(index)) if index is not None else 0
-        return ShardSummary(state.connected_count, index, answered, state.everyone_answered())
+        return ShardSummary(state.connected_count, index, answered, not state.still_answering(self.clock.monotonic()))
 
     def _progress(self, *, check: bool = False) -> None:
         """Tell the coordinator how the shard stands: at once when it may close early, else at most 10 a second.
@@ -252,7 +281,7 @@ class Shard:
         if self.coordinator is None:
             return
         self._check |= check
-        if check and self.state.everyone_answered():
+        if check and self.state.everyone_answered(self.clock.monotonic()):
             self._send_progress()
             return
         if self._progress_timer is not None:
@@ -286,6 +315,8 @@ class Shard:
         token_hash = hash_token(token)
 
         def job(future: asyncio.Future[Session]) -> None:
+            if self.fenced:
+                raise Moved("your shard is on another worker")
             player = self.state.player_by_token(token_hash)
             if player is None:
                 raise Kicked("you were removed from this game") if token_hash in self._revoked else Unauthorized()
@@ -316,7 +347,7 @@ class Shard:
                 del self.sessions[session.player_id]
                 player = self.state.players.get(session.player_id)
                 if player is not None:
-                    player.connected = 0
+                    self._departed(player)
                 self._progress(check=True)
 
         self.post(job)
@@ -330,13 +361,22 @@ class Shard:
                 del self.sessions[session.player_id]
             player = self.state.players.get(session.player_id)
             if player is not None and session.player_id not in self.sessions:
-                player.connected = 0
+                self._departed(player)
+
+    def _departed(self, player: Player) -> None:
+        player.connected = 0
+        player.left_at = self.clock.monotonic()
+        if self.state.phase is Phase.QUESTION:
+            self._grace_after_departure()
 
     def deliver(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
         """A message from a socket (or the transport's refusal of it) enters the shard."""
         self.post(lambda: self._on_message(session, message))
 
     def _on_message(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
+        if self.fenced:
+            self._close_session(session, CLOSE_MOVED)
+            return
         verdict = self.screen.check(session, message)
         if isinstance(verdict, Handle):
             verdict = self._handle(session, verdict)
@@ -371,9 +411,25 @@ class Shard:
 
     # --- answers ------------------------------------------------------------------------------------------------
 
-    def _committed(self, batch: asyncio.Future[None]) -> None:
+    def _committed(self, batch: asyncio.Future[Outcome]) -> None:
         self._send(self.answers.committed(batch))
+        if self.answers.fenced:
+            self._let_go()
+            return
         self._answers_settled()
+
+    def _let_go(self) -> None:
+        """Fenced: send nothing more, to anyone. Every socket is closed with 4421, so its client asks where the
+        shard is now and resends its answer there; the coordinator hears nothing more from this copy."""
+        if self.coordinator is None and not self.sessions:
+            return
+        self.log.warning("shard_fenced", epoch=self.answers.epoch, sockets=len(self.sessions))
+        self.coordinator = None
+        if self._progress_timer is not None:
+            self._progress_timer.cancel()
+            self._progress_timer = None
+        for session in list(self.sessions.values()):
+            self._close_session(session, CLOSE_MOVED)
 
     def _answers_settled(self) -> None:
         """After a commit (or a durable repeat): finish a close that waited, tell the coordinator."""

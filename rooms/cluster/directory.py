@@ -43,15 +43,16 @@ class Cluster(Protocol):
     async def leave(self) -> None:
         """A clean stop: leave at once (others take the rooms over now, not after the TTL), then disconnect."""
 
-    async def heartbeat(self, load: int) -> set[str]:
-        """Prove this worker alive; returns the room_ids whose coordinator lease it still holds."""
+    async def heartbeat(self, load: int) -> dict[str, int]:
+        """Prove this worker alive; returns the coordinator leases it still holds (room_id → epoch)."""
 
     async def live_workers(self) -> list[WorkerRow]:
         """Live workers, least loaded first."""
 
     async def worker(self, worker_id: str) -> WorkerRow | None: ...
 
-    async def acquire_lease(self, room_id: str) -> bool: ...
+    async def acquire_lease(self, room_id: str) -> int | None:
+        """The lease's epoch (its fencing token) once this worker holds it; None when another worker does."""
 
     async def lease_holder(self, room_id: str) -> WorkerRow | None: ...
 
@@ -90,8 +91,8 @@ class SoloCluster:
         self.transport: Transport = SoloTransport()
         self._placed: dict[tuple[str, int], str] = {}
 
-    async def heartbeat(self, load: int) -> set[str]:
-        return set()
+    async def heartbeat(self, load: int) -> dict[str, int]:
+        return {}
 
     async def live_workers(self) -> list[WorkerRow]:
         return [WorkerRow(self.worker_id, self.url, 0)]
@@ -99,8 +100,8 @@ class SoloCluster:
     async def worker(self, worker_id: str) -> WorkerRow | None:
         return WorkerRow(self.worker_id, self.url, 0) if worker_id == self.worker_id else None
 
-    async def acquire_lease(self, room_id: str) -> bool:
-        return True
+    async def acquire_lease(self, room_id: str) -> int | None:
+        return 0  # unfenced: nobody else can hold it
 
     async def lease_holder(self, room_id: str) -> WorkerRow | None:
         return None

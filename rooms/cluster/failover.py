@@ -1,14 +1,18 @@
 """The worker's heartbeat in the cluster, and what follows from it (docs/scaling.md, "Failover").
 
-Every `cluster_heartbeat_s` the worker proves itself alive and renews the leases of the rooms it coordinates; then
-it stops coordinators whose lease it lost, takes over rooms with an open question whose coordinator died, and
-moves its rooms' shards off dead workers. A worker that was presumed dead meanwhile (a pause, an outage) lets go
-of the shards that were placed elsewhere in its absence. It reaches the worker's rooms through `Rooms`.
+Every `cluster_heartbeat_s` the worker proves itself alive and renews the leases of the rooms it coordinates, in
+one round trip; it stops coordinators whose lease it lost, and renews the worker's tenure (`Tenure`: how long its
+coordinators may go on speaking without another heartbeat). A worker that was presumed dead meanwhile (a pause, an
+outage) lets go of the shards that were placed elsewhere in its absence. Apart from the heartbeat, on its own loop
+so that slow queries never delay it, the worker takes over rooms with an open question whose coordinator died and
+moves its rooms' shards off dead workers. It reaches the worker's rooms through `Rooms`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import structlog
@@ -16,6 +20,7 @@ import structlog
 from quizroom.rooms.actors.coordinator import Coordinator
 from quizroom.rooms.actors.ports import ShardPort
 from quizroom.rooms.actors.shard import Shard
+from quizroom.rooms.actors.tenure import Tenure
 from quizroom.rooms.cluster.directory import Cluster
 from quizroom.rooms.cluster.remote import RpcClient
 from quizroom.rooms.game.clock import Clock
@@ -45,8 +50,9 @@ class Rooms(Protocol):
 
 
 class Failover:
-    def __init__(self, rooms: Rooms, cluster: Cluster, rpc: RpcClient, clock: Clock) -> None:
+    def __init__(self, rooms: Rooms, cluster: Cluster, rpc: RpcClient, clock: Clock, tenure: Tenure) -> None:
         self.rooms = rooms
+        self.tenure = tenure
         self.clock = clock
         self.cluster = cluster
         self.rpc = rpc
@@ -58,9 +64,19 @@ class Failover:
         return self.live is None or worker_id in self.live
 
     async def watch(self, interval_s: float) -> None:
+        beating = asyncio.get_running_loop().create_task(self._every(interval_s, self.beat))
+        try:
+            await self._every(interval_s, self.duties)
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+
+    @staticmethod
+    async def _every(interval_s: float, work: Callable[[], Awaitable[None]]) -> None:
         while True:
             try:
-                await self.tick()
+                await work()
             except StorageError as exc:
                 log.warning("cluster_tick_failed", error=str(exc))
             except Exception:
@@ -68,22 +84,35 @@ class Failover:
             await asyncio.sleep(interval_s)
 
     async def tick(self) -> None:
-        """Heartbeat; drop coordinators whose lease was lost; take over orphaned rooms; move shards off dead workers."""
+        """One heartbeat, then the duties that follow from what it learnt."""
+        await self.beat()
+        await self.duties()
+
+    async def beat(self) -> None:
+        """Heartbeat (renewing every lease held); stop coordinators whose lease was lost; renew tenure."""
         load = sum(len(actor.sessions) for _, _, actor in self.rooms.shards_held())
         held = self.rooms.coordinators()  # only these can have lost their lease: one installed meanwhile holds it
+        sent = self.clock.monotonic()
         renewed = await self.cluster.heartbeat(load)
         now = self.clock.monotonic()
         away = self._last_beat is not None and now - self._last_beat > self.cluster.ttl_s
         self._last_beat = now
+        for pin, coordinator in held.items():
+            epoch = renewed.get(coordinator.room_id)
+            lost = coordinator.state.phase is not Phase.FINISHED and epoch != coordinator.epoch
+            if lost and self.rooms.uninstall(pin, coordinator):
+                log.warning("lease_lost", pin=pin, epoch=coordinator.epoch, holder_epoch=epoch)
+                await coordinator.stop(CLOSE_MOVED)
+        # Only now: a coordinator holding back its output while tenure lapsed releases it on renewal, and one whose
+        # lease was lost must have been stopped first, so that it releases nothing.
+        self.tenure.renewed(sent)
         if away:  # presumed dead meanwhile (a pause, a database outage): our shards may live elsewhere now
             await self._release_moved_shards()
+
+    async def duties(self) -> None:
+        """Who is live; take over orphaned rooms with an open question; move our rooms' shards off dead workers."""
         self.live = {w.worker_id for w in await self.cluster.live_workers()}
         self.rpc.fail_dead(self.live)
-        for pin, coordinator in held.items():
-            lost = coordinator.state.phase is not Phase.FINISHED and coordinator.room_id not in renewed
-            if lost and self.rooms.uninstall(pin, coordinator):
-                log.warning("lease_lost", pin=pin)
-                await coordinator.stop()
         for pin in await self.cluster.orphaned_question_rooms():
             if pin not in self.rooms.coordinators():
                 try:

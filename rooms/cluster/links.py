@@ -21,22 +21,24 @@ class RemoteShardLink:
 
     local: LocalShard | None = None
 
-    def __init__(self, room_id: str, pin: str, shard: int, worker_id: str, send: Send) -> None:
+    def __init__(self, room_id: str, pin: str, shard: int, worker_id: str, send: Send, epoch: int = 0) -> None:
         self.room_id = room_id
         self.pin = pin
         self.shard = shard
         self.worker_id = worker_id
+        self.epoch = epoch  # the coordinator's lease epoch: a shard ignores events from an older coordinator
         self._send = send
 
     def send(self, event: ShardEvent) -> None:
         message = shard_message(event)
         if message is not None:
-            self._send(self.worker_id, {**message, "room_id": self.room_id, "pin": self.pin, "shard": self.shard})
+            routing = {"room_id": self.room_id, "pin": self.pin, "shard": self.shard, "epoch": self.epoch}
+            self._send(self.worker_id, {**message, **routing})
 
 
 class RemoteCoordinatorLink:
-    """The coordinator on another worker. `worker_id` follows takeovers: a shard's coordinator is whoever sent it
-    the last event (`quizroom.rooms.cluster.mailroom`)."""
+    """The coordinator on another worker. `worker_id` follows takeovers: a shard's coordinator is the sender of
+    the newest lease epoch it has heard from (`quizroom.rooms.cluster.registry.shard_mail`)."""
 
     def __init__(self, room_id: str, worker_id: str, send: Send) -> None:
         self.room_id = room_id

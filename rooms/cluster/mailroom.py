@@ -47,8 +47,9 @@ class Router(Protocol):
     async def serving(self, pin: str) -> Served | None:
         """The coordinator here that serves requests for `pin` (loading or taking the room over if need be)."""
 
-    async def shard_mail(self, pin: str, room_id: str, shard: int, sender: str) -> ShardMailbox:
-        """The shard here that takes events from `sender` (loaded if need be; its reports then go to `sender`)."""
+    async def shard_mail(self, pin: str, room_id: str, shard: int, sender: str, epoch: int) -> ShardMailbox | None:
+        """The shard here that takes events from `sender`, the coordinator under lease `epoch` (loaded if need
+        be; its reports then go to `sender`); None when the shard has heard from a newer coordinator."""
 
 
 class Mailroom:
@@ -124,7 +125,11 @@ class Mailroom:
     async def _apply(self, key: tuple[str, int], message: dict[str, Any]) -> None:
         pin, shard = key
         room_id = str(message["room_id"])
-        mailbox = await self.router.shard_mail(pin, room_id, shard, str(message.get("from", "")))
+        epoch = int(message.get("epoch", 0))
+        mailbox = await self.router.shard_mail(pin, room_id, shard, str(message.get("from", "")), epoch)
+        if mailbox is None:
+            log.warning("stale_coordinator_event", pin=pin, shard=shard, kind=message.get("kind"), epoch=epoch)
+            return
         histogram = None
         if message["kind"] in ("reveal", "finish"):  # the room's scores as of then: they may not fit a message
             through = message.get("index") if message["kind"] == "reveal" else message.get("through")

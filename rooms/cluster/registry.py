@@ -26,6 +26,7 @@ from quizroom.rooms.actors.ports import CoordinatorPort, ShardPort
 from quizroom.rooms.actors.sessions import hash_token
 from quizroom.rooms.actors.shard import Shard
 from quizroom.rooms.actors.telemetry import NullTelemetry, Telemetry
+from quizroom.rooms.actors.tenure import Tenure
 from quizroom.rooms.cluster.directory import Cluster, SoloCluster
 from quizroom.rooms.cluster.failover import Failover
 from quizroom.rooms.cluster.lifetimes import Lifetimes, RoomCaps
@@ -54,6 +55,7 @@ from quizroom.storage.writer import GroupCommitWriter
 log = structlog.get_logger("quizroom.registry")
 
 PIN_ATTEMPTS = 100
+TENURE_MARGIN = 0.25  # of the TTL: a coordinator stops speaking this long before its lease can lapse
 QUIZ_CACHE = 256  # parsed quizzes kept for loading rooms and shards
 
 Room = Coordinator | RemoteRoom
@@ -85,6 +87,10 @@ class RoomRegistry:
         self.solo = isinstance(self.cluster, SoloCluster)
         self.worker_id = self.cluster.worker_id
         self.lifetimes = Lifetimes(caps or RoomCaps(), clock)
+        # How long this worker may speak for its rooms without a heartbeat (renewed by `failover`): a margin of a
+        # quarter of the TTL before the lease can lapse in the database. A server alone never lapses.
+        margin = self.cluster.ttl_s * TENURE_MARGIN if not self.solo else 0.0
+        self.tenure = Tenure(clock, self.cluster.ttl_s, margin)
         self.telemetry: Telemetry = telemetry or NullTelemetry()
         self._rooms: dict[str, Coordinator] = {}
         self._by_room_id: dict[str, Coordinator] = {}  # the same, by room_id: each report from elsewhere looks here
@@ -97,7 +103,7 @@ class RoomRegistry:
         self.closing = False  # shutting down: load nothing more, answer no more messages
         self.rpc = RpcClient(self.worker_id, self.send, self.cluster.transport.max_payload)
         self.mailroom = Mailroom(self, storage, self.send, self.rpc.on_reply)
-        self.failover = Failover(self, self.cluster, self.rpc, clock)
+        self.failover = Failover(self, self.cluster, self.rpc, clock, self.tenure)
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -120,11 +126,15 @@ class RoomRegistry:
 
     def here(self, pin: str) -> Coordinator | None:
         """The room's coordinator if this worker holds it (no loading, no takeover)."""
-        return self._rooms.get(pin)
+        coordinator = self._rooms.get(pin)
+        if coordinator is not None and coordinator.fenced:  # a newer coordinator holds the room elsewhere
+            self._uninstall(pin, coordinator)
+            return None
+        return coordinator
 
     def shard_here(self, pin: str, room_id: str, shard: int) -> Shard | None:
         actor = self._shards.get(pin, {}).get(shard)
-        return actor if actor is not None and actor.state.room_id == room_id else None
+        return actor if actor is not None and actor.state.room_id == room_id and not actor.fenced else None
 
     # --- what the heartbeat needs (`quizroom.rooms.cluster.failover.Rooms`) -----------------------------------------
 
@@ -153,11 +163,17 @@ class RoomRegistry:
     async def serving(self, pin: str) -> Served | None:
         return self.here(pin) or await self.coordinator(pin)
 
-    async def shard_mail(self, pin: str, room_id: str, shard: int, sender: str) -> ShardMailbox:
-        """The shard that takes `sender`'s events; its reports follow the coordinator to wherever it is now."""
+    async def shard_mail(self, pin: str, room_id: str, shard: int, sender: str, epoch: int) -> ShardMailbox | None:
+        """The shard that takes `sender`'s events, if `sender` coordinates under the newest lease epoch the shard
+        has heard of; its reports follow that coordinator to wherever it is now. A deposed coordinator (one that
+        was paused or cut off while another took the room over) is not listened to: None."""
         actor = self.shard_here(pin, room_id, shard)
         if actor is None:
-            return await self.hold_shard(pin, room_id, shard, RemoteCoordinatorLink(room_id, sender, self.send))
+            link = RemoteCoordinatorLink(room_id, sender, self.send)
+            return await self.hold_shard(pin, room_id, shard, link, epoch)
+        if epoch < actor.coordinator_epoch:
+            return None
+        actor.coordinator_epoch = epoch
         current = actor.coordinator
         if isinstance(current, RemoteCoordinatorLink):
             current.worker_id = sender  # the coordinator may have moved: its events come from where it is now
@@ -196,12 +212,14 @@ class RoomRegistry:
                 break
         else:
             raise RuntimeError("no free PIN found")
-        await self.cluster.acquire_lease(room_id)
+        epoch = await self.cluster.acquire_lease(room_id)
+        if epoch is None:  # a fresh room nobody else has heard of: only a bug can make this happen
+            raise Unavailable("could not take this room's lease; try again")
         self._quizzes[quiz_id] = quiz
         state = RoomState(
             room_id=room_id, pin=pin, quiz=quiz, host_token_hash=row.host_token_hash, limits=self.limits.room
         )
-        coordinator = self._coordinator(RoomProtocol(state, self._protocol_settings()))
+        coordinator = self._coordinator(RoomProtocol(state, self._protocol_settings()), epoch)
         self._install(coordinator)
         self.lifetimes.created(pin, owner)
         log.info("room_created", pin=pin, room_id=room_id, questions=len(quiz.questions))
@@ -210,7 +228,7 @@ class RoomRegistry:
     def _protocol_settings(self) -> Settings:
         return Settings(per_shard=self.limits.players_per_shard, host_coalesce_s=self.limits.host_coalesce_s)
 
-    def _coordinator(self, machine: RoomProtocol) -> Coordinator:
+    def _coordinator(self, machine: RoomProtocol, epoch: int) -> Coordinator:
         return Coordinator(
             machine,
             {},
@@ -220,6 +238,8 @@ class RoomRegistry:
             limits=self.limits,
             placement=self,
             telemetry=self.telemetry,
+            epoch=epoch,
+            tenure=self.tenure,
         )
 
     def _install(self, coordinator: Coordinator) -> None:
@@ -252,7 +272,7 @@ class RoomRegistry:
 
     async def get(self, pin: str) -> Room | None:
         """The room with this PIN: its coordinator here (loaded or taken over when needed), or a handle on it."""
-        coordinator = self._rooms.get(pin)
+        coordinator = self.here(pin)
         if coordinator is not None:
             return coordinator
         if self.closing:
@@ -296,15 +316,18 @@ class RoomRegistry:
         row = await self.storage.find_room(pin)
         if row is None:
             return None
+        epoch = 0
         if not self.solo and row.phase != str(Phase.FINISHED):
             holder = await self.cluster.lease_holder(row.room_id)
             if holder is not None and holder.worker_id != self.worker_id:
                 return self._remote_room(row, holder.worker_id)
-            if not await self.cluster.acquire_lease(row.room_id):
+            taken = await self.cluster.acquire_lease(row.room_id)
+            if taken is None:
                 holder = await self.cluster.lease_holder(row.room_id)
                 return None if holder is None else self._remote_room(row, holder.worker_id)
+            epoch = taken
         try:
-            loaded = await self._coordinate(pin, row)
+            loaded = await self._coordinate(pin, row, epoch)
         except BaseException:
             loaded = None
             raise
@@ -313,7 +336,7 @@ class RoomRegistry:
                 await self.cluster.release_lease(row.room_id)  # nobody coordinates it here: let another try
         return loaded
 
-    async def _coordinate(self, pin: str, row: RoomRow) -> Room | None:
+    async def _coordinate(self, pin: str, row: RoomRow, epoch: int) -> Room | None:
         """Load a room to coordinate here (its lease is held): its players, and its shards wherever they live."""
         quiz = await self._quiz(row.quiz_id)
         if quiz is None:
@@ -330,7 +353,7 @@ class RoomRegistry:
             shard_of={p.player_id: p.shard for p in live},
             revoked={p.token_hash for p in player_rows if p.kicked},
         )
-        coordinator = self._coordinator(machine)
+        coordinator = self._coordinator(machine, epoch)
         for shard in sorted(set(sizes) | set(placed)):
             home_row = placed.get(shard)
             worker = (
@@ -338,11 +361,11 @@ class RoomRegistry:
                 if home_row is not None and home_row.alive
                 else await self._choose(row.room_id, shard)
             )
-            link = await self._link(row.room_id, pin, shard, worker, coordinator.port)
+            link = await self._link(row.room_id, pin, shard, worker, coordinator.port, epoch)
             coordinator.links[shard] = link
             # Unheard until it reports to this coordinator: its summary is unknown (even a local one's).
             machine.seating.homes[shard] = Home(worker, size=sizes.get(shard, 0), heard=False)
-        current = self._rooms.get(pin)
+        current = self.here(pin)
         if current is not None:  # created meanwhile: this one never started, so there is nothing to stop
             return current
         self._install(coordinator)
@@ -377,10 +400,10 @@ class RoomRegistry:
 
     # --- shards -----------------------------------------------------------------------------------------------
 
-    async def place(self, room_id: str, pin: str, shard: int, coordinator: CoordinatorPort) -> ShardPort:
+    async def place(self, room_id: str, pin: str, shard: int, coordinator: CoordinatorPort, epoch: int) -> ShardPort:
         """A new shard of a room this worker coordinates goes to the live worker with the fewest of its shards."""
         worker = await self._choose(room_id, shard)
-        return await self._link(room_id, pin, shard, worker, coordinator)
+        return await self._link(room_id, pin, shard, worker, coordinator, epoch)
 
     async def _choose(self, room_id: str, shard: int) -> str:
         if self.solo:
@@ -393,22 +416,26 @@ class RoomRegistry:
         return await self.cluster.place_shard(room_id, shard, best.worker_id)
 
     async def _link(
-        self, room_id: str, pin: str, shard: int, worker_id: str, coordinator: CoordinatorPort
+        self, room_id: str, pin: str, shard: int, worker_id: str, coordinator: CoordinatorPort, epoch: int
     ) -> ShardPort:
         """The coordinator's link to a shard on `worker_id`: here, the shard itself (loaded if need be)."""
         if worker_id == self.worker_id:
-            return LocalShardLink(await self.hold_shard(pin, room_id, shard, coordinator), worker_id)
-        return RemoteShardLink(room_id, pin, shard, worker_id, self.send)
+            return LocalShardLink(await self.hold_shard(pin, room_id, shard, coordinator, epoch), worker_id)
+        return RemoteShardLink(room_id, pin, shard, worker_id, self.send, epoch)
 
     async def link_for(self, coordinator: Coordinator, shard: int) -> ShardPort:
         """A link to the shard placed afresh (its worker died): `quizroom.rooms.cluster.failover`."""
         worker = await self._choose(coordinator.room_id, shard)
-        return await self._link(coordinator.room_id, coordinator.pin, shard, worker, coordinator.port)
+        return await self._link(
+            coordinator.room_id, coordinator.pin, shard, worker, coordinator.port, coordinator.epoch
+        )
 
-    async def hold_shard(self, pin: str, room_id: str, shard: int, link: CoordinatorPort) -> Shard:
-        actor = self._shards.get(pin, {}).get(shard)
-        if actor is not None and actor.state.room_id == room_id:
-            actor.coordinator = link
+    async def hold_shard(self, pin: str, room_id: str, shard: int, link: CoordinatorPort, epoch: int) -> Shard:
+        """The shard here (loaded if need be), reporting to `link` unless it heard from a newer coordinator."""
+        actor = self.shard_here(pin, room_id, shard)
+        if actor is not None:
+            if epoch >= actor.coordinator_epoch:
+                actor.coordinator, actor.coordinator_epoch = link, epoch
             return actor
         key = (pin, shard)
         loading = self._shard_loading.get(key)
@@ -417,7 +444,8 @@ class RoomRegistry:
             self._shard_loading[key] = loading
             loading.add_done_callback(lambda _: self._shard_loading.pop(key, None))
         actor = await asyncio.shield(loading)
-        actor.coordinator = link  # a second caller while it loaded knows better where the coordinator is now
+        if epoch >= actor.coordinator_epoch:  # a second caller while it loaded may know a newer coordinator
+            actor.coordinator, actor.coordinator_epoch = link, epoch
         return actor
 
     async def _load_shard(self, pin: str, room_id: str, shard: int, link: CoordinatorPort) -> Shard:
@@ -428,6 +456,12 @@ class RoomRegistry:
         quiz = await self._quiz(row.quiz_id)
         if quiz is None:
             raise NotFound("no such quiz")
+        epoch = 0
+        if not self.solo:  # the placement's epoch fences this copy's answers once the shard moves elsewhere
+            placed = {s.shard: s for s in await self.cluster.shards(room_id)}.get(shard)
+            if placed is None or placed.worker_id != self.worker_id:
+                raise Moved("this shard is placed on another worker")
+            epoch = placed.epoch
         loaded = await load_shard(self.storage, row, quiz, shard, self.limits.room, self.clock)
         state = loaded.state
         actor = Shard(
@@ -440,9 +474,10 @@ class RoomRegistry:
             revoked_tokens=loaded.revoked,
             telemetry=self.telemetry,
             final=loaded.final,
+            epoch=epoch,
         )
         current = self._shards.get(pin, {}).get(shard)
-        if current is not None and current.state.room_id == room_id:
+        if current is not None and current.state.room_id == room_id and not current.fenced:
             return current
         if current is not None:
             await current.stop()
@@ -455,13 +490,13 @@ class RoomRegistry:
         """The shard here that holds this token's player; `Moved` when another worker holds it."""
         token_hash = hash_token(token)
         for actor in self._shards.get(pin, {}).values():
-            if actor.knows(token_hash):
+            if actor.knows(token_hash) and not actor.fenced:
                 return actor
         room = await self.get(pin)  # after a restart: loads the room and, in one process, its shards
         if room is None:
             raise NotFound("no such room")
         for actor in self._shards.get(pin, {}).values():
-            if actor.knows(token_hash):
+            if actor.knows(token_hash) and not actor.fenced:
                 return actor
         row = await self.storage.player_by_token(token_hash)
         room_id = room.state.room_id if isinstance(room, Coordinator) else room.room_id
@@ -469,8 +504,7 @@ class RoomRegistry:
             raise Unauthorized()
         if row.kicked:
             raise Kicked("you were removed from this game")
-        held = self._shards.get(pin, {}).get(row.shard)
-        shard = held if held is not None and held.state.room_id == room_id else None
+        shard = self.shard_here(pin, room_id, row.shard)
         if shard is None:
             shard = await self._adopt_shard(pin, room_id, row.shard, room)
         if not shard.knows(token_hash):
@@ -483,13 +517,13 @@ class RoomRegistry:
             link = room.links.get(shard)
             if link is not None and link.worker_id != self.worker_id:
                 raise Moved("your shard is on another worker")
-            return await self.hold_shard(pin, room_id, shard, room.port)
+            return await self.hold_shard(pin, room_id, shard, room.port, room.epoch)
         placed = {s.shard: s for s in await self.cluster.shards(room_id)}
         home_row = placed.get(shard)
         if home_row is None or home_row.worker_id != self.worker_id:
             raise Moved("your shard is on another worker")
         remote = RemoteCoordinatorLink(room_id, room.worker_id, self.send)
-        return await self.hold_shard(pin, room_id, shard, remote)
+        return await self.hold_shard(pin, room_id, shard, remote, 0)  # the coordinator's next event says its epoch
 
     # --- eviction and shutdown --------------------------------------------------------------------------------
 

@@ -32,7 +32,8 @@ class ShardSummary:
     connected: int = 0
     question: int | None = None  # the question `answered` counts (a late summary of the last one is ignored)
     answered: int = 0  # durable answers to that question
-    all_answered: bool = False  # every connected player has a durable answer (false when nobody is connected)
+    # Nobody connected, or dropped within the reconnect grace, is still to answer (true when nobody is there).
+    all_answered: bool = False
 
 
 # --- coordinator → shard ------------------------------------------------------------------------------------------

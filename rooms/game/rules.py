@@ -44,6 +44,9 @@ class RoomLimits:
     players_per_room: int = 10_000
     answer_attempts: int = 3
     grace_ms: int = 250
+    # How long a player whose socket dropped still counts as playing for the early close ("everyone answered"):
+    # a failover, an outage or a flaky network drops sockets that come back within a few seconds.
+    reconnect_grace_s: float = 5.0
     blocked_words: frozenset[str] = frozenset()  # nickname block list, as block keys (rooms/game/nicknames.py)
 
 
@@ -71,6 +74,7 @@ class Player:
     score: int = 0
     streak: int = 0
     connected: int = 0  # sockets currently open for this player (0 or 1 after takeover)
+    left_at: float | None = None  # monotonic time its socket dropped, or its shard started without it
     attempts: int = 0  # answer attempts on the open question
     answers: dict[int, Answer] = field(default_factory=dict)
 
@@ -310,6 +314,28 @@ class RoomState:
             self._ranking = None
         return True
 
+    def adopt_stored(self, pending: Answer, stored: Answer) -> bool:
+        """Storage held another answer for this player and question already (judged by an earlier owner of the
+        shard): that one counts, in place of `pending`. False if the player was kicked meanwhile."""
+        if self._pending.pop((pending.question, pending.player_id), None) is None:
+            return False
+        player = self.players[pending.player_id]
+        stored.durable = True
+        player.answers[pending.question] = stored
+        player.score += stored.points
+        if self.phase is not Phase.QUESTION:
+            self._ranking = None
+            if pending.question == self.question_index and stored.correct != pending.correct:
+                player.streak = self._streak_through(player, pending.question)  # settled counting `pending`
+        return True
+
+    @staticmethod
+    def _streak_through(player: Player, index: int) -> int:
+        streak = 0
+        while index >= 0 and (answer := player.answers.get(index)) is not None and answer.correct:
+            streak, index = streak + 1, index - 1
+        return streak
+
     def drop_pending(self, answer: Answer) -> None:
         """Storage could not commit the answer: forget it, so that the player's retry is judged afresh."""
         if self._pending.pop((answer.question, answer.player_id), None) is None:
@@ -324,19 +350,24 @@ class RoomState:
     def pending_for(self, question_index: int) -> int:
         return sum(1 for (q, _) in self._pending if q == question_index)
 
-    def everyone_answered(self) -> bool:
-        """All connected players have a durable answer to the open question (and at least one is connected)."""
-        if self.phase is not Phase.QUESTION or self.question_index is None:
-            return False
-        index = self.question_index
-        anyone = False
+    def still_answering(self, mono: float) -> bool:
+        """Someone here may yet answer the open question: a connected player without a durable answer to it, or
+        one whose socket dropped less than `reconnect_grace_s` ago (it may be on its way back). Outside a
+        question, anyone connected or on the way back is "still answering" the question to come."""
+        index = self.question_index if self.phase is Phase.QUESTION else None
+        grace = self.limits.reconnect_grace_s
         for player in self.players.values():
-            if player.connected:
-                answer = player.answers.get(index)
-                if answer is None or not answer.durable:
-                    return False  # early exit: the common case while a question is open
-                anyone = True
-        return anyone
+            if not player.connected and (player.left_at is None or mono - player.left_at >= grace):
+                continue
+            answer = player.answers.get(index) if index is not None else None
+            if answer is None or not answer.durable:
+                return True  # early exit: the common case while a question is open
+        return False
+
+    def everyone_answered(self, mono: float) -> bool:
+        """Every player connected (or just dropped) has a durable answer to the open question, and one is
+        connected."""
+        return self.phase is Phase.QUESTION and self.connected_count > 0 and not self.still_answering(mono)
 
     def answers_to(self, index: int) -> list[Answer]:
         return [a for p in self.players.values() if (a := p.answers.get(index)) is not None and a.durable]

@@ -97,15 +97,18 @@ class Seating:
         return connected, answered
 
     def everyone_answered(self, question: int | None) -> bool:
-        """Every connected player of every shard has a durable answer to `question` (and someone is connected)."""
+        """Every connected player of every shard has a durable answer to `question` (and someone is connected).
+
+        A shard's players whose sockets dropped moments ago (a failover, an outage) count as still answering for
+        the reconnect grace (`RoomState.still_answering`), so a shard that lost its sockets does not drop out."""
         anyone = False
         for home in self.homes.values():
             if not home.heard:
                 return False  # a shard this coordinator has not heard from yet may have players still answering
             summary = home.summary
-            if summary.connected == 0:
-                continue
+            if summary.connected == 0 and summary.all_answered:
+                continue  # nobody there, and nobody on the way back
             if summary.question != question or not summary.all_answered:
                 return False
-            anyone = True
+            anyone = anyone or summary.connected > 0
         return anyone

@@ -16,7 +16,7 @@ from quizroom.rooms.cluster.registry import RoomRegistry
 from quizroom.rooms.game.clock import SystemClock
 from quizroom.rooms.game.quiz import parse_quiz
 from quizroom.storage.base import StorageError
-from quizroom.storage.records import Batch
+from quizroom.storage.records import Batch, Outcome
 from quizroom.storage.sqlite import SQLiteStorage
 from tests.gameclient import quiz
 
@@ -27,11 +27,11 @@ class FailingStorage(SQLiteStorage):
     down = False
     failed = 0
 
-    async def commit(self, batch: Batch) -> None:
+    async def commit(self, batch: Batch) -> Outcome:
         if self.down:
             self.failed += 1
             raise StorageError("injected fault")
-        await super().commit(batch)
+        return await super().commit(batch)
 
 
 class Recorder:

@@ -6,79 +6,15 @@ Expiry is tested with a short TTL and by polling with a deadline; nothing waits 
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import pytest
 
 from quizroom.storage import StorageError
-from quizroom.storage.cluster import MAX_PAYLOAD_BYTES, PgCluster, ShardRow, WorkerRow
-from quizroom.storage.postgres import PostgresStorage
-from quizroom.storage.records import Batch, QuizRow, RoomRow, RoomStateRow
-from tests.conftest import create_pg_database, drop_pg_database
-
-T0 = 1_700_000_000_000
-SHORT_TTL = 0.3
-LONG_TTL = 30.0  # longer than any test: a lease or worker that lapses under it lapsed for another reason
-
-
-# --- helpers ------------------------------------------------------------------------------------------------------
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, within_s: float = 5.0, what: str = "condition") -> None:
-    """Poll `check` until it holds; fail after `within_s`."""
-    deadline = time.monotonic() + within_s
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not hold within {within_s} s")
-        await asyncio.sleep(0.02)
-
-
-class Database:
-    """A fresh, migrated PostgreSQL database with one quiz; makes rooms and clusters, closes them afterwards."""
-
-    def __init__(self, url: str, storage: PostgresStorage) -> None:
-        self.url = url
-        self.storage = storage
-        self.clusters: list[PgCluster] = []
-
-    async def room(self, room_id: str, phase: str = "lobby") -> str:
-        pin = f"{len(room_id):01d}{abs(hash(room_id)) % 100_000:05d}"
-        assert await self.storage.create_room(RoomRow(room_id, pin, "q1", f"hash-{room_id}", T0))
-        if phase != "lobby":
-            await self.storage.commit(Batch(rooms={room_id: RoomStateRow(room_id, phase, 0, T0, False, 1)}))
-        return pin
-
-    async def cluster(self, *, ttl_s: float = LONG_TTL, register: bool = True, **options: Any) -> PgCluster:
-        worker_id = secrets.token_hex(8)
-        cluster = PgCluster(self.url, worker_id, f"http://{worker_id}.test:8000", ttl_s=ttl_s, **options)
-        await cluster.open()
-        self.clusters.append(cluster)
-        if register:
-            await cluster.register(os.getpid(), socket.gethostname())
-        return cluster
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    url = await create_pg_database()
-    storage = PostgresStorage(url)
-    database = Database(url, storage)
-    try:
-        await storage.open()
-        await storage.create_quiz(QuizRow("q1", "Quiz", '{"title": "Quiz", "questions": []}', T0))
-        yield database
-    finally:
-        for cluster in database.clusters:
-            await cluster.close()
-        await storage.close()
-        await drop_pg_database(url)
-
+from quizroom.storage.cluster import MAX_PAYLOAD_BYTES, PgCluster, WorkerRow
+from tests.actors.pgcluster import SHORT_TTL, Database, eventually
 
 # --- lifecycle ----------------------------------------------------------------------------------------------------
 
@@ -176,7 +112,7 @@ async def test_racing_workers_leave_exactly_one_lease_holder(db: Database) -> No
     workers = [await db.cluster(), await db.cluster()]
 
     async def attempt(worker: PgCluster, room_id: str) -> tuple[str, str, bool]:
-        return room_id, worker.worker_id, await worker.acquire_lease(room_id)
+        return room_id, worker.worker_id, await worker.acquire_lease(room_id) is not None
 
     attempts = [attempt(w, room_id) for room_id in rooms for w in workers for _ in range(5)]
     results = await asyncio.gather(*attempts)
@@ -199,13 +135,13 @@ async def test_an_expired_lease_is_taken_over_and_the_old_holder_learns_it(db: D
 
     async def b_takes_over() -> bool:
         await b.heartbeat(0)
-        return await b.acquire_lease("r1")
+        return await b.acquire_lease("r1") is not None
 
     await eventually(b_takes_over, what="takeover")
     assert await b.lease_holder("r1") == WorkerRow(b.worker_id, b.url, 0)
     assert await b.orphaned_question_rooms() == []
     # a comes back: its heartbeat no longer renews the room, which tells it to drop its coordinator.
-    assert await a.heartbeat(0) == set()
+    assert await a.heartbeat(0) == {}
     assert not await a.acquire_lease("r1")
     # Releasing only releases one's own lease.
     await a.release_lease("r1")
@@ -222,7 +158,7 @@ async def test_heartbeats_renew_leases_past_the_ttl(db: Database) -> None:
     assert await a.acquire_lease("r1") and await a.acquire_lease("r2") and await b.acquire_lease("r3")
     started = time.monotonic()
     while time.monotonic() - started < 4 * SHORT_TTL:
-        assert await a.heartbeat(3) == {"r1", "r2"}
+        assert (await a.heartbeat(3)).keys() == {"r1", "r2"}
         await b.heartbeat(0)
         assert not await b.acquire_lease("r1")
         assert await b.lease_holder("r2") == WorkerRow(a.worker_id, a.url, 3)
@@ -261,9 +197,11 @@ async def test_racing_placements_agree_and_dead_workers_lose_their_shards(db: Da
         by_shard.setdefault(shard, set()).add(holder)
     assert all(len(h) == 1 for h in by_shard.values()), by_shard
     urls = {a.worker_id: a.url, b.worker_id: b.url}
-    assert await a.shards("r1") == [
-        ShardRow(s, next(iter(by_shard[s])), urls[next(iter(by_shard[s]))], True) for s in range(10)
+    placed = await a.shards("r1")
+    assert [(r.shard, r.worker_id, r.url, r.alive) for r in placed] == [
+        (s, next(iter(by_shard[s])), urls[next(iter(by_shard[s]))], True) for s in range(10)
     ]
+    assert len({r.epoch for r in placed}) == 10, "every placement has its own fencing epoch"
     # A live holder keeps its shard.
     live_holder = next(iter(by_shard[0]))
     other = b if live_holder == a.worker_id else a
@@ -276,11 +214,18 @@ async def test_racing_placements_agree_and_dead_workers_lose_their_shards(db: Da
         return not next(s for s in await b.shards("r1") if s.shard == 20).alive
 
     await eventually(a_is_dead, what="a's expiry")
+    before = next(s.epoch for s in await b.shards("r1") if s.shard == 20)
     assert await b.place_shard("r1", 20, b.worker_id) == b.worker_id
+    moved = next(s.epoch for s in await b.shards("r1") if s.shard == 20)
+    assert moved > before, "a shard that changes worker takes a newer epoch: the old copy's answers are fenced"
+    assert await b.place_shard("r1", 20, b.worker_id) == b.worker_id
+    assert next(s.epoch for s in await b.shards("r1") if s.shard == 20) == moved, "placed again where it is: same"
     # A shard whose worker row is gone shows an empty url.
     await a.deregister()
     assert await b.place_shard("r1", 21, a.worker_id) == a.worker_id
-    assert [s for s in await b.shards("r1") if s.shard == 21] == [ShardRow(21, a.worker_id, "", False)]
+    assert [(s.shard, s.worker_id, s.url, s.alive) for s in await b.shards("r1") if s.shard == 21] == [
+        (21, a.worker_id, "", False)
+    ]
 
 
 async def test_dead_shards_of_many_rooms_come_back_in_one_read(db: Database) -> None:

@@ -19,6 +19,7 @@ from quizroom.storage.records import (
     AnswerRow,
     Batch,
     KickRow,
+    Outcome,
     PlayerRow,
     QuizRow,
     RoomRow,
@@ -107,6 +108,7 @@ async def test_migrations_apply_once_however_often_storage_opens(database_url: s
         assert await raw_fetch(database_url, "SELECT version, name FROM schema_migrations ORDER BY version") == [
             (1, "initial"),
             (2, "shards"),
+            (3, "fencing"),
         ]
     finally:
         await again.close()
@@ -513,17 +515,18 @@ class FlakyStorage:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    async def commit(self, batch: Batch) -> None:
+    async def commit(self, batch: Batch) -> Outcome:
         self.attempts += 1
         if self.down:
             raise StorageError("database is down (injected)")
         if self.fail_before > 0:
             self.fail_before -= 1
             raise StorageError("connection refused (injected)")
-        await self.inner.commit(batch)
+        outcome = await self.inner.commit(batch)
         if self.fail_after > 0:
             self.fail_after -= 1
             raise StorageError("connection lost after commit (injected)")
+        return outcome
 
 
 async def test_writer_commits_a_burst_of_concurrent_answers_in_few_transactions(storage: Storage) -> None:
@@ -547,10 +550,12 @@ async def test_writer_rides_over_failures_and_stores_each_answer_once(storage: S
     writer = GroupCommitWriter(flaky, retry_for_s=30.0)
     writer.start()
     try:
-        futures = [writer.add_answer(answer(f"p{i}")) for i in range(20)]
+        futures: list[asyncio.Future[Any]] = [writer.add_answer(answer(f"p{i}")) for i in range(20)]
         futures.append(writer.add_player(player("a")))
-        await asyncio.gather(*futures)
+        outcomes = await asyncio.gather(*futures)
         assert writer.healthy
+        # The retry after the lost reply found its own rows stored: they are ours, not duplicates.
+        assert outcomes[0] == Outcome()
     finally:
         await writer.stop()
     assert flaky.attempts == 4

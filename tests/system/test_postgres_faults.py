@@ -25,7 +25,7 @@ import pytest
 
 from quizroom.storage import StorageError
 from quizroom.storage.postgres import PostgresStorage
-from quizroom.storage.records import AnswerRow, Batch, QuizRow, RoomRow
+from quizroom.storage.records import AnswerRow, Batch, Outcome, QuizRow, RoomRow
 from quizroom.storage.writer import GroupCommitWriter
 
 T0 = 1_700_000_000_000
@@ -178,7 +178,7 @@ async def burst_through(url: str, fault: Callable[[], None]) -> None:
     patient = GroupCommitWriter(storage, retry_for_s=20.0)
     impatient = GroupCommitWriter(storage, retry_for_s=0.2)
     submitted: dict[tuple[int, str], AnswerRow] = {}
-    futures: dict[tuple[int, str], asyncio.Future[None]] = {}
+    futures: dict[tuple[int, str], asyncio.Future[Outcome]] = {}
     fault_done = asyncio.Event()
 
     async def produce() -> None:
@@ -206,8 +206,8 @@ async def burst_through(url: str, fault: Callable[[], None]) -> None:
     finally:
         await patient.stop()
         await impatient.stop()
-    acked = {key for key, outcome in zip(futures, outcomes, strict=True) if outcome is None}
-    failed = {key for key, outcome in zip(futures, outcomes, strict=True) if outcome is not None}
+    acked = {key for key, outcome in zip(futures, outcomes, strict=True) if isinstance(outcome, Outcome)}
+    failed = {key for key, outcome in zip(futures, outcomes, strict=True) if not isinstance(outcome, Outcome)}
     assert all(isinstance(outcomes[i], StorageError) for i, key in enumerate(futures) if key in failed)
     assert not any(question == 0 for question, _ in failed), "the patient writer must ride over the fault"
     try:

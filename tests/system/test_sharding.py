@@ -41,6 +41,7 @@ class Phone:
         self.ws_url = ""
         self.ws: ClientConnection | None = None
         self.got: dict[str, list[dict[str, Any]]] = {}
+        self.seen: list[dict[str, Any]] = []  # every message, in order, across reconnects: for fault checkers
         self.arrived = asyncio.Event()
         self.closed: int | None = None
         self.reader: asyncio.Task[None] | None = None
@@ -88,6 +89,7 @@ class Phone:
         try:
             async for raw in ws:
                 message = orjson.loads(raw)
+                self.seen.append(message)
                 self.got.setdefault(message["type"], []).append(message)
                 self.arrived.set()
         except ConnectionClosed as closed:

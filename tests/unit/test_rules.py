@@ -251,3 +251,35 @@ def test_restore_rebuilds_scores_and_streaks_from_answers_and_keeps_the_deadline
     assert restored.deadline_ms == live.deadline_ms
     assert restored.seconds_left(clock.monotonic() + 500) == pytest.approx(7.0)
     assert restored.submit(again, 1, (2,), clock.monotonic() + 500, clock.wall_ms()).duplicate
+
+
+def test_a_dropped_player_counts_as_answering_for_the_reconnect_grace() -> None:
+    """A failover or an outage drops sockets that come back: "everyone answered" must not leave them out."""
+    clock, state = ManualClock(), room(limits=RoomLimits(reconnect_grace_s=5.0))
+    ann, bob = add(state, "ann"), add(state, "bob")
+    state.start(clock.monotonic(), clock.wall_ms())
+    answer(state, ann, (0,), clock)
+    assert state.still_answering(clock.monotonic()) and not state.everyone_answered(clock.monotonic())
+    bob.connected, bob.left_at = 0, clock.monotonic()  # bob's socket dropped, unanswered
+    clock.advance(4.9)
+    assert not state.everyone_answered(clock.monotonic()), "bob may be on his way back"
+    clock.advance(0.2)
+    assert state.everyone_answered(clock.monotonic()), "past the grace, bob is gone"
+    ann.connected, ann.left_at = 0, clock.monotonic()
+    assert not state.still_answering(clock.monotonic()), "ann dropped with her answer in: nobody is waited for"
+    assert not state.everyone_answered(clock.monotonic()), "but nobody is connected: no early close"
+
+
+def test_a_stored_judgment_replaces_the_pending_one_and_settles_the_streak() -> None:
+    """An earlier owner of the shard stored another answer for this player: that one counts, once."""
+    clock, state = ManualClock(), room()
+    ann = add(state, "ann")
+    state.start(clock.monotonic(), clock.wall_ms())
+    pending = state.submit(ann, 0, (1,), clock.monotonic(), clock.wall_ms()).answer  # wrong (question 0: a)
+    state.close()
+    assert ann.streak == 0
+    stored = Answer("ann", 0, (0,), True, 1000, 900, clock.wall_ms())
+    assert state.adopt_stored(pending, stored)
+    assert ann.answers[0] is stored and stored.durable and ann.score == 1000 and ann.streak == 1
+    assert not state.adopt_stored(pending, stored), "settled once"
+    assert state.pending_for(0) == 0

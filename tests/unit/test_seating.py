@@ -61,9 +61,12 @@ def test_a_room_closes_early_only_when_every_shard_heard_from_says_so() -> None:
     a, b = Home("w0"), Home("w1")
     seating = Seating(3, {0: a, 1: b})
     a.summary = ShardSummary(connected=2, question=0, answered=2, all_answered=True)
-    b.summary = ShardSummary(connected=0, question=0)
+    b.summary = ShardSummary(connected=0, question=0, all_answered=True)  # nobody there, nobody on the way back
     assert seating.everyone_answered(0)
     assert not seating.everyone_answered(1)  # a summary of another question says nothing
+    b.summary = ShardSummary(connected=0, question=0, all_answered=False)  # its sockets just dropped (a failover)
+    assert not seating.everyone_answered(0), "players on their way back count as still answering"
+    b.summary = ShardSummary(connected=0, question=0, all_answered=True)
     b.heard = False  # after a takeover, a shard that has not reported yet may still have players answering
     assert not seating.everyone_answered(0)
     b.heard = True

@@ -1,0 +1,221 @@
+"""Pauses on real processes (SIGSTOP past the lease TTL): a deposed owner neither acks, nor rolls a room back.
+
+Two server processes on one PostgreSQL database, a room with a shard on each. One worker is frozen mid-question
+long enough for the other to take over what it owned, then thawed. The checker judges only from what clients
+received and what the database holds (`check`): every `answer_ack` names a stored row with the same timing, no
+ack arrives after its question's result, no socket sees `seq` go back or two different results for one question,
+and every score a player is shown equals the sum of their stored answers.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+
+from tests.gameclient import quiz
+from tests.serverproc import ServerProcess
+from tests.system.test_sharding import (
+    Phone,
+    choice_for,
+    gather_limited,
+    play_question,
+    start_workers,
+    stored_standings,
+    wait_until,
+)
+
+TTL = ("--cluster-ttl-s", "1", "--cluster-heartbeat-s", "0.25")
+PER_SHARD, PLAYERS = 10, 20
+
+
+async def stored_answers(pg: str, room_id: str) -> dict[tuple[int, str], int]:
+    """(question, player_id) → the stored response_ms."""
+    conn = await asyncpg.connect(pg)
+    try:
+        rows = await conn.fetch("SELECT question, player_id, response_ms FROM answers WHERE room_id = $1", room_id)
+    finally:
+        await conn.close()
+    return {(r["question"], r["player_id"]): r["response_ms"] for r in rows}
+
+
+async def room_state(pg: str, room_id: str) -> tuple[str, int | None, int]:
+    conn = await asyncpg.connect(pg)
+    try:
+        row = await conn.fetchrow("SELECT phase, question_index, seq FROM rooms WHERE room_id = $1", room_id)
+    finally:
+        await conn.close()
+    assert row is not None
+    return row["phase"], row["question_index"], row["seq"]
+
+
+async def check(phones: list[Phone], pg: str, room_id: str) -> None:
+    """The fault checker: only what the clients saw and what the database holds."""
+    stored = await stored_answers(pg, room_id)
+    standings = await stored_standings(pg, room_id)
+    for phone in phones:
+        seqs = [m["seq"] for m in phone.seen if "seq" in m]
+        assert seqs == sorted(seqs), f"{phone.nickname} saw seq go back: {seqs}"
+        results: dict[int, dict[str, Any]] = {}
+        for message in phone.seen:
+            kind = message["type"]
+            if kind == "answer_ack":
+                key = (message["question"], phone.player_id)
+                assert key in stored, f"{phone.nickname} was acked an answer that is not stored: {message}"
+                assert message["response_ms"] == stored[key], f"{phone.nickname}: ack timing differs from the row"
+                assert message["question"] not in results, f"{phone.nickname} was acked after the result"
+            elif kind == "result":
+                earlier = results.setdefault(message["question"], message)
+                assert earlier == message, f"{phone.nickname} saw two results for question {message['question']}"
+            elif kind == "finished":
+                assert message["score"] == standings[phone.player_id][0], f"{phone.nickname}: final score"
+        last = max(results) if results else None
+        if last is not None and not any(m["type"] == "finished" for m in phone.seen):
+            assert results[last]["score"] == standings[phone.player_id][0], f"{phone.nickname}: shown score"
+
+
+async def join_all(http: httpx.AsyncClient, pin: str) -> list[Phone]:
+    phones = [Phone(http, pin, f"f{i:02d}") for i in range(PLAYERS)]
+    for phone in phones:  # in order: ten to a shard, so two shards, one per worker
+        await phone.join()
+    await gather_limited([p.connect() for p in phones])
+    return phones
+
+
+async def finish(http: httpx.AsyncClient, pin: str, headers: dict[str, str], phones: list[Phone]) -> None:
+    """Question 1 for everyone (it closes itself once all answered), then the podium."""
+    assert (await http.post(f"/api/rooms/{pin}/next", headers=headers)).status_code == 200
+    await play_question(phones, 1)
+    await gather_limited([p.expect("result") for p in phones])
+    assert (await http.post(f"/api/rooms/{pin}/next", headers=headers)).status_code == 200
+    await gather_limited([p.expect("finished") for p in phones])
+
+
+async def test_a_paused_shard_acks_nothing_after_the_close(tmp_path: Path, pg_url: str) -> None:
+    """The shard's worker is frozen while its players send answers; the coordinator moves the shard and the host
+    closes the question. Thawed, the stale copy finds its placement fenced: it stores and acks none of the answers
+    that waited in its buffers, lets its sockets go (4421), and its players play on at the shard's new home."""
+    servers = await start_workers(pg_url, tmp_path, 2, *TTL, "--players-per-shard", str(PER_SHARD))
+    home, paused = servers
+    try:
+        async with httpx.AsyncClient(base_url=home.url, timeout=30.0) as http:
+            created = (await http.post("/api/rooms", json={"quiz": quiz(2, time_limit_ms=60_000)})).json()
+            pin, headers = created["pin"], {"Authorization": f"Bearer {created['host_token']}"}
+            phones = await join_all(http, pin)
+            frozen = [p for p in phones if f":{paused.port}/" in p.ws_url]
+            assert len(frozen) == PER_SHARD
+            assert (await http.post(f"/api/rooms/{pin}/start", headers=headers)).status_code == 200
+            await gather_limited([p.expect("question") for p in phones])
+            early = [p for p in phones if p not in frozen] + frozen[:3]
+            await gather_limited([p.answer(0, choice_for(p, 0)) for p in early])
+
+            pause(paused, signal.SIGSTOP)
+            try:
+                for phone in frozen[3:]:  # into the frozen worker's socket buffers
+                    assert phone.ws is not None
+                    await phone.ws.send(orjson.dumps({"type": "answer", "question": 0, "choice": 1}).decode())
+
+                async def moved() -> bool:
+                    return "shard_moved" in home.log_path.read_text()
+
+                await wait_until(moved, time.monotonic() + 20, "the shard to move off the frozen worker")
+                closed = await http.post(f"/api/rooms/{pin}/close", headers=headers)
+                assert closed.status_code == 200 and closed.json()["phase"] == "reveal"
+                await gather_limited([p.expect("result") for p in phones if p not in frozen])
+            finally:
+                pause(paused, signal.SIGCONT)
+
+            for phone in frozen:
+                assert await phone.expect_close(timeout=20) == 4421
+            assert not any(m["type"] == "answer_ack" for p in frozen[3:] for m in p.seen), "a fenced shard acked"
+            await gather_limited([p.connect() for p in frozen])
+            assert all(f":{home.port}/" in p.ws_url for p in frozen)
+            stored = await stored_answers(pg_url, created["room_id"])
+            assert {k for k in stored if k[0] == 0} == {(0, p.player_id) for p in early}
+            await finish(http, pin, headers, phones)
+            await check(phones, pg_url, created["room_id"])
+            await gather_limited([p.close() for p in phones])
+    finally:
+        for server in servers:
+            server.kill()
+
+
+async def test_a_paused_coordinator_cannot_roll_its_room_back(tmp_path: Path, pg_url: str) -> None:
+    """The coordinator's worker is frozen mid-question past its deadline; the other worker takes the room over,
+    closes the question on time and the host opens the next. Thawed, the old coordinator's overdue timer fires:
+    it must neither write its older phase (seq going back) nor send a second result for the question."""
+    servers = await start_workers(pg_url, tmp_path, 2, *TTL, "--players-per-shard", str(PER_SHARD))
+    paused, taker = servers
+    try:
+        async with httpx.AsyncClient(base_url=taker.url, timeout=30.0) as http:
+            body = quiz(2, time_limit_ms=60_000)
+            body["questions"][0]["time_limit_ms"] = 5_000  # the shortest SPEC allows
+            created = (await http.post(f"{paused.url}/api/rooms", json={"quiz": body})).json()
+            pin, headers = created["pin"], {"Authorization": f"Bearer {created['host_token']}"}
+            room_id = created["room_id"]
+            phones = await join_all(http, pin)
+            frozen = [p for p in phones if f":{paused.port}/" in p.ws_url]
+            assert len(frozen) == PER_SHARD
+            started = await http.post(f"{paused.url}/api/rooms/{pin}/start", headers=headers)
+            deadline_ms = started.json()["deadline_ms"]
+            await gather_limited([p.expect("question") for p in phones])
+            await gather_limited([p.answer(0, choice_for(p, 0)) for p in phones[::2]])
+
+            pause(paused, signal.SIGSTOP)
+            try:
+
+                async def revealed() -> bool:
+                    response = await http.get(f"/api/rooms/{pin}", headers=headers, timeout=3.0)
+                    return response.status_code == 200 and response.json()["phase"] == "reveal"
+
+                await wait_until(revealed, time.monotonic() + 30, "the taker to close question 0")
+                late_s = time.time() - deadline_ms / 1000
+                assert (await http.post(f"/api/rooms/{pin}/next", headers=headers)).status_code == 200
+                opened = await room_state(pg_url, room_id)
+                assert opened[:2] == ("question", 1)
+            finally:
+                pause(paused, signal.SIGCONT)
+
+            # The thawed coordinator steps down; meanwhile, and after, the stored room never goes back.
+            seen = [opened]
+
+            async def stepped_down() -> bool:
+                seen.append(await room_state(pg_url, room_id))
+                log = paused.log_path.read_text()
+                return "lease_lost" in log or "coordinator_fenced" in log
+
+            await wait_until(stepped_down, time.monotonic() + 20, "the thawed coordinator to step down")
+            seen.append(await room_state(pg_url, room_id))
+            assert all(state == opened for state in seen), f"the room moved back: {seen}"
+            for phone in frozen:
+                assert await phone.expect_close(timeout=20) == 4421
+            await gather_limited([p.connect() for p in frozen])
+            await gather_limited([p.answer(1, choice_for(p, 1)) for p in phones])
+            await gather_limited([result_of(p, 1) for p in phones])
+            assert (await http.post(f"/api/rooms/{pin}/next", headers=headers)).status_code == 200
+            await gather_limited([p.expect("finished") for p in phones])
+            await check(phones, pg_url, room_id)
+            print(f"question 0 closed {late_s:.2f} s after its deadline (lease TTL 1 s)")
+            assert late_s <= 1.0 + 1.0 + 1.0, "closed later than the deadline plus the lease time plus 1 s"
+            await gather_limited([p.close() for p in phones])
+    finally:
+        for server in servers:
+            server.kill()
+
+
+async def result_of(phone: Phone, question: int) -> dict[str, Any]:
+    """The player's result for `question`, skipping earlier ones still queued."""
+    while True:
+        message = await phone.expect("result")
+        if message["question"] == question:
+            return message
+
+
+def pause(server: ServerProcess, sig: signal.Signals) -> None:
+    assert server.proc is not None
+    server.proc.send_signal(sig)
