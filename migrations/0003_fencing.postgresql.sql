@@ -5,3 +5,15 @@
 CREATE SEQUENCE fencing_epochs;
 ALTER TABLE room_leases ADD COLUMN epoch BIGINT NOT NULL DEFAULT nextval('fencing_epochs');
 ALTER TABLE shards ADD COLUMN epoch BIGINT NOT NULL DEFAULT nextval('fencing_epochs');
+
+-- Messages between workers, durable (docs/scaling.md, "Messages"): each is a row for its recipient, inserted with
+-- the NOTIFY that rings the recipient's doorbell (carrying the message itself when it fits). The recipient reads
+-- what a lost notification, a listener reconnect or a payload too big for NOTIFY left here, in each sender's order,
+-- and deletes what it read; rows nobody read (a recipient that died) are pruned after a minute.
+CREATE TABLE cluster_messages (
+    id BIGSERIAL PRIMARY KEY,
+    worker_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    sent_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX cluster_messages_to ON cluster_messages (worker_id, id);

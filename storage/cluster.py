@@ -11,7 +11,8 @@ events a room emits per question (docs/scaling.md).
   "I may take it" never disagree.
 - **Compare-and-set.** Taking a lease, placing or moving a shard is one conditional statement on the row;
   PostgreSQL's row locks serialise racing workers, and exactly one of them wins.
-- **Messages** go by `PgTransport` (fire-and-forget, ordered per sender, not durable), on this directory's pool.
+- **Messages** go by `PgTransport` (fire-and-forget, ordered per sender, durable rows with `NOTIFY` as the
+  doorbell), on this directory's pool.
 
 Every driver, network or server failure surfaces as `StorageError`.
 """
@@ -30,12 +31,12 @@ from asyncpg.pool import PoolConnectionProxy
 from quizroom.storage.base import StorageError
 from quizroom.storage.postgres import _describe, _keep_session
 from quizroom.storage.records import ShardRow, WorkerRow
-from quizroom.storage.transport import FAILURES, MAX_PAYLOAD_BYTES, WORKER_ID, PgTransport
+from quizroom.storage.transport import FAILURES, MAX_NOTIFY_BYTES, MAX_PAYLOAD_BYTES, WORKER_ID, PgTransport
 
 if TYPE_CHECKING:
     Connection: TypeAlias = PoolConnectionProxy[asyncpg.Record]
 
-__all__ = ["MAX_PAYLOAD_BYTES", "PgCluster", "ShardRow", "WorkerRow"]
+__all__ = ["MAX_NOTIFY_BYTES", "MAX_PAYLOAD_BYTES", "PgCluster", "ShardRow", "WorkerRow"]
 
 log = structlog.get_logger("quizroom.storage.cluster")
 
@@ -50,8 +51,9 @@ def _live(ttl_param: str, alias: str = "") -> str:
 class PgCluster:
     """One worker's view of the cluster, on a PostgreSQL database shared by every worker.
 
-    Uses its own small pool (1–3 connections) for membership, leases and sending, plus one dedicated connection
-    that only listens, so a slow query can never delay the delivery of a message and vice versa.
+    Uses its own small pool (1–4 connections) for membership, leases, sending and reading messages, plus one
+    dedicated connection that only listens, so a slow query can never delay the delivery of a message and vice
+    versa.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class PgCluster:
         connect_timeout_s: float = 5.0,
         send_retry_s: float = 5.0,
         keepalive_s: float = 5.0,
+        drain_every_s: float = 1.0,
     ) -> None:
         if not WORKER_ID.match(worker_id):
             raise ValueError(f"worker ids are 1–54 letters, digits or underscores: {worker_id!r}")
@@ -86,6 +89,7 @@ class PgCluster:
             connect_timeout_s=connect_timeout_s,
             send_retry_s=send_retry_s,
             keepalive_s=keepalive_s,
+            drain_every_s=drain_every_s,
         )
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
@@ -99,7 +103,7 @@ class PgCluster:
             self._pool = await asyncpg.create_pool(
                 self.dsn,
                 min_size=1,
-                max_size=3,
+                max_size=4,
                 command_timeout=self.command_timeout_s,
                 timeout=self.connect_timeout_s,
                 server_settings={"application_name": f"quizroom-cluster-{self.worker_id}"},

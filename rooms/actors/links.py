@@ -27,6 +27,8 @@ class LocalShardLink:
 
 
 class LocalCoordinatorLink:
+    report_every_s = 0.1  # summaries for the host's live counts: at most 10 a second
+
     def __init__(self, receive: Callable[[CoordinatorEvent], None]) -> None:
         self._receive = receive
 

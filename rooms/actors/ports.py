@@ -11,7 +11,12 @@ from quizroom.rooms.game.events import CoordinatorEvent, ShardEvent, ShardSummar
 
 
 class CoordinatorPort(Protocol):
-    """A shard's handle on its room's coordinator: here (a post into its inbox) or on another worker."""
+    """A shard's handle on its room's coordinator: here (a post into its inbox) or on another worker.
+
+    `report_every_s` bounds how often the shard's routine summaries go this way (a report that may close the
+    question early goes at once): a post is cheap, a message to another worker is a row and a notification."""
+
+    report_every_s: float
 
     def send(self, event: CoordinatorEvent) -> None: ...
 

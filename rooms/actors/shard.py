@@ -272,7 +272,8 @@ class Shard:
         return ShardSummary(state.connected_count, index, answered, not state.still_answering(self.clock.monotonic()))
 
     def _progress(self, *, check: bool = False) -> None:
-        """Tell the coordinator how the shard stands: at once when it may close early, else at most 10 a second.
+        """Tell the coordinator how the shard stands: at once when it may close early, else at most 10 a second
+        (twice a second to a coordinator on another worker: `report_every_s`).
 
         Cheap on purpose: it runs on every attach, detach and commit, and a summary is a pass over the shard's
         players. Only an answer settling or a player leaving (`check`) looks at once whether everyone answered;
@@ -286,7 +287,8 @@ class Shard:
             return
         if self._progress_timer is not None:
             return
-        wait = max(0.0, self._last_progress + self.limits.progress_interval_s - self.clock.monotonic())
+        every = max(self.limits.progress_interval_s, self.coordinator.report_every_s)
+        wait = max(0.0, self._last_progress + every - self.clock.monotonic())
         loop = asyncio.get_running_loop()
         self._progress_timer = loop.call_later(wait, lambda: self.post(self._send_progress))
 

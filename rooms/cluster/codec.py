@@ -2,7 +2,9 @@
 
 One place for the wire form of `quizroom.rooms.game.events`, so a new event changes this module and its test. What
 may not fit a message stays out of it: an `AddPlayer` is not sent (the shard reads a player it does not know from
-storage at hello), and a reveal's or finish's score histogram is read from storage by the receiving worker.
+storage at hello). A reveal's or finish's score histogram travels with it up to `HISTOGRAM_IN_MESSAGE` distinct
+scores (about 150 kB: a message is a row, read when too long for a notification), so a remote shard does not run
+the room's aggregate query again; a longer one is read from storage by the receiving worker.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from quizroom.rooms.game.events import (
 )
 
 SHARD_KINDS = ("open", "close", "reveal", "finish", "kick", "coordinator")
+HISTOGRAM_IN_MESSAGE = 10_000  # distinct scores a reveal or finish carries; past it, the receiver reads storage
 COORDINATOR_KINDS = ("closed", "progress")
 
 
@@ -35,10 +38,10 @@ def shard_message(event: ShardEvent) -> dict[str, Any] | None:
             return {"kind": "open", "index": index, "opened_at_ms": opened_at_ms, "seq": seq}
         case CloseQuestion(index):
             return {"kind": "close", "index": index}
-        case RevealQuestion(index, result_seq, board, _):
-            return {"kind": "reveal", "index": index, "result_seq": result_seq, "board": board}
-        case FinishRoom(seq, podium, _, through):
-            return {"kind": "finish", "seq": seq, "podium": podium, "through": through}
+        case RevealQuestion(index, result_seq, board, histogram):
+            return {"kind": "reveal", "index": index, "result_seq": result_seq, "board": board, **_carried(histogram)}
+        case FinishRoom(seq, podium, histogram, through):
+            return {"kind": "finish", "seq": seq, "podium": podium, "through": through, **_carried(histogram)}
         case KickPlayer(player_id):
             return {"kind": "kick", "player_id": player_id}
         case Announce():
@@ -48,9 +51,23 @@ def shard_message(event: ShardEvent) -> dict[str, Any] | None:
     raise TypeError(f"not a shard event: {event!r}")
 
 
+def _carried(histogram: tuple[tuple[int, int], ...] | None) -> dict[str, Any]:
+    if histogram is None or len(histogram) > HISTOGRAM_IN_MESSAGE:
+        return {}
+    return {"histogram": [[score, holders] for score, holders in histogram]}
+
+
+def carries_histogram(message: dict[str, Any]) -> bool:
+    """Whether a reveal or finish brought the room's score histogram (else the receiver reads it from storage)."""
+    return isinstance(message.get("histogram"), list)
+
+
 def shard_event(message: dict[str, Any], histogram: tuple[tuple[int, int], ...] | None = None) -> ShardEvent:
-    """A message's shard event; a reveal or a finish takes the `histogram` the receiver read from storage."""
+    """A message's shard event; a reveal or a finish takes the histogram it carries, or the `histogram` the
+    receiver read from storage."""
     kind = message["kind"]
+    if histogram is None and carries_histogram(message):
+        histogram = tuple((int(score), int(holders)) for score, holders in message["histogram"])
     if kind == "open":
         return OpenQuestion(int(message["index"]), int(message["opened_at_ms"]), int(message["seq"]))
     if kind == "close":

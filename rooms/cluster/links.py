@@ -38,7 +38,10 @@ class RemoteShardLink:
 
 class RemoteCoordinatorLink:
     """The coordinator on another worker. `worker_id` follows takeovers: a shard's coordinator is the sender of
-    the newest lease epoch it has heard from (`quizroom.rooms.cluster.registry.shard_mail`)."""
+    the newest lease epoch it has heard from (`quizroom.rooms.cluster.registry.shard_mail`). Routine summaries
+    go at most twice a second (each is a message between workers); one that may close the question goes at once."""
+
+    report_every_s = 0.5
 
     def __init__(self, room_id: str, worker_id: str, send: Send) -> None:
         self.room_id = room_id

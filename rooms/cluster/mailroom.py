@@ -18,7 +18,13 @@ from typing import Any, Protocol
 import structlog
 
 from quizroom.rooms.actors.views import read_view
-from quizroom.rooms.cluster.codec import COORDINATOR_KINDS, SHARD_KINDS, coordinator_event, shard_event
+from quizroom.rooms.cluster.codec import (
+    COORDINATOR_KINDS,
+    SHARD_KINDS,
+    carries_histogram,
+    coordinator_event,
+    shard_event,
+)
 from quizroom.rooms.cluster.remote import Served, reply_for, serve_call
 from quizroom.rooms.game.errors import NotFound
 from quizroom.rooms.game.events import CoordinatorEvent, ShardEvent
@@ -131,7 +137,7 @@ class Mailroom:
             log.warning("stale_coordinator_event", pin=pin, shard=shard, kind=message.get("kind"), epoch=epoch)
             return
         histogram = None
-        if message["kind"] in ("reveal", "finish"):  # the room's scores as of then: they may not fit a message
+        if message["kind"] in ("reveal", "finish") and not carries_histogram(message):  # too long to come along
             through = message.get("index") if message["kind"] == "reveal" else message.get("through")
             view = await read_view(
                 self.storage,

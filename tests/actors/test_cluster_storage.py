@@ -10,10 +10,11 @@ import time
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 
 from quizroom.storage import StorageError
-from quizroom.storage.cluster import MAX_PAYLOAD_BYTES, PgCluster, WorkerRow
+from quizroom.storage.cluster import MAX_NOTIFY_BYTES, MAX_PAYLOAD_BYTES, PgCluster, WorkerRow
 from tests.actors.pgcluster import SHORT_TTL, Database, eventually
 
 # --- lifecycle ----------------------------------------------------------------------------------------------------
@@ -295,23 +296,76 @@ async def test_messages_from_several_senders_keep_each_senders_order(db: Databas
         assert [m["i"] for m in received if m["_from"] == sender.worker_id] == list(range(200))
 
 
-async def test_an_oversize_payload_is_refused_in_send(db: Database) -> None:
+async def test_an_oversize_message_is_refused_in_send_and_a_long_one_comes_by_the_table(db: Database) -> None:
     sender, receiver = await db.cluster(), await db.cluster()
     received: list[dict[str, Any]] = []
     await receiver.listen(received.append)
     with pytest.raises(ValueError):
-        sender.send(receiver.worker_id, {"blob": "x" * 8_000})
-    # The largest payload that fits goes through (the refused one did not use up a sequence number).
+        sender.send(receiver.worker_id, {"blob": "x" * MAX_PAYLOAD_BYTES})
+    # The largest message that fits a NOTIFY comes with its notification; a longer one rings the doorbell only and
+    # is read from the table (the refused one did not use up a sequence number).
     overhead = len(f'{{"blob":"","_from":"{sender.worker_id}","_epoch":"abcdabcd","_seq":1}}')
-    sender.send(receiver.worker_id, {"blob": "y" * (MAX_PAYLOAD_BYTES - overhead)})
-    with pytest.raises(ValueError):
-        sender.send(receiver.worker_id, {"blob": "y" * (MAX_PAYLOAD_BYTES - overhead + 1)})
+    sender.send(receiver.worker_id, {"blob": "y" * (MAX_NOTIFY_BYTES - overhead)})
+    sender.send(receiver.worker_id, {"blob": "z" * (MAX_NOTIFY_BYTES * 4)})
+    sender.send(receiver.worker_id, {"blob": "after"})
 
     async def arrived() -> bool:
-        return len(received) == 1
+        return len(received) == 3
 
     await eventually(arrived, what="delivery")
-    assert received[0]["_seq"] == 1 and len(received[0]["blob"]) == MAX_PAYLOAD_BYTES - overhead
+    assert [m["_seq"] for m in received] == [1, 2, 3], "in the order sent"
+    assert len(received[0]["blob"]) == MAX_NOTIFY_BYTES - overhead and len(received[1]["blob"]) == MAX_NOTIFY_BYTES * 4
+
+
+async def test_a_lost_notification_is_made_good_from_the_table_in_order(db: Database) -> None:
+    """A row whose notification never came (lost, or the listener was down): the next message from the same
+    sender shows the gap, and the receiver reads the table before applying it."""
+    receiver = await db.cluster(drain_every_s=3600.0)  # no polling: only the gap can bring the row in
+    received: list[dict[str, Any]] = []
+    await receiver.listen(received.append)
+    first = orjson.dumps({"n": 1, "_from": "ghost", "_epoch": "e1", "_seq": 1}).decode()
+    second = orjson.dumps({"n": 2, "_from": "ghost", "_epoch": "e1", "_seq": 2}).decode()
+    await _fetch(db.url, "INSERT INTO cluster_messages (worker_id, body) VALUES ($1, $2)", receiver.worker_id, first)
+    await _fetch(
+        db.url,
+        "WITH r AS (INSERT INTO cluster_messages (worker_id, body) VALUES ($1, $2) RETURNING 1)"
+        " SELECT pg_notify($3, $2)",
+        receiver.worker_id,
+        second,
+        f"quizroom_{receiver.worker_id}",
+    )
+    await eventually(lambda: _has(received, 2), what="delivery")
+    assert [m["n"] for m in received] == [1, 2]
+    assert receiver.transport.drained == 1
+    await eventually(lambda: _empty_table(db.url), what="the rows read to be deleted")
+
+
+async def test_a_row_without_any_notification_arrives_by_polling(db: Database) -> None:
+    receiver = await db.cluster(drain_every_s=0.1)
+    received: list[dict[str, Any]] = []
+    await receiver.listen(received.append)
+    body = orjson.dumps({"n": 7, "_from": "ghost", "_epoch": "e2", "_seq": 1}).decode()
+    await _fetch(db.url, "INSERT INTO cluster_messages (worker_id, body) VALUES ($1, $2)", receiver.worker_id, body)
+    await eventually(lambda: _has(received, 7), what="delivery by polling")
+
+
+async def test_what_is_sent_while_the_listener_is_down_arrives_once_it_is_back(db: Database) -> None:
+    sender = await db.cluster()
+    receiver = await db.cluster(keepalive_s=60.0, drain_every_s=3600.0)
+    received: list[dict[str, Any]] = []
+    reconnected = asyncio.Event()
+    await receiver.listen(received.append, on_reconnect=reconnected.set)
+    assert receiver.transport._listener is not None
+    receiver.transport._listener.terminate()  # as a network failure would: the notifications sent now are lost
+    for n in range(20):
+        sender.send(receiver.worker_id, {"n": n})
+    await asyncio.wait_for(reconnected.wait(), timeout=10.0)
+    await eventually(lambda: _has(received, 19), what="delivery of what was sent meanwhile")
+    assert [m["n"] for m in received] == list(range(20))
+
+
+async def _empty_table(url: str) -> bool:
+    return await _fetch(url, "SELECT count(*) FROM cluster_messages") == [(0,)]
 
 
 async def test_the_listener_reconnects_after_its_connection_is_killed(db: Database) -> None:

@@ -9,6 +9,7 @@ and every score a player is shown equals the sum of their stored answers.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import asyncpg
 import httpx
 import orjson
 
+from tests.delayproxy import DelayProxy
 from tests.gameclient import quiz
 from tests.serverproc import ServerProcess
 from tests.system.test_sharding import (
@@ -214,6 +216,107 @@ async def result_of(phone: Phone, question: int) -> dict[str, Any]:
         message = await phone.expect("result")
         if message["question"] == question:
             return message
+
+
+async def test_ten_seconds_without_notifications_lose_no_event(tmp_path: Path, pg_url: str) -> None:
+    """Every worker's listening connection is killed again and again for 10 s while a question is played, closed
+    and revealed and the next one opened: every event still reaches every player (read from the message table), in
+    order and once."""
+    servers = await start_workers(pg_url, tmp_path, 2, *TTL, "--players-per-shard", str(PER_SHARD))
+    home = servers[0]
+    try:
+        async with httpx.AsyncClient(base_url=home.url, timeout=30.0) as http:
+            created = (await http.post("/api/rooms", json={"quiz": quiz(3, time_limit_ms=60_000)})).json()
+            pin, headers = created["pin"], {"Authorization": f"Bearer {created['host_token']}"}
+            phones = await join_all(http, pin)
+            assert len({p.ws_url.split("/ws/")[0] for p in phones}) == 2, "a shard on each worker"
+            chaos = asyncio.create_task(kill_listeners(pg_url, seconds=10.0))
+            try:
+                assert (await http.post(f"/api/rooms/{pin}/start", headers=headers)).status_code == 200
+                await play_question(phones, 0)
+                await gather_limited([result_of(p, 0) for p in phones])
+                assert (await http.post(f"/api/rooms/{pin}/next", headers=headers)).status_code == 200
+                await play_question(phones, 1)
+                await gather_limited([result_of(p, 1) for p in phones])
+                killed = await chaos
+            finally:
+                chaos.cancel()
+            assert killed >= 10, f"only {killed} listener connections were killed"
+            assert (await http.post(f"/api/rooms/{pin}/next", headers=headers)).status_code == 200
+            await play_question(phones, 2)
+            await gather_limited([result_of(p, 2) for p in phones])
+            assert (await http.post(f"/api/rooms/{pin}/next", headers=headers)).status_code == 200
+            await gather_limited([p.expect("finished") for p in phones])
+            await check(phones, pg_url, created["room_id"])
+            for phone in phones:
+                assert [m["question"] for m in phone.seen if m["type"] == "result"] == [0, 1, 2]
+            await gather_limited([p.close() for p in phones])
+    finally:
+        for server in servers:
+            server.kill()
+
+
+async def kill_listeners(pg: str, *, seconds: float) -> int:
+    """Terminate every worker's listening connection, over and over, for `seconds`; how many were killed."""
+    killed = 0
+    conn = await asyncpg.connect(pg)
+    try:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            rows = await conn.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name LIKE 'quizroom-listen-%' AND datname = current_database()"
+            )
+            killed += sum(1 for row in rows if row[0])
+            await asyncio.sleep(0.05)  # the pace of the fault, not a wait for a condition
+    finally:
+        await conn.close()
+    return killed
+
+
+async def test_200_ms_to_the_database_costs_no_lease(tmp_path: Path, pg_url: str) -> None:
+    """One server reaches PostgreSQL through a proxy adding 100 ms each way (the default lease timings: TTL 2 s,
+    heartbeat 0.5 s), and coordinates a room with a shard on each server: no lease or shard changes hands, no
+    coordinator holds back its output, and every answer is acked in time."""
+    proxy = await DelayProxy("127.0.0.1", 5432, 0.1).start()
+    far_url = pg_url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/")
+    assert far_url != pg_url
+    near = ServerProcess(pg_url, tmp_path, "--players-per-shard", str(PER_SHARD)).start()
+    far = ServerProcess(far_url, tmp_path, "--players-per-shard", str(PER_SHARD))
+    began = time.monotonic()
+    try:
+        await asyncio.to_thread(far.start, 60.0)  # the proxy runs in this loop: start must not block it
+        async with httpx.AsyncClient(base_url=far.url, timeout=30.0) as http:
+            created = (await http.post("/api/rooms", json={"quiz": quiz(3, time_limit_ms=20_000)})).json()
+            pin, headers = created["pin"], {"Authorization": f"Bearer {created['host_token']}"}
+            phones = [Phone(http, pin, f"d{i:02d}") for i in range(PLAYERS)]
+            for wave in (phones[:PER_SHARD], phones[PER_SHARD:]):  # a shard's worth at a time: one placement each
+                await gather_limited([p.join() for p in wave])
+            await gather_limited([p.connect() for p in phones])
+            assert len({p.ws_url.split("/ws/")[0] for p in phones}) == 2, "a shard on each server"
+            for index in range(3):
+                command = "start" if index == 0 else "next"
+                assert (await http.post(f"/api/rooms/{pin}/{command}", headers=headers)).status_code == 200
+                acks = await play_question(phones, index)
+                assert all(a["accepted"] and not a["duplicate"] for a in acks.values())
+                await gather_limited([result_of(p, index) for p in phones])
+            assert (await http.post(f"/api/rooms/{pin}/next", headers=headers)).status_code == 200
+            await gather_limited([p.expect("finished") for p in phones])
+            await check(phones, pg_url, created["room_id"])
+            assert not any(m["type"] == "error" for p in phones for m in p.seen)
+            await gather_limited([p.close() for p in phones])
+        under_latency_s = time.monotonic() - began
+        for server in (near, far):
+            log = server.log_path.read_text()
+            for event in ("lease_lost", "coordinator_fenced", "shard_moved", "shard_fenced", "tenure_lapsed_holding"):
+                assert event not in log, f"{event} on the {'far' if server is far else 'near'} server"
+            assert "room_resumed" not in log, "the room was taken over"
+        print(f"a game of 3 questions with 200 ms to the database: {under_latency_s:.1f} s, no lease moved")
+    finally:
+        for server in (near, far):
+            if server.proc is not None:
+                server.kill()
+        await proxy.stop()
 
 
 def pause(server: ServerProcess, sig: signal.Signals) -> None:
