@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,7 +105,9 @@ class Coordinator:
         self.epoch = epoch  # the coordinator lease's fencing token (0: a server alone)
         self.tenure = tenure or Tenure(clock)
         self.fenced = False  # a newer coordinator holds the room: this one says and writes nothing more
-        self._held: list[Effect] = []  # effects waiting for tenure to be renewed, in order
+        self._held: list[Effect] = []  # effects waiting their turn (a local shard's, or renewed tenure), in order
+        self._yielding = False  # a local shard runs first (see `_run`)
+        self._waiting_tenure = False
         self.state: RoomState = machine.state
         self.links = links
         self.writer = writer
@@ -316,21 +318,31 @@ class Coordinator:
     # --- effects ------------------------------------------------------------------------------------------------
 
     def _run(self, effects: list[Effect]) -> None:
-        """Carry out the machine's effects, in order; hold back all but local timers while tenure has lapsed."""
+        """Carry out the machine's effects, in order.
+
+        Two things make the rest of a list wait, still in order. An event handed to a shard in this process only
+        runs once this job ends, so what follows it (the host's frames, replies, writes) waits one turn of the loop:
+        the players' frames go out before the host's, and a host's next command cannot queue behind a broadcast
+        it was answered ahead of. And while the worker's tenure has lapsed, everything but local timers and logs
+        is held until a heartbeat renews it (`quizroom.rooms.actors.tenure`)."""
         if self.fenced:
             return
-        if self._held or not self.tenure.holds():
+        if self._held or self._yielding or self._waiting_tenure or not self.tenure.holds():
             self._hold(effects)
             return
-        for effect in effects:
+        for position, effect in enumerate(effects):
             match effect:
                 case ToShards(event):
                     for link in list(self.links.values()):
                         link.send(event)
+                    if self._yield_after(effects, position, self.links.values()):
+                        return
                 case ToShard(shard, event):
                     target = self.links.get(shard)
                     if target is not None:
                         target.send(event)
+                        if self._yield_after(effects, position, (target,)):
+                            return
                 case ToHosts(message):
                     self.desk.broadcast(message)
                 case Persist(step, record):
@@ -353,30 +365,50 @@ class Coordinator:
                     self._spawn(self._place(shard))
                 case QueryView():
                     self._spawn(self._query(effect))
-                case Arm() | Disarm():
+                case Arm() | Disarm() | Log():
                     self._run_local(effect)
                 case Reply(request, value):
                     self._answer(request, value, None)
                 case Refuse(request, error):
                     self._answer(request, None, error)
-                case Log():
-                    self._run_local(effect)
+
+    def _yield_after(self, effects: list[Effect], position: int, links: Iterable[ShardPort]) -> bool:
+        """A shard here was just handed an event: let it run before the rest of `effects` (see `_run`)."""
+        rest = effects[position + 1 :]
+        if not rest or not any(link.local is not None for link in links):
+            return False
+        self._held = list(rest)
+        self._yielding = True
+        asyncio.get_running_loop().call_soon(self.post, self._resume)  # behind the shard's wake-up
+        return True
 
     def _hold(self, effects: list[Effect]) -> None:
-        if not self._held:
+        if not self.tenure.holds() and not self._waiting_tenure:
+            self._waiting_tenure = True
             self.log.warning("tenure_lapsed_holding")
-            self.tenure.when_renewed(lambda: self.post(self._release))
+            self.tenure.when_renewed(lambda: self.post(self._tenure_renewed))
         for effect in effects:
             if isinstance(effect, Arm | Disarm | Log):
                 self._run_local(effect)
             else:
                 self._held.append(effect)
 
-    def _release(self) -> None:
+    def _resume(self) -> None:
+        self._yielding = False
+        self._flush()
+
+    def _tenure_renewed(self) -> None:
         """Tenure was renewed: what was held back goes out, in order (unless a heartbeat ended this coordinator)."""
+        self._waiting_tenure = False
+        if self._held and not self.fenced:
+            self.log.info("tenure_renewed_releasing", effects=len(self._held))
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._yielding or self._waiting_tenure or self.fenced:
+            return
         held, self._held = self._held, []
-        if held and not self.fenced:
-            self.log.info("tenure_renewed_releasing", effects=len(held))
+        if held:
             self._run(held)
 
     def _run_local(self, effect: Arm | Disarm | Log) -> None:

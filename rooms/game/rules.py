@@ -367,7 +367,8 @@ class RoomState:
     def everyone_answered(self, mono: float) -> bool:
         """Every player connected (or just dropped) has a durable answer to the open question, and one is
         connected."""
-        return self.phase is Phase.QUESTION and self.connected_count > 0 and not self.still_answering(mono)
+        # still_answering first: while a question is open it stops at the first player yet to answer.
+        return self.phase is Phase.QUESTION and not self.still_answering(mono) and self.connected_count > 0
 
     def answers_to(self, index: int) -> list[Answer]:
         return [a for p in self.players.values() if (a := p.answers.get(index)) is not None and a.durable]
