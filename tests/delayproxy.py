@@ -1,4 +1,5 @@
-"""A TCP proxy that adds latency, for tests of a server far from its database (`tc netem` is not available here).
+"""A TCP proxy that adds latency, for tests of a server far from its database (`tc netem` is not available here);
+with no delay, the way servers in network namespaces reach the database (`tests.netns`).
 
 Every chunk read on one side is written to the other `delay_s` later, in order, in both directions: a round trip
 through the proxy costs 2 × `delay_s` more. Runs in the test's event loop.
@@ -12,15 +13,17 @@ import time
 
 
 class DelayProxy:
-    def __init__(self, upstream_host: str, upstream_port: int, delay_s: float) -> None:
+    def __init__(self, upstream_host: str, upstream_port: int, delay_s: float, *, host: str = "127.0.0.1") -> None:
+        """Listens on `host` (a bridge's address, to be reached from network namespaces), on a free port."""
         self.upstream = (upstream_host, upstream_port)
         self.delay_s = delay_s
+        self.host = host
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> DelayProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, self.host, 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

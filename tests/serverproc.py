@@ -65,8 +65,13 @@ class ServerProcess:
         port: int | None = None,
         module: str = "quizroom.server.cli",
         relaxed: bool = True,
+        host: str = "127.0.0.1",
+        netns: str | None = None,
     ) -> None:
+        """`netns`: run inside that network namespace (`ip netns exec`), listening on `host` there."""
         self.database_url = database_url
+        self.host = host
+        self.netns = netns
         self.module = module  # another entry point with the same CLI (tests/unsafe_server.py)
         self.workdir = workdir
         self.extra = list(extra)
@@ -77,11 +82,11 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://{self.host}:{self.port}"
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         env = {**os.environ, "QUIZROOM_LOG_LEVEL": os.environ.get("QUIZROOM_LOG_LEVEL", "info")}
@@ -91,6 +96,10 @@ class ServerProcess:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPOSITORY), env.get("PYTHONPATH", "")]))
         cmd = [sys.executable, "-m", self.module, "serve", "--port", str(self.port)]
         cmd += ["--database-url", self.database_url, *self.extra]
+        if self.host != "127.0.0.1":
+            cmd += ["--host", self.host]
+        if self.netns is not None:  # `ip netns exec` execs the server: the child's pid is the server's
+            cmd = ["ip", "netns", "exec", self.netns, *cmd]
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
