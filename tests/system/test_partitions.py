@@ -102,12 +102,13 @@ def host_client(cluster: Cluster, i: int, created: dict[str, Any]) -> tuple[http
     return http, {"Authorization": f"Bearer {created['host_token']}"}, created["pin"]
 
 
-@pytest.mark.parametrize("fault", ["cut", "pause"])
+@pytest.mark.parametrize("fault", ["cut", "pause", "kill"])
 @pytest.mark.parametrize("victim", ["coordinator", "shard"])
 async def test_a_server_cut_off_or_paused_loses_nothing(cluster: Cluster, pg_url: str, victim: str, fault: str) -> None:
     """3,000 players over six shards on three hosts; mid-question one host is cut from PostgreSQL (iptables) or
-    frozen (SIGSTOP) for 2.5 × the lease TTL, then healed. The others take over what it owned; its players get 4421
-    and resume; nothing it took meanwhile is acked; the question closes once; the game plays on to the podium."""
+    frozen (SIGSTOP) for 2.5 × the lease TTL, then healed, or killed (SIGKILL). The others take over what it owned;
+    its players get 4421 (or lose their sockets) and resume; nothing it took meanwhile is acked; the question
+    closes once; the game plays on to the podium."""
     phones, created = await seat(cluster, 3_000, 2, 60_000)
     cut = 0 if victim == "coordinator" else 1
     live = 2
@@ -122,7 +123,7 @@ async def test_a_server_cut_off_or_paused_loses_nothing(cluster: Cluster, pg_url
     if fault == "cut":
         cluster.cut(cut)
     else:
-        cluster.signal(cut, signal.SIGSTOP)
+        cluster.signal(cut, signal.SIGSTOP if fault == "pause" else signal.SIGKILL)
     try:
         stranded = [p for p in phones[1::2] if cluster.index_of(p.ws_url) == cut]
         for phone in stranded:  # answers to a shard that cannot reach the database, or cannot run
@@ -134,15 +135,16 @@ async def test_a_server_cut_off_or_paused_loses_nothing(cluster: Cluster, pg_url
             return any(moved in cluster.log(i) for i in range(3) if i != cut)
 
         await wait_until(failed_over, time.monotonic() + 20, f"{moved} on a connected server")
-        await asyncio.sleep(TTL_S * 1.5)  # the partition's length (2.5 × TTL in all), not a wait for a condition
+        if fault != "kill":
+            await asyncio.sleep(TTL_S * 1.5)  # the fault's length (2.5 × TTL in all), not a wait for a condition
     finally:
         if fault == "cut":
             cluster.heal(cut)
-        else:
+        elif fault == "pause":
             cluster.signal(cut, signal.SIGCONT)
     on_cut = [p for p in phones if cluster.index_of(p.ws_url) == cut]
     codes = await gather_limited([p.expect_close(timeout=30) for p in on_cut], limit=len(on_cut))
-    assert set(codes) == {4421}, Counter(codes)
+    assert set(codes) == ({4421} if fault != "kill" else {1006}), Counter(codes)
     assert not any(m["type"] == "answer_ack" for p in stranded for m in p.seen), f"acked during the {fault}"
     await gather_limited([p.connect() for p in on_cut], limit=200)
     rest = phones[1::2]
@@ -158,7 +160,7 @@ async def test_a_server_cut_off_or_paused_loses_nothing(cluster: Cluster, pg_url
     assert (await http.post(f"/api/rooms/{pin}/next", headers=headers)).status_code == 200
     await gather_limited([p.expect("finished") for p in phones], limit=len(phones))
     await check(phones, pg_url, created["room_id"])
-    if victim == "coordinator":
+    if victim == "coordinator" and fault != "kill":
         assert "lease_lost" in cluster.log(cut) or "coordinator_fenced" in cluster.log(cut)
     await gather_limited([p.close() for p in phones], limit=len(phones))
     await http.aclose()
