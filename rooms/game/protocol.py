@@ -150,12 +150,46 @@ class RoomProtocol:
     # --- inputs: life cycle -------------------------------------------------------------------------------------
 
     def resumed(self, now: Now) -> list[Effect]:
-        """Loaded from storage: an open question's deadline is armed again (due at once when it has passed)."""
+        """Loaded from storage: an open question's deadline is armed again (due at once when it has passed); a
+        reveal or the podium is sent to the shards again (`_rebuild_reveal`, `_rebuild_finish`)."""
         if self.state.phase is Phase.QUESTION:
             return self._arm_deadline(now)
+        if self.state.phase is Phase.REVEAL and self.state.question_index is not None:
+            return self._rebuild_reveal()
         if self.state.phase is Phase.FINISHED:
             self.finished_at = now.mono
+            return self._rebuild_finish()
         return []
+
+    def _rebuild_finish(self) -> list[Effect]:
+        """As `_rebuild_reveal`, for the podium: a shard elsewhere that never heard the finish gets it now."""
+        state = self.state
+        seq = state.seq
+
+        def got(view: View, now: Now) -> list[Effect]:
+            self._last_finish = FinishRoom(seq, list(view.top), view.histogram, state.question_index)
+            return [ToShards(self._last_finish)]
+
+        return self._query(got, question=None, choices=0, through=state.question_index, top=messages.PODIUM_N)
+
+    def _rebuild_reveal(self) -> list[Effect]:
+        """A coordinator that stored a reveal and died before sending it took its shards' results with it: the
+        one that takes the room over reads the same view again and sends the same reveal (the stored seq is the
+        leaderboard's; the results' is the one before). Shards that had it ignore it; commands wait meanwhile."""
+        state = self.state
+        index = state.question_index
+        assert index is not None
+        question = state.quiz.questions[index]
+        board_seq = state.seq
+        self.busy = True
+
+        def got(view: View, now: Now) -> list[Effect]:
+            counts = list(view.counts)
+            board = messages.leaderboard(index, board_seq, list(view.top), counts, view.answered, view.players)
+            self._last_reveal = RevealQuestion(index, board_seq - 1, board, view.histogram)
+            return [ToShards(self._last_reveal), *self._end_transition(now)]
+
+        return self._query(got, question=index, choices=len(question.choices), through=index, top=messages.TOP_N)
 
     def done(self, step: int, written: Written | bool, now: Now) -> list[Effect]:
         """A write the machine asked for (`Persist`, `StorePlayer`, `StoreKick`) came back (True: durable)."""

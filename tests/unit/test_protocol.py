@@ -331,10 +331,28 @@ def test_a_restart_mid_question_keeps_the_original_deadline() -> None:
     assert deadline.delay_s == pytest.approx(6.25)
 
 
-def test_a_restart_in_a_reveal_waits_for_the_host() -> None:
+def test_a_restart_in_a_reveal_sends_the_reveal_again_then_waits_for_the_host() -> None:
+    """The reveal was stored but its events may have died with the old coordinator: the same reveal goes out
+    again (the stored seq is the leaderboard's, the results' the one before), and a host command waits for it."""
     m = restored(Phase.REVEAL, 0, T0.wall_ms - 60_000, T0)
-    assert m.resumed(T0) == []
-    assert one(persisted(m, m.command(1, "next", T0)), ToShards).event == OpenQuestion(1, T0.wall_ms, 6)
+    query = one(m.resumed(T0), QueryView)
+    assert (query.question, query.through) == (0, 0)
+    assert m.command(1, "next", T0) == [], "deferred until the reveal is out"
+    again = m.view_ready(query.step, View(2, 1, (1, 0, 0), ((1000, 1), (0, 1)), ()), T0)
+    event = one(again, ToShards).event
+    assert isinstance(event, RevealQuestion) and (event.index, event.result_seq, event.board["seq"]) == (0, 4, 5)
+    assert event.histogram == ((1000, 1), (0, 1))
+    assert one(persisted(m, again), ToShards).event == OpenQuestion(1, T0.wall_ms, 6), "then the deferred next"
+
+
+def test_a_restart_after_the_finish_sends_the_podium_again() -> None:
+    m = restored(Phase.FINISHED, 1, T0.wall_ms - 60_000, T0)
+    query = one(m.resumed(T0), QueryView)
+    assert (query.question, query.through, query.top) == (None, 1, 3)
+    podium = ({"rank": 1, "nickname": "ann", "score": 1000},)
+    again = m.view_ready(query.step, View(2, 0, (), ((1000, 1), (0, 1)), podium), T0)
+    assert one(again, ToShards).event == FinishRoom(5, list(podium), ((1000, 1), (0, 1)), 1)
+    assert m.finished_at == T0.mono
 
 
 # --- joins, kicks, resume -----------------------------------------------------------------------------------------
