@@ -150,8 +150,8 @@ class Shard:
             case AddPlayer(player):
                 if player.player_id not in self.state.players:
                     self.state.add_player(player)
-            case OpenQuestion(index, opened_at_ms, seq):
-                self._open(index, opened_at_ms, seq)
+            case OpenQuestion(index, opened_at_ms, seq, elapsed_ms):
+                self._open(index, opened_at_ms, seq, elapsed_ms)
             case CloseQuestion(index):
                 self._close(index)
             case RevealQuestion():
@@ -163,11 +163,11 @@ class Shard:
             case Announce():
                 self.report()
 
-    def _open(self, index: int, opened_at_ms: int, seq: int) -> None:
+    def _open(self, index: int, opened_at_ms: int, seq: int, elapsed_ms: int | None = None) -> None:
         state = self.state
         if state.phase is Phase.FINISHED or (state.phase is Phase.QUESTION and state.question_index == index):
             return
-        question = state.open_at(index, opened_at_ms, self.clock.monotonic(), self.clock.wall_ms())
+        question = state.open_at(index, opened_at_ms, self.clock.monotonic(), self.clock.wall_ms(), elapsed_ms)
         state.seq = max(state.seq, seq)
         began = self.clock.monotonic()
         frame = encode(messages.question_message(state, question, seq, self.clock.wall_ms(), with_correct=False))

@@ -34,8 +34,8 @@ COORDINATOR_KINDS = ("closed", "progress")
 def shard_message(event: ShardEvent) -> dict[str, Any] | None:
     """A coordinator's event as a message's fields (None: it does not travel)."""
     match event:
-        case OpenQuestion(index, opened_at_ms, seq):
-            return {"kind": "open", "index": index, "opened_at_ms": opened_at_ms, "seq": seq}
+        case OpenQuestion(index, opened_at_ms, seq, elapsed_ms):
+            return {"kind": "open", "index": index, "opened_at_ms": opened_at_ms, "seq": seq, "elapsed_ms": elapsed_ms}
         case CloseQuestion(index):
             return {"kind": "close", "index": index}
         case RevealQuestion(index, result_seq, board, histogram):
@@ -69,7 +69,13 @@ def shard_event(message: dict[str, Any], histogram: tuple[tuple[int, int], ...] 
     if histogram is None and carries_histogram(message):
         histogram = tuple((int(score), int(holders)) for score, holders in message["histogram"])
     if kind == "open":
-        return OpenQuestion(int(message["index"]), int(message["opened_at_ms"]), int(message["seq"]))
+        elapsed = message.get("elapsed_ms")
+        return OpenQuestion(
+            int(message["index"]),
+            int(message["opened_at_ms"]),
+            int(message["seq"]),
+            None if elapsed is None else int(elapsed),
+        )
     if kind == "close":
         return CloseQuestion(int(message["index"]))
     if kind == "reveal":

@@ -49,6 +49,10 @@ class OpenQuestion:
     index: int
     opened_at_ms: int
     seq: int
+    # How long the question had been open by the coordinator's monotonic clock when the event was made: a shard
+    # on another host dates the question from it (its own clock minus this), not from `opened_at_ms`, so the two
+    # hosts' wall clocks need not agree. None: date it from `opened_at_ms` (a coordinator's own restore).
+    elapsed_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

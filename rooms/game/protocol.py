@@ -289,7 +289,7 @@ class RoomProtocol:
             effects.append(Log("error", "shard_not_placed", {"shard": shard}))
         else:
             self.seating.placed(shard, worker_id)
-            effects += self._catch_up(shard)
+            effects += self._catch_up(shard, now)
         for pending in self._placing_joins.pop(shard, []):
             pending.unplaced = worker_id is None
             effects += self._settle_join(pending, now)
@@ -299,7 +299,7 @@ class RoomProtocol:
         """A shard placed again on another worker (its own died): it hears who coordinates it, catches up with the
         phase (what was sent to its old home meanwhile is lost), and hears of a close in flight."""
         self.seating.moved(shard, worker_id)
-        effects: list[Effect] = [ToShard(shard, Announce()), *self._catch_up(shard)]
+        effects: list[Effect] = [ToShard(shard, Announce()), *self._catch_up(shard, now)]
         closing = self._closing
         if closing is not None and shard in closing.waiting:
             close = ToShard(shard, CloseQuestion(closing.index))
@@ -312,7 +312,7 @@ class RoomProtocol:
         effects: list[Effect] = []
         for shard in list(self.seating.homes):
             effects.append(ToShard(shard, Announce()))
-            effects += self._catch_up(shard)
+            effects += self._catch_up(shard, now)
         return effects
 
     def progress(self, shard: int, summary: ShardSummary, check: bool, now: Now) -> list[Effect]:
@@ -437,7 +437,7 @@ class RoomProtocol:
         def stored(written: Written, now: Now) -> list[Effect]:
             self.seating.opened(index)
             effects: list[Effect] = [
-                ToShards(OpenQuestion(index, state.opened_at_ms, seq)),
+                ToShards(OpenQuestion(index, state.opened_at_ms, seq, self._elapsed_ms(now))),
                 ToHosts(messages.question_message(state, question, seq, now.wall_ms, with_correct=True)),
                 *self._arm_deadline(now),
                 *self._mark(now, answers=True),
@@ -580,7 +580,11 @@ class RoomProtocol:
             return self._close_question(None, now)
         return []
 
-    def _catch_up(self, shard: int) -> list[Effect]:
+    def _elapsed_ms(self, now: Now) -> int:
+        """How long the open question has been open, by this coordinator's monotonic clock."""
+        return max(0, round((now.mono - self.state.opened_at_mono) * 1000))
+
+    def _catch_up(self, shard: int, now: Now) -> list[Effect]:
         """A shard placed, moved or found after a takeover catches up with the room's phase.
 
         Events sent to a shard's old home (a dead worker's channel) are lost, and a shard loaded from storage or
@@ -591,7 +595,7 @@ class RoomProtocol:
         state = self.state
         index = state.question_index
         if state.phase is Phase.QUESTION and index is not None:
-            return [ToShard(shard, OpenQuestion(index, state.opened_at_ms, state.seq))]
+            return [ToShard(shard, OpenQuestion(index, state.opened_at_ms, state.seq, self._elapsed_ms(now)))]
         if state.phase is Phase.REVEAL and index is not None:
             effects: list[Effect] = [ToShard(shard, CloseQuestion(index))]
             if self._last_reveal is not None and self._last_reveal.index == index:

@@ -213,11 +213,18 @@ class RoomState:
             return None
         return self._open(self.question_index + 1, mono, wall_ms)
 
-    def open_at(self, index: int, opened_at_ms: int, mono: float, wall_ms: int) -> Question:
-        """A shard opens the question its coordinator opened at `opened_at_ms` (wall clock), whatever the phase."""
+    def open_at(
+        self, index: int, opened_at_ms: int, mono: float, wall_ms: int, elapsed_ms: int | None = None
+    ) -> Question:
+        """A shard opens the question its coordinator opened `elapsed_ms` ago (by the coordinator's monotonic
+        clock: the transit only makes it look younger), or else at `opened_at_ms` (wall clock), whatever the
+        phase. Dated by `elapsed_ms`, the deadline and the times sent to players are in this host's clock."""
         if self.phase is Phase.QUESTION and self.question_index is not None:
             self.close()
-        question = self._open(index, mono - (wall_ms - opened_at_ms) / 1000, opened_at_ms)
+        if elapsed_ms is not None:
+            question = self._open(index, mono - elapsed_ms / 1000, wall_ms - elapsed_ms)
+        else:
+            question = self._open(index, mono - (wall_ms - opened_at_ms) / 1000, opened_at_ms)
         self._ranking = None
         return question
 

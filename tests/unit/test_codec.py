@@ -35,6 +35,7 @@ BOARD = {"type": "leaderboard", "seq": 7, "question": 1, "top": [], "counts": [1
     "event",
     [
         OpenQuestion(2, 1_700_000_000_000, 5),
+        OpenQuestion(2, 1_700_000_000_000, 5, 1_234),
         CloseQuestion(2),
         RevealQuestion(2, 6, BOARD, HISTOGRAM),
         FinishRoom(9, [{"rank": 1, "nickname": "ann", "score": 1900}], HISTOGRAM, 2),

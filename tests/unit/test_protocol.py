@@ -118,7 +118,7 @@ def test_start_stores_the_phase_then_opens_the_question_everywhere() -> None:
     effects = start(m)
     assert m.state.phase is Phase.QUESTION and m.state.seq == 1
     opened = one(effects, ToShards).event
-    assert opened == OpenQuestion(0, T0.wall_ms, 1)
+    assert opened == OpenQuestion(0, T0.wall_ms, 1, 0)
     (question,) = to_hosts(effects, "question")
     assert question["correct"] == [0] and question["deadline_ms"] == T0.wall_ms + 10_000  # hosts see the answer
     deadline = next(e for e in effects if isinstance(e, Arm) and e.timer is Timer.DEADLINE)
@@ -142,7 +142,7 @@ def test_every_transition_in_order_from_lobby_to_finished() -> None:
     assert [e.message["type"] for e in only(revealed, ToHosts)] == ["result", "leaderboard", "state"]
     assert one(revealed, Reply).request == 2 and not m.busy
     opened = persisted(m, m.command(3, "next", at(1)), at(1))
-    assert one(opened, ToShards).event == OpenQuestion(1, at(1).wall_ms, 4)
+    assert one(opened, ToShards).event == OpenQuestion(1, at(1).wall_ms, 4, 0)
     reveal(m, m.command(4, "close", at(2)), at(2))
     finishing = m.command(5, "next", at(3))  # after the last question: finished
     assert m.state.phase is Phase.FINISHED
@@ -342,7 +342,7 @@ def test_a_restart_in_a_reveal_sends_the_reveal_again_then_waits_for_the_host() 
     event = one(again, ToShards).event
     assert isinstance(event, RevealQuestion) and (event.index, event.result_seq, event.board["seq"]) == (0, 4, 5)
     assert event.histogram == ((1000, 1), (0, 1))
-    assert one(persisted(m, again), ToShards).event == OpenQuestion(1, T0.wall_ms, 6), "then the deferred next"
+    assert one(persisted(m, again), ToShards).event == OpenQuestion(1, T0.wall_ms, 6, 0), "then the deferred next"
 
 
 def test_a_restart_after_the_finish_sends_the_podium_again() -> None:
@@ -353,6 +353,16 @@ def test_a_restart_after_the_finish_sends_the_podium_again() -> None:
     again = m.view_ready(query.step, View(2, 0, (), ((1000, 1), (0, 1)), podium), T0)
     assert one(again, ToShards).event == FinishRoom(5, list(podium), ((1000, 1), (0, 1)), 1)
     assert m.finished_at == T0.mono
+
+
+def test_a_shard_catching_up_later_is_told_how_long_the_question_has_been_open() -> None:
+    """The coordinator's monotonic age of the question, not its wall clock: a shard on another host dates the
+    question from its own clock, so the hosts' wall clocks need not agree."""
+    m = machine(shards=2)
+    opened = one(persisted(m, m.command(1, "start", T0)), ToShards).event
+    assert isinstance(opened, OpenQuestion) and opened.elapsed_ms == 0
+    caught_up = m.moved(1, "w5", at(3.25))
+    assert ToShard(1, OpenQuestion(0, T0.wall_ms, 1, 3250)) in caught_up
 
 
 # --- joins, kicks, resume -----------------------------------------------------------------------------------------
@@ -416,7 +426,7 @@ def test_a_shard_placed_mid_question_is_sent_the_open_question() -> None:
     start(m)
     second = join(m, 2, "B")
     placed = m.placed(1, "w1", T0)
-    assert ToShard(1, OpenQuestion(0, T0.wall_ms, 1)) in placed
+    assert ToShard(1, OpenQuestion(0, T0.wall_ms, 1, 0)) in placed
     assert m.done(one(second, StorePlayer).step, True, T0)
 
 
@@ -458,14 +468,14 @@ def test_a_moved_or_resynced_shard_catches_up_with_a_question_it_missed() -> Non
     """Events sent to a shard's old home are lost: its new home gets the question that opened meanwhile."""
     m = machine(shards=2)
     start(m)
-    assert m.moved(1, "w5", T0) == [ToShard(1, Announce()), ToShard(1, OpenQuestion(0, T0.wall_ms, 1))]
+    assert m.moved(1, "w5", T0) == [ToShard(1, Announce()), ToShard(1, OpenQuestion(0, T0.wall_ms, 1, 0))]
 
 
 def test_a_resync_announces_and_resends_the_open_question() -> None:
     m = machine(shards=2)
     start(m)
     effects = m.announce_all(T0)
-    assert ToShard(0, Announce()) in effects and ToShard(1, OpenQuestion(0, T0.wall_ms, 1)) in effects
+    assert ToShard(0, Announce()) in effects and ToShard(1, OpenQuestion(0, T0.wall_ms, 1, 0)) in effects
 
 
 # --- the host feed ------------------------------------------------------------------------------------------------

@@ -283,3 +283,15 @@ def test_a_stored_judgment_replaces_the_pending_one_and_settles_the_streak() -> 
     assert ann.answers[0] is stored and stored.durable and ann.score == 1000 and ann.streak == 1
     assert not state.adopt_stored(pending, stored), "settled once"
     assert state.pending_for(0) == 0
+
+
+def test_a_shard_dates_a_question_from_its_age_not_from_another_hosts_wall_clock() -> None:
+    """The coordinator's host runs 30 s ahead; the question has been open 2 s by its monotonic clock."""
+    clock, state = ManualClock(), room()
+    add(state, "ann")
+    skewed_open_ms = clock.wall_ms() + 30_000 - 2_000
+    state.open_at(0, skewed_open_ms, clock.monotonic(), clock.wall_ms(), elapsed_ms=2_000)
+    assert state.deadline_ms == clock.wall_ms() - 2_000 + 10_000, "in this host's clock"
+    assert state.seconds_left(clock.monotonic()) == pytest.approx(8.0)
+    state.open_at(1, skewed_open_ms, clock.monotonic(), clock.wall_ms())  # dated by the wall clock: skewed
+    assert state.seconds_left(clock.monotonic()) == pytest.approx(38.0)
