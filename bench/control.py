@@ -145,6 +145,12 @@ class Control:
         url = body.get("host_ws_url") if isinstance(body, dict) else None
         return self.absolute_ws(url) if isinstance(url, str) and url else None
 
+    async def room_state(self, room: RoomInfo) -> dict[str, Any]:
+        """`GET /api/rooms/{pin}` as the host sees it (phase, players, shards, …)."""
+        body = await self._call("GET", f"/api/rooms/{room.pin}", token=room.host_token)
+        assert isinstance(body, dict)
+        return body
+
     async def command(self, room: RoomInfo, name: str) -> Any:
         """Host command over HTTP (the bench prefers the host socket; this is `--commands http`)."""
         return await self._call("POST", f"/api/rooms/{room.pin}/{name}", token=room.host_token)

@@ -224,3 +224,24 @@ async def test_the_bench_creates_rooms_on_a_server_that_requires_the_admin_token
         await admin.aclose()
     args = parser().parse_args(["burst", "--url", server.url, "--admin-token", "bench-admin"])
     assert args.admin_token == "bench-admin"
+
+
+async def test_cluster_costs_count_messages_and_writes_per_question(tmp_path: Path, pg_url: str) -> None:
+    """`python -m quizroom.bench.cluster_costs` on small N: two shards sit on two workers, so one of them is on
+    another worker than the coordinator and messages cross every question."""
+    from tests.serverproc import free_ports
+
+    out = tmp_path / "costs.json"
+    admin = pg_url.rsplit("/", 1)[0] + "/postgres"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "quizroom.bench.cluster_costs", "--players", "40", "--shards", "1,2", "--questions",
+        "2", "--idle-s", "0.5", "--port", str(free_ports(3)), "--pg-url", admin, "--out", str(out),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), RUN_LIMIT_S)
+    assert proc.returncode == 0, stderr.decode()[-3000:]
+    one, two = json.loads(out.read_text())
+    assert (one["shards"], two["shards"]) == (1, 2)
+    assert one["messages_per_question"] >= 0 and one["writes_per_question"] > 0
+    assert two["messages_per_question"] > 0 and two["writes_per_question"] > 0
+    assert "| shards |" in stdout.decode()
