@@ -37,7 +37,8 @@ PORT = 8000
 class Cluster:
     """Three hosts, a forwarder to PostgreSQL on the bridge, a server on each host."""
 
-    def __init__(self, hosts: Hosts, proxy: DelayProxy, servers: list[ServerProcess]) -> None:
+    def __init__(self, hosts: Hosts, proxy: DelayProxy, servers: list[ServerProcess], per_shard: int) -> None:
+        self.per_shard = per_shard
         self.hosts = hosts
         self.proxy = proxy
         self.servers = servers
@@ -74,7 +75,7 @@ async def cluster(tmp_path: Path, pg_url: str, request: pytest.FixtureRequest) -
     try:
         for server in servers:
             await asyncio.to_thread(server.start, 30.0)  # the forwarder runs in this loop: do not block it
-        yield Cluster(hosts, proxy, servers)
+        yield Cluster(hosts, proxy, servers, per_shard)
     finally:
         for server in servers:
             if server.proc is not None:
@@ -90,7 +91,8 @@ async def seat(
     http = httpx.AsyncClient(base_url=cluster.servers[0].url, timeout=30.0)
     created = (await http.post("/api/rooms", json={"quiz": quiz(questions, time_limit_ms=time_limit_ms)})).json()
     phones = [Phone(http, created["pin"], f"n{i:05d}") for i in range(players)]
-    await gather_limited([p.join() for p in phones], limit=100)
+    for start in range(0, players, cluster.per_shard):  # a shard's worth at a time: placements never race
+        await gather_limited([p.join() for p in phones[start : start + cluster.per_shard]], limit=100)
     await gather_limited([p.connect() for p in phones], limit=200)
     spread = Counter(cluster.index_of(p.ws_url) for p in phones)
     assert set(spread) == {0, 1, 2}, f"shards on every server: {spread}"
