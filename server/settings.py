@@ -66,7 +66,7 @@ class Settings:
     hello_timeout_s: float = field(default=5.0, metadata={"help": "drop a socket that sends no hello by then"})
     answer_grace_ms: int = field(default=250, metadata={"help": "network grace after a question's deadline"})
     reconnect_grace_s: float = field(
-        default=5.0,
+        default=15.0,
         metadata={"help": "a dropped player still counts as playing this long before 'everyone answered' closes early"},
     )
     send_queue: int = field(default=1024, metadata={"help": "frames queued per socket before it is dropped"})

@@ -337,7 +337,7 @@ class PgCluster:
 
     # --- shard placement ----------------------------------------------------------------------------------------
 
-    async def place_shard(self, room_id: str, shard: int, worker_id: str) -> str:
+    async def place_shard(self, room_id: str, shard: int, worker_id: str, *, lease_epoch: int = 0) -> str:
         """Place a shard on a worker unless it is already placed on a live one; return the worker that holds it
         afterwards.
 
@@ -346,10 +346,14 @@ class PgCluster:
         (an old one and the one that took over) place the same shard at once, the loser's upsert does nothing and
         it reads the winner's choice, so both tell their players the same `ws_url`. The read is a separate
         statement on purpose: a statement's snapshot predates the racing commit it waited for, and would not see
-        the winner's row."""
+        the winner's row.
+
+        Fenced: with `lease_epoch`, only the holder of the room's current lease places or moves a shard; a deposed
+        coordinator reads where the shard is instead, and one that would open a new shard gets `StorageError`."""
         async with self._connection() as conn:
             placed = await conn.fetchval(
-                "INSERT INTO shards AS s (room_id, shard, worker_id) VALUES ($1, $2, $3)"
+                "INSERT INTO shards AS s (room_id, shard, worker_id) SELECT $1, $2, $3"
+                " WHERE $5::bigint = 0 OR EXISTS (SELECT 1 FROM room_leases WHERE room_id = $1 AND epoch = $5)"
                 " ON CONFLICT (room_id, shard) DO UPDATE SET worker_id = EXCLUDED.worker_id,"
                 " epoch = CASE WHEN s.worker_id = EXCLUDED.worker_id THEN s.epoch ELSE EXCLUDED.epoch END"
                 " WHERE s.worker_id = EXCLUDED.worker_id OR NOT EXISTS (SELECT 1 FROM workers AS w"
@@ -359,13 +363,16 @@ class PgCluster:
                 shard,
                 worker_id,
                 self.ttl_s,
+                lease_epoch,
             )
             if placed is None:
                 placed = await conn.fetchval(
                     "SELECT worker_id FROM shards WHERE room_id = $1 AND shard = $2", room_id, shard
                 )
-        if placed is None:  # deleted between our two statements: nothing deletes shards, so this is a bug
-            raise StorageError(f"shard {shard} of room {room_id} vanished while being placed")
+        if placed is None:  # never placed, and not ours to place (or deleted meanwhile: nothing deletes shards)
+            raise StorageError(
+                f"shard {shard} of room {room_id} not placed: the room's lease is not epoch {lease_epoch}"
+            )
         return str(placed)
 
     async def shards(self, room_id: str) -> list[ShardRow]:

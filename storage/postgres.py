@@ -415,11 +415,14 @@ class PostgresStorage:
             if len(written) < len(rows):
                 outcome = outcome.merged(Outcome(fenced_rooms=frozenset(batch.rooms.keys() - written)))
         if batch.scores:
+            # Fenced like answers: only the copy of the player's shard under the current placement writes.
             await conn.execute(
                 "UPDATE players AS p SET score = v.score, streak = v.streak"
-                " FROM unnest($1::text[], $2::text[], $3::int[], $4::int[]) AS v(room_id, player_id, score, streak)"
-                " WHERE p.room_id = v.room_id AND p.player_id = v.player_id",
-                *_columns([(s.room_id, s.player_id, s.score, s.streak) for s in batch.scores.values()], 4),
+                " FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::bigint[])"
+                " AS v(room_id, player_id, score, streak, epoch)"
+                " WHERE p.room_id = v.room_id AND p.player_id = v.player_id AND (v.epoch = 0 OR EXISTS ("
+                " SELECT 1 FROM shards AS s WHERE s.room_id = p.room_id AND s.shard = p.shard AND s.epoch = v.epoch))",
+                *_columns([(s.room_id, s.player_id, s.score, s.streak, s.epoch) for s in batch.scores.values()], 5),
             )
         return outcome
 

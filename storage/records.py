@@ -113,6 +113,7 @@ class ScoreRow:
     player_id: str
     score: int
     streak: int
+    epoch: int = field(default=0, compare=False)  # the writing shard's placement epoch (0: unfenced, one process)
 
 
 @dataclass(frozen=True, slots=True)

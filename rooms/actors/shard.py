@@ -226,7 +226,10 @@ class Shard:
         self.finished_at = self.clock.monotonic()
         # The final totals, denormalised into `players` for whoever reads the database; nothing reads them back.
         self.writer.save_scores(
-            [ScoreRow(state.room_id, p.player_id, p.score, p.streak) for p in state.players.values()]
+            [
+                ScoreRow(state.room_id, p.player_id, p.score, p.streak, self.answers.epoch)
+                for p in state.players.values()
+            ]
         )
         for player_id, session in list(self.sessions.items()):
             player = state.players.get(player_id)

@@ -61,8 +61,9 @@ class Cluster(Protocol):
     async def orphaned_question_rooms(self) -> list[str]:
         """PINs of rooms with an open question and no live coordinator."""
 
-    async def place_shard(self, room_id: str, shard: int, worker_id: str) -> str:
-        """Record `worker_id` as the shard's worker unless a live one holds it; returns the holder."""
+    async def place_shard(self, room_id: str, shard: int, worker_id: str, *, lease_epoch: int = 0) -> str:
+        """Record `worker_id` as the shard's worker unless a live one holds it; returns the holder. With
+        `lease_epoch`, only while that is the room's current lease (a deposed coordinator places nothing)."""
 
     async def shards(self, room_id: str) -> list[ShardRow]: ...
 
@@ -112,7 +113,7 @@ class SoloCluster:
     async def orphaned_question_rooms(self) -> list[str]:
         return []
 
-    async def place_shard(self, room_id: str, shard: int, worker_id: str) -> str:
+    async def place_shard(self, room_id: str, shard: int, worker_id: str, *, lease_epoch: int = 0) -> str:
         return self.worker_id
 
     async def shards(self, room_id: str) -> list[ShardRow]:

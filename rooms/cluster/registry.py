@@ -359,7 +359,7 @@ class RoomRegistry:
             worker = (
                 home_row.worker_id
                 if home_row is not None and home_row.alive
-                else await self._choose(row.room_id, shard)
+                else await self._choose(row.room_id, shard, epoch)
             )
             link = await self._link(row.room_id, pin, shard, worker, coordinator.port, epoch)
             coordinator.links[shard] = link
@@ -402,18 +402,18 @@ class RoomRegistry:
 
     async def place(self, room_id: str, pin: str, shard: int, coordinator: CoordinatorPort, epoch: int) -> ShardPort:
         """A new shard of a room this worker coordinates goes to the live worker with the fewest of its shards."""
-        worker = await self._choose(room_id, shard)
+        worker = await self._choose(room_id, shard, epoch)
         return await self._link(room_id, pin, shard, worker, coordinator, epoch)
 
-    async def _choose(self, room_id: str, shard: int) -> str:
+    async def _choose(self, room_id: str, shard: int, epoch: int) -> str:
         if self.solo:
             return self.worker_id
         workers = await self.cluster.live_workers()
         if not workers:
-            return await self.cluster.place_shard(room_id, shard, self.worker_id)
+            return await self.cluster.place_shard(room_id, shard, self.worker_id, lease_epoch=epoch)
         held = Counter(s.worker_id for s in await self.cluster.shards(room_id) if s.alive)
         best = min(workers, key=lambda w: (held[w.worker_id], w.load, w.worker_id))
-        return await self.cluster.place_shard(room_id, shard, best.worker_id)
+        return await self.cluster.place_shard(room_id, shard, best.worker_id, lease_epoch=epoch)
 
     async def _link(
         self, room_id: str, pin: str, shard: int, worker_id: str, coordinator: CoordinatorPort, epoch: int
@@ -425,7 +425,7 @@ class RoomRegistry:
 
     async def link_for(self, coordinator: Coordinator, shard: int) -> ShardPort:
         """A link to the shard placed afresh (its worker died): `quizroom.rooms.cluster.failover`."""
-        worker = await self._choose(coordinator.room_id, shard)
+        worker = await self._choose(coordinator.room_id, shard, coordinator.epoch)
         return await self._link(
             coordinator.room_id, coordinator.pin, shard, worker, coordinator.port, coordinator.epoch
         )

@@ -46,7 +46,7 @@ class RoomLimits:
     grace_ms: int = 250
     # How long a player whose socket dropped still counts as playing for the early close ("everyone answered"):
     # a failover, an outage or a flaky network drops sockets that come back within a few seconds.
-    reconnect_grace_s: float = 5.0
+    reconnect_grace_s: float = 15.0
     blocked_words: frozenset[str] = frozenset()  # nickname block list, as block keys (rooms/game/nicknames.py)
 
 

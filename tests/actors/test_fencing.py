@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from quizroom.storage.base import Storage
+from quizroom.storage.base import Storage, StorageError
 from quizroom.storage.cluster import PgCluster
 from quizroom.storage.postgres import COPY_THRESHOLD
-from quizroom.storage.records import AnswerRow, Batch, Outcome, PlayerRow, QuizRow, RoomRow, RoomStateRow
+from quizroom.storage.records import AnswerRow, Batch, Outcome, PlayerRow, QuizRow, RoomRow, RoomStateRow, ScoreRow
 from tests.actors.pgcluster import SHORT_TTL, T0, Database, eventually
 from tests.actors.test_storage import open_url
 
@@ -97,6 +97,32 @@ async def test_a_stale_shard_placement_stores_nothing_and_is_named(db: Database)
     stale = await db.storage.commit(Batch.of(answers=[answer("p2", epoch=first), answer("p3", epoch=second)]))
     assert stale.fenced_shards == {("r1", 0)} and not stale.closed and not stale.duplicates
     assert {a.player_id for a in await db.storage.load_answers("r1")} == {"p1", "p3"}
+
+
+async def test_a_deposed_coordinator_can_neither_place_nor_move_a_shard_and_stale_scores_are_not_written(
+    db: Database,
+) -> None:
+    await db.room("r1")
+    old = await db.cluster(ttl_s=SHORT_TTL)
+    old_epoch = await old.acquire_lease("r1")
+    assert old_epoch is not None
+    assert await old.place_shard("r1", 0, old.worker_id, lease_epoch=old_epoch) == old.worker_id
+    placed = (await old.shards("r1"))[0].epoch
+    await db.storage.commit(Batch.of(players=[player("p1")]))
+    new, new_epoch = await take_over(db, old)
+    # The deposed coordinator opens a shard, and moves one: refused, and told where the shard is.
+    with pytest.raises(StorageError):
+        await old.place_shard("r1", 1, old.worker_id, lease_epoch=old_epoch)
+    assert await old.place_shard("r1", 0, new.worker_id, lease_epoch=old_epoch) == old.worker_id
+    assert await new.place_shard("r1", 0, new.worker_id, lease_epoch=new_epoch) == new.worker_id
+    moved = (await new.shards("r1"))[0].epoch
+    assert moved > placed
+    # The shard's old copy writes its final scores: refused; the current copy's go in.
+    await db.storage.commit(Batch(scores={("r1", "p1"): ScoreRow("r1", "p1", 900, 1, placed)}))
+    await db.storage.commit(Batch(scores={("r1", "p1"): ScoreRow("r1", "p1", 1900, 2, moved)}))
+    await db.storage.commit(Batch(scores={("r1", "p1"): ScoreRow("r1", "p1", 100, 0, placed)}))
+    (stored,) = await db.storage.load_players("r1")
+    assert (stored.score, stored.streak) == (1900, 2)
 
 
 @pytest.mark.parametrize("rows", [1, COPY_THRESHOLD + 5], ids=["unnest", "copy"])
