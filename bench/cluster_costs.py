@@ -116,7 +116,8 @@ async def measure(pg_admin: str, players: int, shards: int, questions: int, idle
                 player.conn.send({"type": "hello", "token": seat_of.token})
                 await _welcomed(player)
 
-        await asyncio.gather(*(seat(i, p) for i, p in enumerate(crowd)))
+        for start in range(0, players, per_shard):  # a shard's worth at a time: each placement sees the last one
+            await asyncio.gather(*(seat(i, crowd[i]) for i in range(start, min(players, start + per_shard))))
         state = await control.room_state(room)
         assert state["shards"] == shards, f"{state['shards']} shards, wanted {shards}"
         before_idle = await counters(pg)
