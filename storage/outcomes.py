@@ -21,7 +21,9 @@ from quizroom.storage.records import AnswerKey, AnswerRow, Outcome
 
 
 def first_per_key(rows: Iterable[AnswerRow]) -> list[AnswerRow]:
-    """The batch's answers with a repeated key dropped: the first of two equal keys is the one inserted."""
+    """The batch's answers with a repeated key dropped: the first of two equal keys is the one inserted (both
+    backends insert in the batch's order), so it alone is sorted. Only on the rare path: a shard never puts one key
+    in a batch twice."""
     seen: set[AnswerKey] = set()
     kept = []
     for row in rows:

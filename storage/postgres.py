@@ -386,11 +386,10 @@ class PostgresStorage:
             if step.players:
                 await _insert_players(conn, step.players)
             if step.answers:
-                answers = first_per_key(step.answers)
-                inserted, via_copy = await self._insert_answers(conn, answers, refill=copied)
+                inserted, via_copy = await self._insert_answers(conn, step.answers, refill=copied)
                 copied = copied or via_copy
-                if inserted < len(answers):
-                    outcome = outcome.merged(await _sort_answers(conn, answers))
+                if inserted < len(step.answers):
+                    outcome = outcome.merged(await _sort_answers(conn, first_per_key(step.answers)))
             if step.kicks:
                 rooms, players = _columns([(k.room_id, k.player_id) for k in step.kicks], 2)
                 await conn.execute(

@@ -329,7 +329,7 @@ async def _apply(conn: aiosqlite.Connection, batch: Batch) -> Outcome:
         if step.players:
             await _insert_players(conn, step.players)
         if step.answers:
-            answers = first_per_key(step.answers)
+            answers = step.answers
             cursor = await conn.executemany(
                 "INSERT OR IGNORE INTO answers"
                 " (room_id, question, player_id, choices, correct, points, response_ms, received_at_ms)"
@@ -348,7 +348,8 @@ async def _apply(conn: aiosqlite.Connection, batch: Batch) -> Outcome:
                     for a in answers
                 ],
             )
-            if cursor.rowcount < len(answers):
+            if cursor.rowcount < len(answers):  # rare: sorted with the first of two equal keys standing for both
+                answers = first_per_key(answers)
                 outcome = outcome.merged(classify(answers, await _stored_answers(conn, answers)))
         if step.kicks:
             pairs = [(k.room_id, k.player_id) for k in step.kicks]

@@ -132,12 +132,12 @@ class AnswerDesk:
             key = (answer.question, answer.player_id)
             waiters = self._waiters.pop(key, [])
             arrived = self._arrived.pop(key, now)
-            if outcome is None or self.fenced:
+            if self.fenced:
                 self.state.drop_pending(answer)
-                if self.fenced:
-                    continue  # not ours to answer: the shard's current copy will, when the player resends
-                error: QuizroomError = Unavailable("your answer could not be stored; send it again")
-                sends += self._refuse(waiters, error)
+                continue  # not ours to answer: the shard's current copy will, when the player resends
+            if outcome is None:
+                self.state.drop_pending(answer)
+                sends += self._refuse(waiters, Unavailable("your answer could not be stored; send it again"))
                 continue
             row_key = (self.state.room_id, answer.question, answer.player_id)
             if row_key in outcome.closed:
@@ -147,10 +147,7 @@ class AnswerDesk:
                 continue
             stored = outcome.duplicates.get(row_key)
             if stored is not None:
-                held = Answer(
-                    stored.player_id, stored.question, stored.choices, stored.correct, stored.points,
-                    stored.response_ms, stored.received_at_ms,
-                )  # fmt: skip
+                held = answer_of(stored)
                 if not self.state.adopt_stored(answer, held):
                     continue  # kicked while the commit ran
                 same = frozenset(held.choices) == frozenset(answer.choices)
@@ -171,6 +168,13 @@ class AnswerDesk:
             self.telemetry.error(error.code)
         frame = encode(messages.error(error.code, error.message))
         return [(session, frame) for session in waiters]
+
+
+def answer_of(row: AnswerRow) -> Answer:
+    """A stored answer as the rules hold it (replays after a load, and a duplicate found stored by a commit)."""
+    return Answer(
+        row.player_id, row.question, row.choices, row.correct, row.points, row.response_ms, row.received_at_ms
+    )
 
 
 def ack(answer: Answer, *, duplicate: bool, same: bool) -> Frame:

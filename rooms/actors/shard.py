@@ -92,6 +92,13 @@ class Shard:
         self.screen = Screen(clock, limits.abuse_strikes, limits.garbage_strikes, self.telemetry)
         self.answers = AnswerDesk(state, writer, clock, self.telemetry, self.stats, shard=shard, epoch=epoch)
 
+    def follow(self, coordinator: CoordinatorPort, epoch: int) -> bool:
+        """Report to `coordinator` from now on, unless this shard has heard from a newer lease epoch already."""
+        if epoch < self.coordinator_epoch:
+            return False
+        self.coordinator, self.coordinator_epoch = coordinator, epoch
+        return True
+
     @property
     def fenced(self) -> bool:
         """Another copy of this shard owns its players now (a commit said so): this one has let go of everything

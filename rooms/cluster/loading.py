@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from quizroom.rooms.actors.answers import answer_of
 from quizroom.rooms.actors.views import top_entries
 from quizroom.rooms.game import messages, results
 from quizroom.rooms.game.clock import Clock
@@ -17,7 +18,7 @@ from quizroom.rooms.game.quiz import Quiz
 from quizroom.rooms.game.rules import Answer, Phase, Player, RoomLimits, RoomState
 from quizroom.rooms.game.scoring import Ranking
 from quizroom.storage.base import Storage
-from quizroom.storage.records import AnswerRow, PlayerRow, RoomRow
+from quizroom.storage.records import PlayerRow, RoomRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +30,6 @@ class LoadedShard:
 
 def player_of(row: PlayerRow) -> Player:
     return Player(row.player_id, row.nickname, row.nickname_key, row.token_hash, row.joined_at_ms)
-
-
-def answer_of(row: AnswerRow) -> Answer:
-    return Answer(
-        row.player_id, row.question, row.choices, row.correct, row.points, row.response_ms, row.received_at_ms
-    )
 
 
 def restore(

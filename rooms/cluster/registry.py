@@ -434,8 +434,7 @@ class RoomRegistry:
         """The shard here (loaded if need be), reporting to `link` unless it heard from a newer coordinator."""
         actor = self.shard_here(pin, room_id, shard)
         if actor is not None:
-            if epoch >= actor.coordinator_epoch:
-                actor.coordinator, actor.coordinator_epoch = link, epoch
+            actor.follow(link, epoch)
             return actor
         key = (pin, shard)
         loading = self._shard_loading.get(key)
@@ -444,8 +443,7 @@ class RoomRegistry:
             self._shard_loading[key] = loading
             loading.add_done_callback(lambda _: self._shard_loading.pop(key, None))
         actor = await asyncio.shield(loading)
-        if epoch >= actor.coordinator_epoch:  # a second caller while it loaded may know a newer coordinator
-            actor.coordinator, actor.coordinator_epoch = link, epoch
+        actor.follow(link, epoch)  # a second caller while it loaded may know a newer coordinator
         return actor
 
     async def _load_shard(self, pin: str, room_id: str, shard: int, link: CoordinatorPort) -> Shard:

@@ -151,3 +151,74 @@ async def test_a_room_is_loaded_once_however_many_ask_at_once(rig: tuple[RoomReg
     assert isinstance(loaded[0], Coordinator)
     assert [p.nickname for p in loaded[0].state.players.values()] == ["ann"]
     await fresh.close()
+
+
+class Log:
+    """One ordered record of what several connections received: (who, type)."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, str]] = []
+
+    def conn(self, who: str) -> Recorder:
+        log = self
+
+        class Logged(Recorder):
+            def send(self, frame: Frame) -> None:
+                log.entries.append((who, orjson.loads(frame.text)["type"]))
+                super().send(frame)
+
+        return Logged()
+
+
+async def test_players_get_the_question_before_the_host_hears_of_it(rig: tuple[RoomRegistry, FailingStorage]) -> None:
+    """In one process the coordinator hands the question to its shard, then lets the shard run before the rest
+    of its effects: the host's frames (the question, the reply to its command) follow the players'. Without it the
+    host's reply overtook the broadcast, and a quick next command queued behind it."""
+    registry, _ = rig
+    body = quiz(2)
+    from quizroom.storage.records import QuizRow
+
+    await registry.storage.create_quiz(QuizRow("q1", body["title"], orjson.dumps(body).decode(), 0))
+    actor, host_token = await registry.create("q1", parse_quiz(body))
+    log = Log()
+    host, player = log.conn("host"), log.conn("player")
+    await actor.attach(host, host_token)
+    joined = await actor.join("ann")
+    await (await registry.shard_for(actor.pin, joined.token)).attach(player, joined.token)
+    log.entries.clear()
+    await actor.command("start")
+    await player.next("question")
+    await host.next("state")
+    order = [e for e in log.entries if e[1] in ("question", "state")]
+    assert order[0] == ("player", "question"), order
+    assert order.index(("host", "state")) > order.index(("player", "question"))
+
+
+async def test_a_coordinator_holds_everything_while_tenure_has_lapsed(rig: tuple[RoomRegistry, FailingStorage]) -> None:
+    """No heartbeat for 0.75 × TTL: the coordinator may no longer be the room's owner, so it neither writes nor
+    sends; a renewal releases what it held, in order."""
+    from quizroom.rooms.actors.tenure import Tenure
+    from quizroom.rooms.game.clock import ManualClock
+    from quizroom.storage.records import KickRow, QuizRow
+
+    registry, storage = rig
+    clock = ManualClock()
+    registry.tenure = Tenure(clock, ttl_s=2.0, margin_s=0.5)  # as a worker of a cluster has
+    body = quiz(2)
+    await registry.storage.create_quiz(QuizRow("q1", body["title"], orjson.dumps(body).decode(), 0))
+    actor, _ = await registry.create("q1", parse_quiz(body))
+    joined = await actor.join("ann")
+    player = Recorder()
+    await (await registry.shard_for(actor.pin, joined.token)).attach(player, joined.token)
+    clock.advance(1.6)
+    started = asyncio.ensure_future(actor.command("start"))
+    for _ in range(50):
+        await asyncio.sleep(0)  # turns of the loop, so the command reaches the coordinator's inbox
+    await registry.writer.add_kick(KickRow(actor.room_id, "nobody"))  # a barrier: earlier writes are in by now
+    assert not started.done() and not [f for f in player.frames if f["type"] == "question"]
+    row = await storage.find_room(actor.pin)
+    assert row is not None and row.phase == "lobby", "nothing was written while tenure had lapsed"
+    registry.tenure.renewed(sent_at=clock.monotonic())
+    state = await asyncio.wait_for(started, 10)
+    assert state["phase"] == "question"
+    await player.next("question")
