@@ -175,11 +175,20 @@ class QuizroomAPI:
     async def get_quiz(self, quiz_id: str) -> dict[str, Any]:
         return await self._json("GET", f"/api/quizzes/{quiz_id}")
 
-    async def create_room(self, *, quiz: Mapping[str, Any] | None = None, quiz_id: str | None = None) -> HostedRoom:
-        """Open a room for a stored quiz (`quiz_id`) or an inline one (`quiz`); exactly one must be given."""
+    async def create_room(
+        self,
+        *,
+        quiz: Mapping[str, Any] | None = None,
+        quiz_id: str | None = None,
+        **options: bool | int,
+    ) -> HostedRoom:
+        """Open a room for a stored quiz (`quiz_id`) or an inline one (`quiz`); exactly one must be given.
+
+        `options` are the room's (docs/protocol.md, "Room options"): `auto_advance`, `intro_ms`, `friendly_names`."""
         if (quiz is None) == (quiz_id is None):
             raise ValueError("give exactly one of quiz or quiz_id")
-        body = {"quiz": quiz} if quiz is not None else {"quiz_id": quiz_id}
+        body: dict[str, Any] = {"quiz": quiz} if quiz is not None else {"quiz_id": quiz_id}
+        body.update(options)
         data = await self._json("POST", "/api/rooms", body=body, token=self._admin_token)
         return HostedRoom(
             room_id=str(data["room_id"]),
@@ -190,11 +199,16 @@ class QuizroomAPI:
             api_url=self.base_url,
         )
 
-    async def join(self, pin: str, nickname: str) -> PlayerTicket:
-        data = await self._json("POST", f"/api/rooms/{pin}/players", body={"nickname": nickname})
+    async def join(self, pin: str, nickname: str, *, device: str | None = None) -> PlayerTicket:
+        """Join as `nickname`; `device` (optional) is the id a kick bars from the room. Refused as `ApiError`: 423
+        `kicked` when the host removed this device or this name."""
+        body: dict[str, Any] = {"nickname": nickname}
+        if device is not None:
+            body["device"] = device
+        data = await self._json("POST", f"/api/rooms/{pin}/players", body=body)
         return PlayerTicket(
             pin=pin,
-            nickname=nickname,
+            nickname=str(data.get("nickname") or nickname),
             player_id=str(data["player_id"]),
             token=str(data["token"]),
             ws_url=self._absolute_ws(str(data["ws_url"])),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import secrets
 import time
 import uuid
@@ -19,11 +20,13 @@ from starlette.routing import Route
 from quizroom.rooms.cluster.registry import Room
 from quizroom.rooms.game import results as room_results
 from quizroom.rooms.game.errors import InvalidInput, NotFound, RateLimited, Unauthorized, Unavailable
+from quizroom.rooms.game.options import parse_options
 from quizroom.rooms.game.quiz import parse_quiz
 from quizroom.server.buckets import AddressBuckets, ApiLimits
 from quizroom.server.metrics import CONTENT_TYPE, package_version
 from quizroom.server.openapi import openapi_document
 from quizroom.server.paging import results_page
+from quizroom.server.qrcodes import join_qr_svg
 from quizroom.server.requests import bearer, client_of, read_json
 from quizroom.server.responses import json_response
 from quizroom.server.runtime import Runtime
@@ -147,6 +150,7 @@ async def create_room(request: Request) -> Response:
     body = await read_json(request, runtime.settings.max_body_bytes)
     if not isinstance(body, dict):
         raise InvalidInput("", "the body must be an object with `quiz_id` or `quiz`")
+    options = parse_options(body, runtime.settings.intro_ms)
     owner = client_of(request)
     runtime.registry.check_capacity(owner)  # before storing a quiz for a room that could not open
     if "quiz" in body:
@@ -164,7 +168,7 @@ async def create_room(request: Request) -> Response:
         quiz = parse_quiz(orjson.loads(row.body))
     else:
         raise InvalidInput("quiz_id", "give `quiz_id` (a string) or `quiz` (an object)")
-    actor, host_token = await runtime.registry.create(quiz_id, quiz, owner=owner)
+    actor, host_token = await runtime.registry.create(quiz_id, quiz, owner=owner, options=options)
     base, _ = public_bases(request)
     ws = await ws_base(request, actor.worker_id)
     pin = actor.state.pin
@@ -180,6 +184,20 @@ async def create_room(request: Request) -> Response:
     )
 
 
+DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{8,128}")
+
+
+def device_of(body: dict[str, Any]) -> str:
+    """The optional `device` of a join: the random id the player's browser keeps (docs/protocol.md, *Moderation*).
+    Only its hash is stored; a kick bars it from the room. Scripts may leave it out."""
+    device = body.get("device")
+    if device is None:
+        return ""
+    if not isinstance(device, str) or not DEVICE_ID.fullmatch(device):
+        raise InvalidInput("device", "must be 8 to 128 letters, digits, '-' or '_'")
+    return device
+
+
 async def join_room(request: Request) -> Response:
     runtime = runtime_of(request)
     metered(limits_of(request).joins, request, "joins", "joins")
@@ -187,7 +205,7 @@ async def join_room(request: Request) -> Response:
     body = await read_json(request, runtime.settings.max_body_bytes)  # a huge nickname is bad_nickname (422)
     if not isinstance(body, dict):
         raise InvalidInput("nickname", "the body must be an object with `nickname`")
-    joined = await room.join(body.get("nickname"))
+    joined = await room.join(body.get("nickname"), device_of(body))
     runtime.counters.joins += 1
     try:
         ws = await ws_base(request, joined.worker_id)
@@ -228,6 +246,18 @@ def command(name: str) -> Handler:
         return json_response(await actor.command(name))
 
     return run
+
+
+async def join_qr(request: Request) -> Response:
+    """The room's join link as a QR code (SVG), for the projector's lobby: made here, never by a service elsewhere
+    (a classroom's PINs are nobody else's business). Public like the join link itself; PIN misses are metered."""
+    room = await the_room(request)
+    base, _ = public_bases(request)
+    return Response(
+        join_qr_svg(f"{base}/?pin={room.pin}"),
+        media_type="image/svg+xml",
+        headers={"cache-control": "private, max-age=3600"},
+    )
 
 
 async def kick_player(request: Request) -> Response:
@@ -308,6 +338,7 @@ def api_routes() -> list[Route]:
         Route("/api/rooms/{pin}", room_state, methods=["GET"]),
         Route("/api/rooms/{pin}/players", join_room, methods=["POST"]),
         Route("/api/rooms/{pin}/players/{player_id}", kick_player, methods=["DELETE"]),
+        Route("/api/rooms/{pin}/qr.svg", join_qr, methods=["GET"]),
         Route("/api/rooms/{pin}/resume", resume, methods=["POST"]),
         Route("/api/rooms/{pin}/leaderboard", leaderboard, methods=["GET"]),
         Route("/api/rooms/{pin}/results", results, methods=["GET"]),

@@ -112,7 +112,24 @@ ROOM_STATE_FIELDS: dict[str, Schema] = {
 
 SHARDS = {**COUNT, "description": "extension: the room's shards, wherever they are (0 before the first join)"}
 
-ROOM_STATE = obj({**ROOM_STATE_FIELDS, "shards": SHARDS}, list(ROOM_STATE_FIELDS))
+ROOM_OPTIONS: dict[str, Schema] = {
+    "auto_advance": {
+        "type": "boolean",
+        "description": "a reveal with no host socket for `auto_advance_after_s` moves on by itself (default false)",
+    },
+    "intro_ms": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 10_000,
+        "description": "the 'get ready' pause before each question (default: the server's `intro_ms`, 0)",
+    },
+    "friendly_names": {
+        "type": "boolean",
+        "description": "players get generated two-word names instead of typed ones (default false)",
+    },
+}
+
+ROOM_STATE = obj({**ROOM_STATE_FIELDS, "shards": SHARDS, **ROOM_OPTIONS}, list(ROOM_STATE_FIELDS))
 
 LOCAL_STATS = {
     "sockets_connected": {**COUNT, "description": "player sockets on this worker's shards of the room"},
@@ -313,8 +330,8 @@ def paths() -> Schema:
                         JSON: {
                             "schema": {
                                 "oneOf": [
-                                    obj({"quiz_id": {"type": "string"}}),
-                                    obj({"quiz": ref("Quiz")}),
+                                    obj({"quiz_id": {"type": "string"}, **ROOM_OPTIONS}),
+                                    obj({"quiz": ref("Quiz"), **ROOM_OPTIONS}),
                                 ]
                             }
                         }
@@ -335,7 +352,9 @@ def paths() -> Schema:
                     ),
                     "401": unauthorized,
                     "404": error("no such quiz"),
-                    "422": error("`invalid`: neither `quiz_id` nor a valid `quiz` (`field` is `quiz.…`)"),
+                    "422": error(
+                        "`invalid`: neither `quiz_id` nor a valid `quiz` (`field` is `quiz.…`), or a bad option"
+                    ),
                     "503": {
                         **error(
                             "storage is unavailable (retry), or `at_capacity`: this server holds as many rooms as "
@@ -378,7 +397,13 @@ def paths() -> Schema:
                                         "description": "1–24 characters once NFKC-normalised and trimmed; no "
                                         "control or invisible characters; unique in the room ignoring case "
                                         "and look-alikes (docs/protocol.md, Hardening)",
-                                    }
+                                    },
+                                    "device": {
+                                        "type": "string",
+                                        "pattern": "^[A-Za-z0-9_-]{8,128}$",
+                                        "description": "extension: the random id the browser keeps; a kick bars "
+                                        "it from the room (docs/protocol.md, Moderation)",
+                                    },
                                 }
                             )
                         }
@@ -398,8 +423,28 @@ def paths() -> Schema:
                     ),
                     "404": not_found,
                     "409": error("`nickname_taken`"),
-                    "422": error("`bad_nickname`"),
-                    "423": error("`room_locked`, `room_full` or `room_finished`"),
+                    "422": error("`bad_nickname`, or `invalid` with `field: device`"),
+                    "423": error(
+                        "`room_locked`, `room_full`, `room_finished`, or `kicked` (this device or this name was "
+                        "removed from the room)"
+                    ),
+                    "503": taken_over,
+                },
+            }
+        },
+        "/api/rooms/{pin}/qr.svg": {
+            "get": {
+                "operationId": "join_qr",
+                "summary": "Extension: the room's join link as a QR code, for the lobby",
+                "tags": ["players"],
+                "security": [{}],
+                "parameters": [PIN],
+                "responses": {
+                    "200": {
+                        "description": "an SVG QR code of the join link",
+                        "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+                    },
+                    "404": not_found,
                     "503": taken_over,
                 },
             }

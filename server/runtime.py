@@ -62,12 +62,13 @@ class Runtime:
                 answer_attempts=settings.answer_attempts,
                 grace_ms=settings.answer_grace_ms,
                 reconnect_grace_s=settings.reconnect_grace_s,
-                blocked_words=load_blocklist(settings.nickname_blocklist_file),
+                blocked_words=load_blocklist(settings.nickname_blocklist_file, english=settings.nickname_filter == 1),
             ),
             rate_per_s=settings.rate_per_second,
             rate_burst=settings.rate_burst,
             abuse_strikes=settings.rate_abuse_strikes,
             players_per_shard=settings.players_per_shard,
+            auto_advance_after_s=settings.auto_advance_after_s,
         )
         cluster = await open_cluster(settings)
         caps = RoomCaps(

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from quizroom.server.validation import Problem, SettingsError, check
+from quizroom.server.validation import Problem, SettingsError, between, check
 
 PREFIX = "QUIZROOM_"
 
@@ -69,6 +69,14 @@ class Settings:
         default=15.0,
         metadata={"help": "a dropped player still counts as playing this long before 'everyone answered' closes early"},
     )
+    intro_ms: int = field(
+        default=0,
+        metadata={"help": "the 'get ready' pause before each question of a room created without `intro_ms` (ms)"},
+    )
+    auto_advance_after_s: float = field(
+        default=60.0,
+        metadata={"help": "a reveal of an auto-advance room with no host connected moves on after this long"},
+    )
     send_queue: int = field(default=1024, metadata={"help": "frames queued per socket before it is dropped"})
     gc_reclaim_after: int = field(
         default=2_000,
@@ -104,6 +112,14 @@ class Settings:
     )
     nickname_blocklist_file: str = field(
         default="", metadata={"help": "file of blocked words, one a line, refused inside nicknames (422)"}
+    )
+    nickname_filter: int = field(
+        default=1,
+        metadata={
+            "help": "1: also refuse nicknames with English swear words and slurs (glin-profanity's list); "
+            "0: only the block list file",
+            "check": between(0, 1),
+        },
     )
     # Limits and abuse (docs/operations.md): on by default, each sized for a hall of players behind one address.
     request_timeout_s: float = field(

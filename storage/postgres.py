@@ -63,10 +63,12 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 _ROOM_COLUMNS = (
-    "room_id, pin, quiz_id, host_token_hash, created_at_ms, phase, question_index, opened_at_ms, locked, seq"
+    "room_id, pin, quiz_id, host_token_hash, created_at_ms, phase, question_index, opened_at_ms, locked, seq, options"
 )
 ANSWER_COLUMNS = ("room_id", "question", "player_id", "choices", "correct", "points", "response_ms", "received_at_ms")
-_PLAYER_COLUMNS = "room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, kicked, score, streak, shard"
+_PLAYER_COLUMNS = (
+    "room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, kicked, score, streak, shard, device_hash"
+)
 _PLAYER_ORDER = "ORDER BY joined_at_ms, player_id"
 _ANSWER_COLUMNS = "a.room_id, a.question, a.player_id, a.choices, a.correct, a.points, a.response_ms, a.received_at_ms"
 _ANSWER_ORDER = "ORDER BY a.question, a.received_at_ms"
@@ -273,7 +275,7 @@ class PostgresStorage:
         try:
             async with self._connection() as conn:
                 await conn.execute(
-                    f"INSERT INTO rooms ({_ROOM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    f"INSERT INTO rooms ({_ROOM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                     room.room_id,
                     room.pin,
                     room.quiz_id,
@@ -284,6 +286,7 @@ class PostgresStorage:
                     room.opened_at_ms,
                     room.locked,
                     room.seq,
+                    room.options,
                 )
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "rooms_live_pin":
@@ -302,7 +305,7 @@ class PostgresStorage:
             )
         if row is None:
             return None
-        return RoomRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9])
+        return RoomRow(*row.values())
 
     async def rooms_in_phase(self, phase: str) -> list[str]:
         async with self._connection() as conn:
@@ -473,15 +476,12 @@ async def _insert_players(conn: Connection, players: list[PlayerRow]) -> None:
     (a clash with another player's nickname, id or token) raises `PlayersRefused`. The check costs a query only
     when some row was not inserted, which a fresh batch never has."""
     status = await conn.execute(
-        "INSERT INTO players (room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, shard)"
+        "INSERT INTO players (room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, shard, device_hash)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],"
-        " $7::int[]) ON CONFLICT DO NOTHING",
+        " $7::int[], $8::text[]) ON CONFLICT DO NOTHING",
         *_columns(
-            [
-                (p.room_id, p.player_id, p.nickname, p.nickname_key, p.token_hash, p.joined_at_ms, p.shard)
-                for p in players
-            ],
-            7,
+            [_player_values(p) for p in players],
+            8,
         ),
     )
     if _row_count(status) == len(players):
@@ -531,8 +531,12 @@ def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
+def _player_values(p: PlayerRow) -> tuple[Any, ...]:
+    return (p.room_id, p.player_id, p.nickname, p.nickname_key, p.token_hash, p.joined_at_ms, p.shard, p.device_hash)
+
+
 def _player(r: asyncpg.Record) -> PlayerRow:
-    return PlayerRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+    return PlayerRow(*r.values())
 
 
 def _answer_record(a: AnswerRow) -> tuple[Any, ...]:

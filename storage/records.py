@@ -26,6 +26,7 @@ class RoomRow:
     opened_at_ms: int = 0
     locked: bool = False
     seq: int = 0
+    options: str = "{}"  # the room's options as JSON (quizroom.rooms.game.options), fixed at creation
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class PlayerRow:
     score: int = 0
     streak: int = 0
     shard: int = 0  # the shard of its room that owns the player's socket (0 in an unsharded room)
+    device_hash: str = ""  # a hash of the id the player's browser keeps ("" when none came): a kick bars it too
 
 
 @dataclass(frozen=True, slots=True)

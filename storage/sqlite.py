@@ -36,9 +36,11 @@ from quizroom.storage.records import (
 )
 
 _ROOM_COLUMNS = (
-    "room_id, pin, quiz_id, host_token_hash, created_at_ms, phase, question_index, opened_at_ms, locked, seq"
+    "room_id, pin, quiz_id, host_token_hash, created_at_ms, phase, question_index, opened_at_ms, locked, seq, options"
 )
-_PLAYER_COLUMNS = "room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, kicked, score, streak, shard"
+_PLAYER_COLUMNS = (
+    "room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, kicked, score, streak, shard, device_hash"
+)
 _PLAYER_ORDER = "ORDER BY joined_at_ms, player_id"
 _ANSWER_COLUMNS = "a.room_id, a.question, a.player_id, a.choices, a.correct, a.points, a.response_ms, a.received_at_ms"
 _ANSWER_ORDER = "ORDER BY a.question, a.received_at_ms"
@@ -222,7 +224,7 @@ class SQLiteStorage:
         try:
             async with self._transaction() as conn:
                 await conn.execute(
-                    f"INSERT INTO rooms ({_ROOM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO rooms ({_ROOM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         room.room_id,
                         room.pin,
@@ -234,6 +236,7 @@ class SQLiteStorage:
                         room.opened_at_ms,
                         int(room.locked),
                         room.seq,
+                        room.options,
                     ),
                 )
         except sqlite3.IntegrityError as exc:
@@ -387,9 +390,9 @@ async def _insert_players(conn: aiosqlite.Connection, players: list[PlayerRow]) 
     (a clash with another player's nickname, id or token) raises `PlayersRefused`. The check costs a query only
     when some row was not inserted, which a fresh batch never has."""
     cursor = await conn.executemany(
-        "INSERT INTO players (room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, shard)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        [(p.room_id, p.player_id, p.nickname, p.nickname_key, p.token_hash, p.joined_at_ms, p.shard) for p in players],
+        "INSERT INTO players (room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, shard, device_hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [_player_values(p) for p in players],
     )
     if cursor.rowcount == len(players):
         return
@@ -428,8 +431,12 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
+def _player_values(p: PlayerRow) -> tuple[Any, ...]:
+    return (p.room_id, p.player_id, p.nickname, p.nickname_key, p.token_hash, p.joined_at_ms, p.shard, p.device_hash)
+
+
 def _player(r: sqlite3.Row | tuple[Any, ...]) -> PlayerRow:
-    return PlayerRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], r[9])
+    return PlayerRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], r[9], r[10])
 
 
 def _room(row: sqlite3.Row | tuple[Any, ...]) -> RoomRow:
@@ -444,4 +451,5 @@ def _room(row: sqlite3.Row | tuple[Any, ...]) -> RoomRow:
         opened_at_ms=row[7],
         locked=bool(row[8]),
         seq=row[9],
+        options=row[10],
     )

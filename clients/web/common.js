@@ -432,18 +432,42 @@ export function countdown({ clock, deadlineMs, limitMs, textEl, barEl, onDone })
   return () => { done = true; clearTimeout(frame); };
 }
 
-/** Session storage that never throws (private modes may refuse it). */
-export const session = {
-  get(key) {
-    try { return JSON.parse(sessionStorage.getItem(key) || "null"); } catch { return null; }
-  },
-  set(key, value) {
-    try { sessionStorage.setItem(key, JSON.stringify(value)); } catch { /* not available */ }
-  },
-  remove(key) {
-    try { sessionStorage.removeItem(key); } catch { /* not available */ }
-  },
-};
+/** Web storage that never throws (private modes may refuse it), as JSON. */
+function jsonStorage(area) {
+  return {
+    get(key) {
+      try { return JSON.parse(area().getItem(key) || "null"); } catch { return null; }
+    },
+    set(key, value) {
+      try { area().setItem(key, JSON.stringify(value)); } catch { /* not available */ }
+    },
+    remove(key) {
+      try { area().removeItem(key); } catch { /* not available */ }
+    },
+  };
+}
+
+/** This tab's storage: a reload resumes the game it was in. */
+export const session = jsonStorage(() => sessionStorage);
+
+/** What this browser keeps across tabs and restarts: the rooms it hosts, its device id, the kicks it got. */
+export const stored = jsonStorage(() => localStorage);
+
+/**
+ * This browser's device id: random, kept in local storage, sent with every join (docs/protocol.md, "Moderation").
+ * A host's kick bars it from that room, so a kicked player who reloads or clears the form stays out. It identifies
+ * nothing outside quizroom and is never shown.
+ */
+export function deviceId() {
+  let id = stored.get("quizroom.device");
+  if (typeof id !== "string" || !/^[A-Za-z0-9_-]{8,128}$/.test(id)) {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    id = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    stored.set("quizroom.device", id);
+  }
+  return id;
+}
 
 /** Show the element of `screens` named `name`, hide the others; body[data-screen] tells tests where we are. */
 export function showScreen(screens, name) {

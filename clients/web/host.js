@@ -1,50 +1,33 @@
-// quizroom — the host page: write a quiz, open a room, run the game on the big screen.
+// quizroom — the host page: write a quiz, open a room, run the game on the projector.
+// The page is what the whole class sees, so it never shows which answer is right before the reveal; the answers are
+// in the "presenter notes" window (`/host?notes=<pin>`, a second host socket), for the teacher's own screen.
 // Commands go over HTTP (each gets its own answer, so a double click can never start twice); everything that
 // happens in the room arrives on the host socket, which reconnects by itself like the players' do. Every reconnect
 // (and a reload) first reads host_ws_url from GET /api/rooms/{pin}: with sharding, the worker coordinating the room
-// can change after a failover (a host socket sent to the wrong worker is closed with 4421).
+// can change after a failover (a host socket sent to the wrong worker is closed with 4421). The host token of every
+// room opened here is kept in local storage, so a closed tab or a crashed browser can reopen its game.
 
 import {
-  api, countdown, el, errorMessage, formatScore, locateHost, renderPodium, renderStandings, RoomConnection,
-  ServerClock, session, shapeIcon, shapeName, showScreen,
+  api, countdown, el, errorMessage, formatScore, locateHost, renderPodium, RoomConnection, ServerClock, session,
+  shapeIcon, shapeName, showScreen, stored,
 } from "./common.js";
+import { currentQuiz, currentTab, problems, serverProblem, setUpEditor, showProblems } from "./editor.js";
 
-const SESSION_KEY = "quizroom.host";
+const SESSION_KEY = "quizroom.host"; // this tab's room (sessionStorage): a reload resumes it at once
+const ROOMS_KEY = "quizroom.host.rooms"; // every room this browser hosts (localStorage), newest first
+const KEEP_ROOMS = 20;
+const SCOREBOARD_N = 5;
 const $ = (id) => document.getElementById(id);
+const notesPin = new URLSearchParams(window.location.search).get("notes");
 
 const screens = {
   create: $("screen-create"),
   lobby: $("screen-lobby"),
+  ready: $("screen-ready"),
   question: $("screen-question"),
   reveal: $("screen-reveal"),
+  scoreboard: $("screen-scoreboard"),
   finished: $("screen-finished"),
-};
-
-const SAMPLE_QUIZ = {
-  title: "Space, science and snacks",
-  questions: [
-    {
-      text: "Which planet is closest to the Sun?",
-      choices: ["Venus", "Mercury", "Mars", "Earth"],
-      correct: [1],
-      time_limit_ms: 20000,
-      points: 1000,
-    },
-    {
-      text: "Which of these are noble gases?",
-      choices: ["Helium", "Nitrogen", "Neon", "Oxygen"],
-      correct: [0, 2],
-      time_limit_ms: 30000,
-      points: 1000,
-    },
-    {
-      text: "How many minutes does a perfect soft-boiled egg take?",
-      choices: ["2", "6", "12", "20"],
-      correct: [1],
-      time_limit_ms: 15000,
-      points: 500,
-    },
-  ],
 };
 
 const clock = new ServerClock();
@@ -55,146 +38,85 @@ const state = {
   players: new Map(), // player_id -> nickname
   count: 0,
   question: null,
-  counts: null,
   stopTimer: null,
   locked: false,
   phase: null,
+  questionIndex: null,
+  boards: new Map(), // question index -> Map(nickname -> rank), for the scoreboard's rank movement
+  board: null, // the latest leaderboard message
 };
 
-// --- quiz editor -----------------------------------------------------------------------------------------------
+// --- rooms this browser hosts ------------------------------------------------------------------------------------
 
-let editorTab = "form";
+function hostedRooms() {
+  const rooms = stored.get(ROOMS_KEY);
+  return Array.isArray(rooms) ? rooms.filter((r) => r && r.pin && r.host_token) : [];
+}
 
-function questionEditor(q, index) {
-  const fieldset = el("fieldset", { class: "qedit", "data-question": String(index) });
-  fieldset.append(el("legend", { text: `Question ${index + 1}` }));
-  const textId = `q${index}-text`;
-  fieldset.append(
-    el("label", { for: textId, text: "Question" }),
-    el("input", { id: textId, class: "q-text", maxlength: "500", value: q.text || "" }),
-  );
-  const choices = [...(q.choices || [])];
-  while (choices.length < 4) choices.push("");
-  choices.forEach((choice, i) => {
-    const id = `q${index}-c${i}`;
-    fieldset.append(
+function keepRoom(room) {
+  const rooms = hostedRooms().filter((r) => r.pin !== room.pin);
+  stored.set(ROOMS_KEY, [{ ...room, saved_at: Date.now() }, ...rooms].slice(0, KEEP_ROOMS));
+}
+
+function forgetRoom(pin) {
+  stored.set(ROOMS_KEY, hostedRooms().filter((r) => r.pin !== pin));
+}
+
+function renderHostedRooms() {
+  const rooms = hostedRooms();
+  $("mine-wrap").hidden = rooms.length === 0;
+  $("mine").replaceChildren(
+    ...rooms.map((room) =>
       el(
-        "div",
-        { class: "choice-row" },
-        el("span", { class: `swatch c${i}`, "aria-hidden": "true" }),
-        el("label", { for: id, class: "visually-hidden", text: `Choice ${i + 1} (${shapeName(i)})` }),
-        el("input", { id, class: "q-choice", maxlength: "120", value: choice, placeholder: `Choice ${i + 1}` }),
-        el(
-          "label",
-          {},
-          el("input", { type: "checkbox", class: "q-correct", checked: (q.correct || []).includes(i) }),
-          "correct",
-        ),
+        "li",
+        { "data-pin": room.pin },
+        el("span", { class: "grow", text: `${room.title || "Untitled quiz"} — PIN ${room.pin}` }),
+        el("button", { type: "button", text: "Reopen", onclick: () => reopen(room) }),
+        el("button", {
+          type: "button", class: "secondary", text: "Forget", "aria-label": `Forget the game with PIN ${room.pin}`,
+          onclick: () => { forgetRoom(room.pin); renderHostedRooms(); },
+        }),
       ),
-    );
-  });
-  const row = el("div", { class: "meta" });
-  row.append(
-    el(
-      "div",
-      {},
-      el("label", { for: `q${index}-time`, text: "Seconds" }),
-      el("input", {
-        id: `q${index}-time`, class: "q-time", type: "number", min: "5", max: "300",
-        value: String(Math.round((q.time_limit_ms || 20000) / 1000)),
-      }),
-    ),
-    el(
-      "div",
-      {},
-      el("label", { for: `q${index}-points`, text: "Points" }),
-      el("input", {
-        id: `q${index}-points`, class: "q-points", type: "number", min: "0", max: "2000", step: "100",
-        value: String(q.points ?? 1000),
-      }),
     ),
   );
-  fieldset.append(row);
-  fieldset.append(
-    el("button", {
-      type: "button", class: "secondary", text: "Remove question",
-      onclick: () => {
-        const quiz = readForm();
-        quiz.questions.splice(index, 1);
-        renderForm(quiz);
-      },
-    }),
-  );
-  return fieldset;
 }
 
-function renderForm(quiz) {
-  $("f-quiz-title").value = quiz.title || "";
-  $("f-questions").replaceChildren(...(quiz.questions || []).map(questionEditor));
+function reopen(room) {
+  state.room = room;
+  session.set(SESSION_KEY, room);
+  setScreen("lobby");
+  startHosting(true);
 }
 
-/** The quiz as the form shows it; empty choice boxes are dropped (the server wants 2–6 real ones). */
-function readForm() {
-  const questions = [...document.querySelectorAll("#f-questions .qedit")].map((fs) => {
-    const rows = [...fs.querySelectorAll(".choice-row")];
-    const choices = [];
-    const correct = [];
-    for (const row of rows) {
-      const text = row.querySelector(".q-choice").value.trim();
-      if (!text) continue;
-      if (row.querySelector(".q-correct").checked) correct.push(choices.length);
-      choices.push(text);
-    }
-    return {
-      text: fs.querySelector(".q-text").value.trim(),
-      choices,
-      correct,
-      time_limit_ms: Math.round(Number(fs.querySelector(".q-time").value || 20) * 1000),
-      points: Math.round(Number(fs.querySelector(".q-points").value || 0)),
-    };
-  });
-  return { title: $("f-quiz-title").value.trim(), questions };
-}
+// --- creating a room ---------------------------------------------------------------------------------------------
 
-function switchTab(tab) {
-  if (tab === editorTab) return;
-  const error = $("create-error");
-  error.textContent = "";
-  if (tab === "json") {
-    $("quiz-json").value = JSON.stringify(readForm(), null, 2);
-  } else {
-    try {
-      renderForm(JSON.parse($("quiz-json").value));
-    } catch (err) {
-      error.textContent = `The JSON doesn't parse, so the form can't show it: ${err.message}`;
-      return;
-    }
-  }
-  editorTab = tab;
-  $("tab-form").setAttribute("aria-selected", String(tab === "form"));
-  $("tab-json").setAttribute("aria-selected", String(tab === "json"));
-  $("panel-form").hidden = tab !== "form";
-  $("panel-json").hidden = tab !== "json";
+function roomOptions() {
+  const intro = $("o-intro").checked ? Math.round(Number($("o-intro-s").value || 3) * 1000) : 0;
+  return {
+    intro_ms: Math.max(0, Math.min(10000, intro)),
+    auto_advance: $("o-auto").checked,
+    friendly_names: $("o-friendly").checked,
+  };
 }
 
 async function createRoom() {
   const error = $("create-error");
   error.textContent = "";
   let quiz;
-  if (editorTab === "json") {
-    try {
-      quiz = JSON.parse($("quiz-json").value);
-    } catch (err) {
-      error.textContent = `That isn't valid JSON: ${err.message}`;
-      return;
-    }
-  } else {
-    quiz = readForm();
+  try {
+    quiz = currentQuiz();
+  } catch (err) {
+    error.textContent = err.message;
+    return;
+  }
+  if (quiz && Array.isArray(quiz.questions) && showProblems(problems(quiz))) {
+    if (currentTab() === "form") error.textContent = "The quiz needs a fix: see the notes by the fields.";
+    return;
   }
   const button = $("create");
   button.disabled = true;
   const adminToken = $("admin-token").value.trim() || undefined;
-  const result = await api("POST", "/api/rooms", { body: { quiz }, token: adminToken });
+  const result = await api("POST", "/api/rooms", { body: { quiz, ...roomOptions() }, token: adminToken });
   button.disabled = false;
   if (result.status === 401 || result.status === 403) {
     $("admin-wrap").hidden = false;
@@ -203,21 +125,24 @@ async function createRoom() {
     return;
   }
   if (!result.ok) {
-    error.textContent = result.status === 422
-      ? errorMessage(result, "The quiz needs a fix")
-      : errorMessage(result, "Couldn't create the game");
+    if (result.status === 422 && result.data && result.data.error) {
+      showProblems([serverProblem(result.data.error)]);
+      if (currentTab() === "form") error.textContent = errorMessage(result, "The quiz needs a fix");
+    } else {
+      error.textContent = errorMessage(result, "Couldn't create the game");
+    }
     return;
   }
   const d = result.data;
-  state.room = {
+  const room = {
     pin: String(d.pin), host_token: d.host_token, host_ws_url: d.host_ws_url, join_url: d.join_url,
     title: quiz.title, question_count: (quiz.questions || []).length,
   };
-  session.set(SESSION_KEY, state.room);
-  startHosting();
+  keepRoom(room);
+  reopen(room);
 }
 
-// --- hosting ---------------------------------------------------------------------------------------------------
+// --- hosting -----------------------------------------------------------------------------------------------------
 
 /** Open the host socket; `relocate` asks for host_ws_url first (after a reload, the coordinator may have moved). */
 function startHosting(relocate = false) {
@@ -226,11 +151,16 @@ function startHosting(relocate = false) {
   $("h-title").hidden = !room.title;
   $("h-pin-badge").textContent = `PIN ${room.pin}`;
   $("h-pin-badge").hidden = false;
-  $("h-end").hidden = false;
+  for (const id of ["h-end", "h-players", "h-notes"]) $(id).hidden = false;
+  $("h-notes").hidden = Boolean(notesPin);
   $("l-pin").textContent = room.pin.replace(/^(\d{3})(\d{3})$/, "$1 $2");
   const link = joinLink();
   $("l-link").textContent = link.replace(/^https?:\/\//, "");
   $("l-link").href = link;
+  const qr = $("l-qr");
+  qr.onload = () => { qr.hidden = false; };
+  qr.onerror = () => { qr.hidden = true; };
+  qr.src = `/api/rooms/${encodeURIComponent(room.pin)}/qr.svg`;
   setCount(state.count);
   if (state.conn) state.conn.stop();
   state.conn = new RoomConnection({
@@ -238,7 +168,10 @@ function startHosting(relocate = false) {
     locate: () => locateHost(room.pin, room.host_token),
     onUrl: (url) => {
       room.host_ws_url = url;
-      if (state.room === room) session.set(SESSION_KEY, room);
+      if (state.room === room) {
+        session.set(SESSION_KEY, room);
+        keepRoom(room);
+      }
     },
   });
   state.conn.start(relocate);
@@ -275,6 +208,8 @@ function ended(code) {
     4409: "This game is now hosted from another tab or window.",
   };
   session.remove(SESSION_KEY);
+  if (code === 4401 || code === 4404) forgetRoom(state.room.pin);
+  renderHostedRooms();
   setScreen("create");
   $("create-error").textContent = texts[code] || `The connection closed (${code}).`;
 }
@@ -294,21 +229,41 @@ function setCount(count) {
   $("l-empty").hidden = count > 0;
 }
 
-// --- room events -----------------------------------------------------------------------------------------------
+function stopTimer() {
+  if (state.stopTimer) state.stopTimer();
+  state.stopTimer = null;
+}
+
+// --- room events -------------------------------------------------------------------------------------------------
 
 function handle(msg) {
   switch (msg.type) {
-    case "welcome":
+    case "welcome": return welcome(msg);
     case "state": return applyState(msg);
     case "players": return playersChanged(msg);
     case "answers": return answersChanged(msg);
+    case "get_ready": return showReady(msg);
     case "question": return showQuestion(msg);
-    case "result": return showReveal(msg); // the host's copy: correct answer and counts, no score
-    case "leaderboard": return showReveal(msg);
+    case "result": return showReveal(msg); // the host's copy: the correct answer and the counts
+    case "leaderboard": return gotLeaderboard(msg);
     case "finished": return showFinished(msg);
     case "error": return showError(msg.message || msg.code);
     default: return undefined;
   }
+}
+
+/** A (re)connect: the welcome carries whatever the screen shows in this phase (docs/protocol.md, "Host socket"). */
+function welcome(msg) {
+  applyState(msg);
+  if (msg.phase === "reveal") {
+    if (msg.leaderboard) gotLeaderboard(msg.leaderboard);
+    // A coordinator that has just taken the room over may not have rebuilt the reveal yet: it follows shortly.
+    const result = msg.result || { question: msg.question_index, counts: [], correct: [] };
+    if (state.screen !== "scoreboard" || !msg.result) showReveal(result);
+  } else if (msg.phase === "finished") {
+    showFinished({ podium: msg.podium || (state.board && state.board.top.slice(0, 3)) || [] });
+  }
+  if (msg.get_ready) showReady(msg.get_ready);
 }
 
 function applyState(msg) {
@@ -321,23 +276,20 @@ function applyState(msg) {
   if (typeof s.players === "number") setCount(s.players);
   else if (typeof s.count === "number") setCount(s.count);
   if (typeof s.locked === "boolean") setLocked(s.locked);
-  if (s.title) $("h-title").textContent = s.title;
-  state.phase = s.phase || state.phase;
-  if (s.question && typeof s.question === "object") showQuestion(s.question);
-  if (s.phase === "lobby") setScreen("lobby");
-  else if (s.phase === "question" && state.screen !== "question" && state.question) setScreen("question");
-  else if (s.phase === "question" && !state.question) showWaiting("Question in progress…");
-  else if (s.phase === "reveal" && state.screen !== "reveal") {
-    showWaiting("Question closed.");
-    loadLeaderboard();
+  if (s.title) {
+    $("h-title").textContent = s.title;
+    if (state.room.title !== s.title) {
+      state.room.title = s.title;
+      keepRoom(state.room);
+    }
   }
-  else if (s.phase === "finished" && state.screen !== "finished") loadFinalPodium();
-  updateNextLabel(s.question_index);
-}
-
-function showWaiting(text) {
-  $("hr-text").textContent = text;
-  setScreen("reveal");
+  state.phase = s.phase || state.phase;
+  if (typeof s.question_index === "number") state.questionIndex = s.question_index;
+  if (s.question && typeof s.question === "object") showQuestion(s.question);
+  if (s.phase === "lobby" && state.screen !== "ready") setScreen("lobby");
+  else if (s.phase === "question" && state.screen !== "question" && state.question) setScreen("question");
+  else if (s.phase === "finished" && state.screen !== "finished" && msg.type === "state") loadFinalPodium();
+  updateNextLabels();
 }
 
 function playersChanged(msg) {
@@ -349,50 +301,105 @@ function playersChanged(msg) {
   renderPlayers();
 }
 
+/** The lobby's names: large, plain, no controls beside them. Clicking one opens the players drawer at it. */
 function renderPlayers() {
   const items = [...state.players].map(([id, nickname]) =>
-    el(
-      "li",
-      { "data-player": id },
-      el("span", { text: nickname }),
-      el("button", {
-        type: "button", title: `Remove ${nickname}`, "aria-label": `Remove ${nickname}`, text: "×",
-        onclick: (e) => kick(id, nickname, e.currentTarget),
-      }),
-    ),
+    el("li", { "data-player": id }, el("button", {
+      type: "button", class: "chip", text: nickname, title: `Manage ${nickname}`,
+      onclick: () => openDrawer(nickname),
+    })),
   );
   $("l-players").replaceChildren(...items);
   $("l-empty").hidden = state.players.size > 0 || state.count > 0;
+  renderDrawer();
+}
+
+// --- moderation: the players drawer --------------------------------------------------------------------------------
+
+function openDrawer(filter = "") {
+  $("panel-players").hidden = false;
+  $("h-players").setAttribute("aria-expanded", "true");
+  $("pp-filter").value = filter;
+  $("pp-error").textContent = "";
+  renderDrawer();
+  $("pp-filter").focus();
+}
+
+function closeDrawer() {
+  $("panel-players").hidden = true;
+  $("h-players").setAttribute("aria-expanded", "false");
+}
+
+function renderDrawer() {
+  if ($("panel-players").hidden) return;
+  const needle = $("pp-filter").value.trim().toLowerCase();
+  const rows = [...state.players]
+    .filter(([, nickname]) => !needle || nickname.toLowerCase().includes(needle))
+    .slice(0, 200)
+    .map(([id, nickname]) =>
+      el(
+        "li",
+        { "data-player": id },
+        el("span", { class: "grow", text: nickname }),
+        el("button", {
+          type: "button", class: "danger", text: "Remove", "aria-label": `Remove ${nickname}`,
+          onclick: (e) => kick(id, nickname, e.currentTarget),
+        }),
+      ),
+    );
+  $("pp-list").replaceChildren(...rows);
 }
 
 async function kick(playerId, nickname, button) {
+  if (!window.confirm(`Remove ${nickname} from this game? They can't come back under this name or from this device.`)) {
+    return;
+  }
   button.disabled = true;
   const result = await api("DELETE", `/api/rooms/${state.room.pin}/players/${encodeURIComponent(playerId)}`, {
     token: state.room.host_token,
   });
   if (!result.ok && result.status !== 404) {
     button.disabled = false;
-    $("l-error").textContent = errorMessage(result, `Couldn't remove ${nickname}`);
+    $("pp-error").textContent = errorMessage(result, `Couldn't remove ${nickname}`);
     return;
   }
   state.players.delete(playerId);
   renderPlayers();
 }
 
+// --- the game's screens ------------------------------------------------------------------------------------------
+
 function answersChanged(msg) {
   if (state.question && msg.question !== state.question.index) return;
-  $("hq-answered").textContent = `${msg.answered} / ${msg.players} answered`;
+  $("hq-answers-n").textContent = String(msg.answered);
+  $("hq-answered").textContent = `${msg.answered} of ${msg.players} answered`;
+}
+
+function questionLabel(index) {
+  return `Question ${index + 1} of ${state.room.question_count || "?"}`;
+}
+
+function showReady(msg) {
+  stopTimer();
+  $("hg-count").textContent = questionLabel(msg.index);
+  $("hg-text").textContent = msg.text || "";
+  const limit = msg.intro_ms || 0;
+  state.stopTimer = countdown({ clock, deadlineMs: msg.opens_at_ms, limitMs: limit, textEl: $("hg-timer") });
+  setScreen("ready");
 }
 
 function showQuestion(q) {
   state.question = q;
   state.phase = "question";
-  $("hq-count").textContent = `Question ${q.index + 1} of ${state.room.question_count || "?"}`;
+  state.questionIndex = q.index;
+  $("hq-count").textContent = questionLabel(q.index);
   $("hq-text").textContent = q.text;
-  $("hq-answered").textContent = `0 / ${state.count} answered`;
+  $("hq-answers-n").textContent = "0";
+  $("hq-answered").textContent = `0 of ${state.count} answered`;
   $("hq-error").textContent = "";
   $("hq-close").disabled = false;
-  const correct = new Set(q.correct || []);
+  // The projector's tiles carry no hint of the answer; only the presenter notes window marks it.
+  const correct = notesPin ? new Set(q.correct || []) : new Set();
   $("hq-choices").replaceChildren(
     ...q.choices.map((text, i) =>
       el(
@@ -401,7 +408,6 @@ function showQuestion(q) {
           class: `choice button c${i % 6}${correct.has(i) ? " correct" : ""}`,
           role: "listitem",
           "data-choice": String(i),
-          "data-correct": correct.has(i) ? "true" : "false",
           "aria-label": `${shapeName(i)}: ${text}${correct.has(i) ? " (correct)" : ""}`,
         },
         shapeIcon(i),
@@ -410,7 +416,7 @@ function showQuestion(q) {
       ),
     ),
   );
-  if (state.stopTimer) state.stopTimer();
+  stopTimer();
   state.stopTimer = countdown({
     clock, deadlineMs: q.deadline_ms, limitMs: q.time_limit_ms, textEl: $("hq-timer"), barEl: $("hq-bar"),
   });
@@ -418,72 +424,102 @@ function showQuestion(q) {
 }
 
 function showReveal(msg) {
-  if (state.stopTimer) state.stopTimer();
+  stopTimer();
   state.phase = "reveal";
+  state.questionIndex = msg.question;
   const q = state.question && state.question.index === msg.question ? state.question : null;
   const counts = msg.counts || [];
   const max = Math.max(1, ...counts);
-  const correct = new Set(msg.correct || (q && q.correct) || []);
+  const correct = new Set(msg.correct || []);
+  $("hr-count").textContent = questionLabel(msg.question);
   $("hr-text").textContent = q ? q.text : `Question ${msg.question + 1}`;
   $("hr-bars").replaceChildren(
     ...counts.map((n, i) => {
       const label = q ? q.choices[i] : `Choice ${i + 1}`;
+      const right = correct.has(i);
       return el(
         "div",
-        { class: `bar${correct.has(i) ? " correct" : ""}`, "data-choice": String(i) },
-        el("div", { class: "t" }, shapeIcon(i), el("span", { text: `${label}${correct.has(i) ? " ✓" : ""}` })),
-        el(
-          "div",
-          { class: "track" },
-          el("span", { class: `fill c${i % 6}`, style: `width:${Math.round((n / max) * 85)}%` }),
-          el("span", { class: "n", text: String(n), "aria-label": `${n} answers` }),
-        ),
+        { class: `rbar${right ? " correct" : " wrong"}`, role: "listitem", "data-choice": String(i),
+          "aria-label": `${label}: ${n} ${n === 1 ? "answer" : "answers"}${right ? ", correct" : ""}` },
+        el("span", { class: "rbar-n", text: String(n) }),
+        el("div", { class: "rbar-col" }, el("div", {
+          class: `rbar-fill c${i % 6}`, style: `height:${Math.round((n / max) * 100)}%`,
+        })),
+        el("div", { class: "rbar-t" }, shapeIcon(i), el("span", { text: label }), right ? el("span", { class: "mark", text: "✓" }) : null),
       );
     }),
   );
   if (typeof msg.answered === "number") {
     $("hr-summary").textContent = `${msg.answered} of ${msg.players} players answered.`;
   }
-  if (msg.top) renderStandings($("hr-board"), msg.top);
-  else if (state.screen !== "reveal") $("hr-board").replaceChildren();
-  updateNextLabel(msg.question);
+  $("hr-error").textContent = "";
+  updateNextLabels();
   setScreen("reveal");
 }
 
-function updateNextLabel(index) {
+function gotLeaderboard(msg) {
+  state.board = msg;
+  state.boards.set(msg.question, new Map((msg.top || []).map((e) => [e.nickname, e.rank])));
+}
+
+/** The scoreboard step after a reveal: the top five, each with how many places it moved since the last one. */
+function showScoreboard() {
+  const board = state.board;
+  const before = board ? state.boards.get(board.question - 1) : null;
+  const entries = board ? (board.top || []).slice(0, SCOREBOARD_N) : [];
+  $("hs-board").replaceChildren(
+    ...entries.map((e) => {
+      let move = "";
+      let moveClass = "same";
+      if (before) {
+        const was = before.get(e.nickname);
+        if (was === undefined) [move, moveClass] = ["▲", "up"];
+        else if (was > e.rank) [move, moveClass] = [`▲ ${was - e.rank}`, "up"];
+        else if (was < e.rank) [move, moveClass] = [`▼ ${e.rank - was}`, "down"];
+      }
+      return el(
+        "li",
+        {},
+        el("span", { class: "rank", text: String(e.rank) }),
+        el("span", { class: "name", text: e.nickname }),
+        el("span", { class: `move ${moveClass}`, text: move, "aria-label": move ? `moved ${move}` : "" }),
+        el("span", { class: "score", text: formatScore(e.score) }),
+      );
+    }),
+  );
+  updateNextLabels();
+  setScreen("scoreboard");
+}
+
+function updateNextLabels() {
+  const index = state.questionIndex;
   const last = typeof index === "number" && index + 1 >= state.room.question_count;
-  $("hr-next").textContent = last ? "Show podium" : "Next question";
+  $("hs-next").textContent = last ? "Show podium" : "Next question";
 }
 
 function showFinished(msg) {
-  if (state.stopTimer) state.stopTimer();
+  stopTimer();
   state.phase = "finished";
   renderPodium($("hf-podium"), msg.podium || []);
   $("h-end").hidden = true;
   setScreen("finished");
 }
 
-/** After a reload during a reveal, the host socket has no leaderboard to replay: ask the HTTP API. */
-async function loadLeaderboard() {
-  const result = await api("GET", `/api/rooms/${state.room.pin}/leaderboard?limit=10`, {
-    token: state.room.host_token,
-  });
-  if (result.ok && result.data && Array.isArray(result.data.entries)) renderStandings($("hr-board"), result.data.entries);
-}
-
 async function loadFinalPodium() {
   const result = await api("GET", `/api/rooms/${state.room.pin}/leaderboard?limit=3`, {
     token: state.room.host_token,
   });
-  showFinished({ podium: (result.ok && result.data && result.data.entries) || [] });
+  if (state.screen !== "finished") showFinished({ podium: (result.ok && result.data && result.data.entries) || [] });
 }
 
 function showError(text) {
-  const target = { lobby: "l-error", question: "hq-error", reveal: "hr-error", finished: "hf-error" }[state.screen];
+  const target = {
+    lobby: "l-error", question: "hq-error", reveal: "hr-error", scoreboard: "hs-error", finished: "hf-error",
+  }[state.screen];
   if (target) $(target).textContent = text;
 }
 
-// --- commands --------------------------------------------------------------------------------------------------
+// --- commands ----------------------------------------------------------------------------------------------------
 
 async function command(name, button) {
   if (button) button.disabled = true;
@@ -503,20 +539,26 @@ function setLocked(locked) {
   $("l-lock").textContent = locked ? "Unlock room" : "Lock room";
 }
 
-async function downloadCsv() {
-  const button = $("hf-csv");
+/** Results for the teacher: one row per player (docs/protocol.md, "Results exports"), as CSV or an Excel file. */
+async function download(format, button) {
   button.disabled = true;
-  const result = await api("GET", `/api/rooms/${state.room.pin}/results`, {
-    token: state.room.host_token, accept: "text/csv",
-  });
+  $("hf-error").textContent = "";
+  let response = null;
+  try {
+    response = await fetch(`/api/rooms/${state.room.pin}/results?layout=players&format=${format}`, {
+      headers: { Authorization: `Bearer ${state.room.host_token}` },
+    });
+  } catch {
+    response = null;
+  }
   button.disabled = false;
-  if (!result.ok || !result.response) {
-    $("hf-error").textContent = errorMessage(result, "Couldn't download the results");
+  if (!response || !response.ok) {
+    $("hf-error").textContent = response ? `Couldn't download the results (${response.status}).`
+      : "Can't reach the server. Check your connection and try again.";
     return;
   }
-  const blob = await result.response.blob();
-  const url = URL.createObjectURL(new Blob([blob], { type: "text/csv" }));
-  const link = el("a", { href: url, download: `quizroom-${state.room.pin}-results.csv`, hidden: true });
+  const url = URL.createObjectURL(await response.blob());
+  const link = el("a", { href: url, download: `quizroom-${state.room.pin}-results.${format}`, hidden: true });
   document.body.append(link);
   link.click();
   link.remove();
@@ -529,20 +571,10 @@ function newGame() {
   window.location.assign(window.location.pathname);
 }
 
-// --- start -----------------------------------------------------------------------------------------------------
+// --- start -------------------------------------------------------------------------------------------------------
 
 function boot() {
-  renderForm(SAMPLE_QUIZ);
-  $("quiz-json").value = JSON.stringify(SAMPLE_QUIZ, null, 2);
-  $("tab-form").addEventListener("click", () => switchTab("form"));
-  $("tab-json").addEventListener("click", () => switchTab("json"));
-  $("f-add").addEventListener("click", () => {
-    const quiz = readForm();
-    quiz.questions.push({ text: "", choices: ["", "", "", ""], correct: [0], time_limit_ms: 20000, points: 1000 });
-    renderForm(quiz);
-    const inputs = document.querySelectorAll("#f-questions .q-text");
-    inputs[inputs.length - 1].focus();
-  });
+  setUpEditor();
   $("create").addEventListener("click", createRoom);
   $("l-start").addEventListener("click", (e) => command("start", e.currentTarget));
   $("l-lock").addEventListener("click", async (e) => {
@@ -559,13 +591,32 @@ function boot() {
     setTimeout(() => { $("l-copy").textContent = "Copy join link"; }, 2000);
   });
   $("hq-close").addEventListener("click", (e) => command("close", e.currentTarget));
-  $("hr-next").addEventListener("click", (e) => command("next", e.currentTarget));
+  $("hr-next").addEventListener("click", showScoreboard);
+  $("hs-next").addEventListener("click", (e) => command("next", e.currentTarget));
   $("h-end").addEventListener("click", (e) => {
     if (window.confirm("End the game for everyone now?")) command("end", e.currentTarget);
   });
-  $("hf-csv").addEventListener("click", downloadCsv);
+  $("h-players").addEventListener("click", () => ($("panel-players").hidden ? openDrawer() : closeDrawer()));
+  $("pp-close").addEventListener("click", closeDrawer);
+  $("pp-filter").addEventListener("input", renderDrawer);
+  $("h-notes").addEventListener("click", () => {
+    window.open(`/host?notes=${encodeURIComponent(state.room.pin)}`, `quizroom-notes-${state.room.pin}`, "popup");
+  });
+  $("hf-csv").addEventListener("click", (e) => download("csv", e.currentTarget));
+  $("hf-xlsx").addEventListener("click", (e) => download("xlsx", e.currentTarget));
   $("hf-new").addEventListener("click", newGame);
 
+  if (notesPin) {
+    document.body.classList.add("notes");
+    document.title = "quizroom — presenter notes";
+    const room = hostedRooms().find((r) => r.pin === notesPin);
+    if (room) {
+      state.room = room;
+      setScreen("lobby");
+      startHosting(true);
+      return;
+    }
+  }
   const saved = session.get(SESSION_KEY);
   if (saved && saved.host_token && saved.host_ws_url) {
     state.room = saved;
@@ -573,6 +624,7 @@ function boot() {
     startHosting(true);
     return;
   }
+  renderHostedRooms();
   setScreen("create");
 }
 

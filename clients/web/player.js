@@ -1,20 +1,26 @@
 // quizroom — the player page: join with PIN and nickname, then play over the player socket.
 // The session (pin, token, ws_url) lives in sessionStorage, so a reload or a dropped network resumes the game
-// where the server says it is (`welcome`), without the player doing anything. Every reconnect (and a reload) first
+// where the server says it is (`welcome`, which carries whatever the screen shows in every phase), without the
+// player doing anything. A kick is remembered in localStorage, so a reload shows "removed" again, and every join
+// carries this browser's device id, which the kick bars from the room (docs/protocol.md, "Moderation"). Every reconnect (and a reload) first
 // asks POST /api/rooms/{pin}/resume where the socket must go: with sharding, the worker holding the player's shard
 // can change (docs/protocol.md, "Sharding extensions"; a socket sent to the wrong worker is closed with 4421).
 
 import {
-  api, countdown, el, errorMessage, formatScore, ordinal, renderPodium, renderStandings, resumePlayer,
-  RoomConnection, ServerClock, session, shapeIcon, shapeName, showScreen,
+  api, countdown, deviceId, el, errorMessage, formatScore, ordinal, renderPodium, renderStandings, resumePlayer,
+  RoomConnection, ServerClock, session, shapeIcon, shapeName, showScreen, stored,
 } from "./common.js";
 
 const SESSION_KEY = "quizroom.player";
+const KICKED_KEY = "quizroom.kicked"; // {pin: {nickname, at}}: rooms this browser was removed from
+const KICKED_KEEP_MS = 24 * 3600 * 1000;
+const NICKNAME_MAX = 24;
 const $ = (id) => document.getElementById(id);
 
 const screens = {
   join: $("screen-join"),
   lobby: $("screen-lobby"),
+  ready: $("screen-ready"),
   question: $("screen-question"),
   result: $("screen-result"),
   finished: $("screen-finished"),
@@ -46,6 +52,7 @@ const JOIN_ERRORS = {
   409: "Someone in this game already has that nickname. Pick another one.",
   422: "That nickname won't work: use 1–24 letters, digits or symbols (no invisible characters).",
   423: "This game isn't taking new players (it's locked, full or already over).",
+  kicked: "The host removed you from this game.",
   429: "Too many tries from your network. Wait a minute and try again.",
 };
 
@@ -75,31 +82,56 @@ async function join(event) {
     $("nickname").focus();
     return;
   }
+  const visible = visibleLength(nickname);
+  if (visible > NICKNAME_MAX) {
+    error.textContent = `That nickname is ${visible} characters long; the limit is ${NICKNAME_MAX}. Shorten it a little.`;
+    $("nickname").focus();
+    return;
+  }
   error.textContent = "";
   const button = $("join-button");
   button.disabled = true;
   button.textContent = "Joining…";
-  let result = await api("POST", `/api/rooms/${encodeURIComponent(pin)}/players`, { body: { nickname } });
+  const body = { nickname, device: deviceId() };
+  let result = await api("POST", `/api/rooms/${encodeURIComponent(pin)}/players`, { body });
   // 429: a whole class behind one network joins faster than the server lets one address (Retry-After says when).
   for (let tries = 0; result.status === 429 && tries < 5; tries += 1) {
     const wait = Math.min(60, Number(result.response && result.response.headers.get("Retry-After")) || 2);
     error.textContent = `Lots of players are joining from your network. Trying again in ${wait} s…`;
     await new Promise((resolve) => setTimeout(resolve, wait * 1000));
-    result = await api("POST", `/api/rooms/${encodeURIComponent(pin)}/players`, { body: { nickname } });
+    result = await api("POST", `/api/rooms/${encodeURIComponent(pin)}/players`, { body });
   }
   error.textContent = "";
   button.disabled = false;
   button.textContent = "Enter";
   if (!result.ok) {
-    const detail = result.data && result.data.error && result.data.error.message;
+    const err = (result.data && result.data.error) || {};
+    if (result.status === 423 && err.code === "kicked" && /pick another name/.test(err.message || "")) {
+      error.textContent = "The host removed a player of that name from this game. Pick another name.";
+      $("nickname").focus();
+      return;
+    }
+    if (result.status === 423 && err.code === "kicked") {  // this device was removed from this game
+      rememberKick(pin, nickname);
+      showRemoved();
+      return;
+    }
     let text = JOIN_ERRORS[result.status] || errorMessage(result, "Couldn't join");
-    if (result.status === 422 && detail) text = `${JOIN_ERRORS[422]}\n(${detail})`;
+    if (result.status === 422 && /at most 24/.test(err.message || "")) {
+      text = `That nickname is too long: the limit is ${NICKNAME_MAX} characters. Shorten it a little.`;
+    } else if (result.status === 422 && /not allowed/.test(err.message || "")) {
+      text = "That nickname isn't allowed here. Pick a friendlier one.";
+    } else if (result.status === 422 && err.message) {
+      text = `${JOIN_ERRORS[422]}\n(${err.message})`;
+    }
     error.textContent = text;
     (result.status === 404 ? $("pin") : $("nickname")).focus();
     return;
   }
   const { player_id, token, ws_url } = result.data;
-  state.session = { pin, nickname, player_id, token, ws_url };
+  // The server's form of the name: NFKC, trimmed, or a generated one in a room with friendly names.
+  const shown = result.data.nickname || nickname;
+  state.session = { pin, nickname: shown, player_id, token, ws_url };
   session.set(SESSION_KEY, state.session);
   connect();
 }
@@ -162,10 +194,38 @@ const END_TEXT = {
   1009: ["Disconnected", "The server closed the connection."],
 };
 
+/** Length as a reader counts it: a family emoji (several code points joined by ZWJ) is one character. */
+function visibleLength(text) {
+  if (typeof Intl !== "undefined" && Intl.Segmenter) {
+    return [...new Intl.Segmenter(undefined, { granularity: "grapheme" }).segment(text)].length;
+  }
+  return [...text].length;
+}
+
+function kicks() {
+  const all = stored.get(KICKED_KEY);
+  if (!all || typeof all !== "object") return {};
+  const now = Date.now();
+  return Object.fromEntries(Object.entries(all).filter(([, v]) => v && now - v.at < KICKED_KEEP_MS));
+}
+
+function rememberKick(pin, nickname) {
+  stored.set(KICKED_KEY, { ...kicks(), [pin]: { nickname: nickname || "", at: Date.now() } });
+}
+
+function showRemoved() {
+  stopConnection();
+  $("e-title").textContent = END_TEXT[4403][0];
+  $("e-text").textContent = END_TEXT[4403][1];
+  $("e-resume").hidden = true;
+  setScreen("ended");
+}
+
 function ended(code) {
   state.conn = null;
   showStatus("open");
   stopTimer();
+  if (code === 4403 && state.session) rememberKick(state.session.pin, state.session.nickname);
   if (code === 4401) {
     session.remove(SESSION_KEY);
     showJoin(END_TEXT[4401].join(". "));
@@ -185,6 +245,7 @@ function ended(code) {
 function handle(msg) {
   switch (msg.type) {
     case "welcome": return welcome(msg);
+    case "get_ready": return showReady(msg);
     case "question": return openQuestion(msg, false);
     case "answer_ack": return acked(msg);
     case "result": return showResult(msg);
@@ -204,12 +265,21 @@ function welcome(msg) {
   $("lobby-quiz").textContent = msg.title;
   if (msg.phase === "question" && msg.question) {
     const sameQuestion = state.question && state.question.index === msg.question.index;
-    openQuestion(msg.question, msg.answered, sameQuestion);
+    if (msg.answered && msg.your_choice !== undefined && msg.your_choice !== null) {
+      // A reload lost the page's memory of the pick: the server's copy restores "You picked" and the ticks.
+      state.question = msg.question;
+      state.selected = new Set(Array.isArray(msg.your_choice) ? msg.your_choice : [msg.your_choice]);
+      openQuestion(msg.question, true, true);
+    } else {
+      openQuestion(msg.question, msg.answered, sameQuestion);
+    }
     // An answer tapped while the socket was down goes out now, if the server has none from us yet.
     if (!msg.answered && state.pending && state.pending.question === msg.question.index) sendAnswer(state.pending);
   } else if (msg.phase === "lobby") {
     setScreen("lobby");
   } else if (msg.phase === "reveal") {
+    if (msg.result) showResult(msg.result);
+    if (msg.leaderboard) showLeaderboard(msg.leaderboard);
     if (state.screen !== "result") {
       showVerdict(null);
       setScreen("result");
@@ -219,6 +289,15 @@ function welcome(msg) {
     $("f-me").textContent = `You finished ${ordinal(msg.rank)} with ${formatScore(msg.score)} points.`;
     setScreen("finished");
   }
+  if (msg.get_ready) showReady(msg.get_ready);
+}
+
+function showReady(msg) {
+  stopTimer();
+  $("g-count").textContent = `Question ${msg.index + 1} of ${msg.question_count || state.questionCount || "?"}`;
+  $("g-text").textContent = msg.text || "";
+  state.stopTimer = countdown({ clock, deadlineMs: msg.opens_at_ms, limitMs: msg.intro_ms, textEl: $("g-timer") });
+  setScreen("ready");
 }
 
 function setScore(score, rank) {
@@ -403,6 +482,17 @@ function showVerdict(msg) {
   $("r-score").textContent = formatScore(state.score);
   $("r-rank").textContent = ordinal(state.rank);
   $("r-streak").textContent = String(state.streak || 0);
+  const behind = $("r-behind");
+  if (!msg) {
+    behind.hidden = true;
+  } else if (msg.behind) {
+    const who = msg.behind.nickname ? ` behind ${msg.behind.nickname}` : " behind the next player";
+    behind.textContent = `You're ${ordinal(msg.rank)}, ${formatScore(msg.behind.points)} points${who}.`;
+    behind.hidden = false;
+  } else {
+    behind.textContent = msg.rank === 1 ? "You're in the lead!" : "";
+    behind.hidden = msg.rank !== 1;
+  }
 }
 
 function showLeaderboard(msg) {
@@ -454,6 +544,14 @@ function boot() {
   const params = new URLSearchParams(window.location.search);
   const pin = (params.get("pin") || "").replace(/\D/g, "").slice(0, 6);
   const saved = session.get(SESSION_KEY);
+  const removedFrom = pin || (saved && saved.pin);
+  if (removedFrom && kicks()[removedFrom]) {
+    state.session = null;
+    session.remove(SESSION_KEY);
+    $("pin").value = removedFrom;
+    showRemoved();
+    return;
+  }
   if (saved && saved.token && saved.ws_url && (!pin || pin === saved.pin)) {
     state.session = saved;
     $("pin").value = saved.pin;

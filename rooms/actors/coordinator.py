@@ -231,11 +231,13 @@ class Coordinator:
         self._callers[self._requests] = caller
         return self._requests
 
-    async def join(self, raw_nickname: object) -> JoinResult:
+    async def join(self, raw_nickname: object, device: str = "") -> JoinResult:
+        """`device`: the id the player's browser keeps (validated by the caller), stored hashed: a kick bars it."""
         token = secrets.token_urlsafe(32)
         player_id, token_hash = secrets.token_hex(8), hash_token(token)
+        device_hash = hash_token(device) if device else ""
         joined: Joined = await self._call(
-            lambda request, now: self.machine.join(request, raw_nickname, player_id, token_hash, now)
+            lambda request, now: self.machine.join(request, raw_nickname, player_id, token_hash, now, device_hash)
         )
         return JoinResult(joined.player_id, token, joined.nickname, joined.worker_id)
 
@@ -294,11 +296,16 @@ class Coordinator:
         def job(future: asyncio.Future[Session]) -> None:
             self.machine.summaries(fresh)
             future.set_result(self.desk.add(conn, self.machine.host_welcome(self.now())))
+            self._run(self.machine.hosts_changed(len(self.desk.hosts), self.now()))
 
         return await self._inbox.ask(job)
 
     def detach(self, session: Session) -> None:
-        self.post(lambda: self.desk.remove(session))
+        def job() -> None:
+            self.desk.remove(session)
+            self._run(self.machine.hosts_changed(len(self.desk.hosts), self.now()))
+
+        self.post(job)
 
     def deliver(self, session: Session, message: dict[str, Any] | QuizroomError) -> None:
         self.post(lambda: self._host_message(session, message))
@@ -354,7 +361,7 @@ class Coordinator:
                 case StorePlayer(step, player, shard):
                     row = PlayerRow(
                         self.room_id, player.player_id, player.nickname, player.nickname_key, player.token_hash,
-                        player.joined_at_ms, shard=shard,
+                        player.joined_at_ms, shard=shard, device_hash=player.device_hash,
                     )  # fmt: skip
                     self._then(self.writer.add_player(row), step)
                 case StoreKick(step, player_id):

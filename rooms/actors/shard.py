@@ -34,6 +34,7 @@ from quizroom.rooms.game.events import (
     Announce,
     CloseQuestion,
     FinishRoom,
+    GetReady,
     KickPlayer,
     OpenQuestion,
     RevealQuestion,
@@ -83,6 +84,8 @@ class Shard:
         self.post = self._inbox.post
         self._after_pending: list[int] = []  # questions whose close waits for their pending answers
         self._revealed: int | None = None  # the question whose results went out
+        self._last_reveal: RevealQuestion | None = None  # its leaderboard, for a welcome at the reveal
+        self._ready: dict[str, Any] | None = None  # the "get ready" pause in progress, for a welcome during it
         self._final = final  # the podium and ranking, once finished
         self._progress_timer: asyncio.TimerHandle | None = None
         self._grace_timer: asyncio.TimerHandle | None = None  # when the last dropped player stops counting
@@ -157,6 +160,8 @@ class Shard:
             case AddPlayer(player):
                 if player.player_id not in self.state.players:
                     self.state.add_player(player)
+            case GetReady(index, intro_ms):
+                self._get_ready(index, intro_ms)
             case OpenQuestion(index, opened_at_ms, seq, elapsed_ms):
                 self._open(index, opened_at_ms, seq, elapsed_ms)
             case CloseQuestion(index):
@@ -170,10 +175,19 @@ class Shard:
             case Announce():
                 self.report()
 
+    def _get_ready(self, index: int, intro_ms: int) -> None:
+        if self.state.phase is Phase.FINISHED:
+            return
+        self._ready = messages.get_ready(self.state, index, intro_ms, self.clock.wall_ms())
+        frame = encode(self._ready)
+        for session in self.sessions.values():
+            session.conn.send(frame)
+
     def _open(self, index: int, opened_at_ms: int, seq: int, elapsed_ms: int | None = None) -> None:
         state = self.state
         if state.phase is Phase.FINISHED or (state.phase is Phase.QUESTION and state.question_index == index):
             return
+        self._ready = None
         question = state.open_at(index, opened_at_ms, self.clock.monotonic(), self.clock.wall_ms(), elapsed_ms)
         state.seq = max(state.seq, seq)
         began = self.clock.monotonic()
@@ -206,6 +220,7 @@ class Shard:
         if state.phase is Phase.QUESTION and state.question_index == index:
             state.close()  # a shard loaded after the close heard of it only now
         self._revealed = index
+        self._last_reveal = event
         if event.histogram is not None:
             state.ranking = Ranking(event.histogram)
         state.seq = max(state.seq, int(event.board["seq"]))
@@ -217,8 +232,25 @@ class Shard:
             if player is None:
                 session.conn.send(board)
                 continue
-            result = encode(messages.result_message(state, player, state.rank_of(player), event.result_seq, index))
+            result = encode(self._result(player, event))
             session.conn.send_many((result, board))  # one write per socket, the result first
+
+    def _result(self, player: Player, event: RevealQuestion) -> dict[str, Any]:
+        state = self.state
+        behind = messages.behind(state.visible_score(player), state.score_above(player), event.board["top"])
+        return messages.result_message(state, player, state.rank_of(player), event.result_seq, event.index, behind)
+
+    def _welcome(self, player: Player) -> dict[str, Any]:
+        """What a (re)connecting player's screen needs: at a reveal their result and the leaderboard again."""
+        state = self.state
+        event = self._last_reveal
+        reveal = None
+        if state.phase is Phase.REVEAL and event is not None and event.index == state.question_index:
+            reveal = (self._result(player, event), event.board)
+        ready = self._ready
+        if ready is not None and ready["opens_at_ms"] <= self.clock.wall_ms():
+            ready = None
+        return messages.welcome_message(state, player, self.clock.wall_ms(), reveal=reveal, ready=ready)
 
     def _finish(self, event: FinishRoom) -> None:
         state = self.state
@@ -337,7 +369,7 @@ class Shard:
                 self._close_session(old, CLOSE_REPLACED)
             now = self.clock.monotonic()
             session = Session(conn, TokenBucket(self.limits.rate_per_s, self.limits.rate_burst, now), player.player_id)
-            conn.send(encode(messages.welcome_message(self.state, player, self.clock.wall_ms())))
+            conn.send(encode(self._welcome(player)))
             if self.state.phase is Phase.FINISHED:
                 if self._final is not None:
                     conn.send(encode(self._finished_message(player)))

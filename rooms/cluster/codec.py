@@ -17,6 +17,7 @@ from quizroom.rooms.game.events import (
     CloseQuestion,
     CoordinatorEvent,
     FinishRoom,
+    GetReady,
     KickPlayer,
     OpenQuestion,
     RevealQuestion,
@@ -26,7 +27,7 @@ from quizroom.rooms.game.events import (
     ShardSummary,
 )
 
-SHARD_KINDS = ("open", "close", "reveal", "finish", "kick", "coordinator")
+SHARD_KINDS = ("ready", "open", "close", "reveal", "finish", "kick", "coordinator")
 HISTOGRAM_IN_MESSAGE = 10_000  # distinct scores a reveal or finish carries; past it, the receiver reads storage
 COORDINATOR_KINDS = ("closed", "progress")
 
@@ -34,6 +35,8 @@ COORDINATOR_KINDS = ("closed", "progress")
 def shard_message(event: ShardEvent) -> dict[str, Any] | None:
     """A coordinator's event as a message's fields (None: it does not travel)."""
     match event:
+        case GetReady(index, intro_ms):
+            return {"kind": "ready", "index": index, "intro_ms": intro_ms}
         case OpenQuestion(index, opened_at_ms, seq, elapsed_ms):
             return {"kind": "open", "index": index, "opened_at_ms": opened_at_ms, "seq": seq, "elapsed_ms": elapsed_ms}
         case CloseQuestion(index):
@@ -68,6 +71,8 @@ def shard_event(message: dict[str, Any], histogram: tuple[tuple[int, int], ...] 
     kind = message["kind"]
     if histogram is None and carries_histogram(message):
         histogram = tuple((int(score), int(holders)) for score, holders in message["histogram"])
+    if kind == "ready":
+        return GetReady(int(message["index"]), int(message["intro_ms"]))
     if kind == "open":
         elapsed = message.get("elapsed_ms")
         return OpenQuestion(

@@ -14,6 +14,7 @@ from quizroom.rooms.actors.views import top_entries
 from quizroom.rooms.game import messages, results
 from quizroom.rooms.game.clock import Clock
 from quizroom.rooms.game.events import FinishRoom
+from quizroom.rooms.game.options import RoomOptions
 from quizroom.rooms.game.quiz import Quiz
 from quizroom.rooms.game.rules import Answer, Phase, Player, RoomLimits, RoomState
 from quizroom.rooms.game.scoring import Ranking
@@ -29,13 +30,22 @@ class LoadedShard:
 
 
 def player_of(row: PlayerRow) -> Player:
-    return Player(row.player_id, row.nickname, row.nickname_key, row.token_hash, row.joined_at_ms)
+    return Player(
+        row.player_id, row.nickname, row.nickname_key, row.token_hash, row.joined_at_ms, device_hash=row.device_hash
+    )
 
 
 def restore(
     row: RoomRow, quiz: Quiz, players: list[Player], answers: list[Answer], limits: RoomLimits, clock: Clock
 ) -> RoomState:
-    state = RoomState(room_id=row.room_id, pin=row.pin, quiz=quiz, host_token_hash=row.host_token_hash, limits=limits)
+    state = RoomState(
+        room_id=row.room_id,
+        pin=row.pin,
+        quiz=quiz,
+        host_token_hash=row.host_token_hash,
+        limits=limits,
+        options=RoomOptions.from_json(row.options),
+    )
     state.restore(
         phase=Phase(row.phase),
         question_index=row.question_index,

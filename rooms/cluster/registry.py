@@ -44,6 +44,7 @@ from quizroom.rooms.game.errors import (
     Unavailable,
 )
 from quizroom.rooms.game.events import AddPlayer, CoordinatorEvent
+from quizroom.rooms.game.options import RoomOptions
 from quizroom.rooms.game.protocol import RoomProtocol, Settings
 from quizroom.rooms.game.quiz import Quiz, parse_quiz
 from quizroom.rooms.game.rules import Phase, Player, RoomState
@@ -195,11 +196,14 @@ class RoomRegistry:
         """Refuse a new room when this worker holds `max_rooms` live rooms (503), or `owner` its share (429)."""
         self.lifetimes.check(self._rooms, owner)
 
-    async def create(self, quiz_id: str, quiz: Quiz, *, owner: str = "") -> tuple[Coordinator, str]:
+    async def create(
+        self, quiz_id: str, quiz: Quiz, *, owner: str = "", options: RoomOptions | None = None
+    ) -> tuple[Coordinator, str]:
         """Open a room for a stored quiz; returns its coordinator and the host token (shown once, stored hashed).
 
         `owner` is the creating client's address; `check_capacity` refuses it once it holds its share of rooms."""
         self.check_capacity(owner)
+        options = options or RoomOptions()
         host_token = secrets.token_urlsafe(32)
         room_id = uuid.uuid4().hex
         for _ in range(PIN_ATTEMPTS):
@@ -207,7 +211,8 @@ class RoomRegistry:
             held = self._rooms.get(pin)
             if held is not None and held.state.phase is not Phase.FINISHED:
                 continue
-            row = RoomRow(room_id, pin, quiz_id, hash_token(host_token), self.clock.wall_ms())
+            created = self.clock.wall_ms()
+            row = RoomRow(room_id, pin, quiz_id, hash_token(host_token), created, options=options.to_json())
             if await self.storage.create_room(row):
                 break
         else:
@@ -217,7 +222,12 @@ class RoomRegistry:
             raise Unavailable("could not take this room's lease; try again")
         self._quizzes[quiz_id] = quiz
         state = RoomState(
-            room_id=room_id, pin=pin, quiz=quiz, host_token_hash=row.host_token_hash, limits=self.limits.room
+            room_id=room_id,
+            pin=pin,
+            quiz=quiz,
+            host_token_hash=row.host_token_hash,
+            limits=self.limits.room,
+            options=options,
         )
         coordinator = self._coordinator(RoomProtocol(state, self._protocol_settings()), epoch)
         self._install(coordinator)
@@ -226,7 +236,11 @@ class RoomRegistry:
         return coordinator, host_token
 
     def _protocol_settings(self) -> Settings:
-        return Settings(per_shard=self.limits.players_per_shard, host_coalesce_s=self.limits.host_coalesce_s)
+        return Settings(
+            per_shard=self.limits.players_per_shard,
+            host_coalesce_s=self.limits.host_coalesce_s,
+            auto_advance_after_s=self.limits.auto_advance_after_s,
+        )
 
     def _coordinator(self, machine: RoomProtocol, epoch: int) -> Coordinator:
         return Coordinator(
@@ -345,6 +359,9 @@ class RoomRegistry:
         player_rows = await self.storage.load_players(row.room_id)
         live = [p for p in player_rows if not p.kicked]
         state = self._restore(row, quiz, [player_of(p) for p in live])
+        for kicked in player_rows:
+            if kicked.kicked:
+                state.bar(player_of(kicked))
         sizes = Counter(p.shard for p in live)
         placed = {} if self.solo else {s.shard: s for s in await self.cluster.shards(row.room_id)}
         machine = RoomProtocol(

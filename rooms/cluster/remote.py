@@ -76,7 +76,7 @@ class RpcClient:
 class Served(Protocol):
     """What a request from another worker can ask of a coordinator here."""
 
-    async def join(self, raw_nickname: object) -> JoinResult: ...
+    async def join(self, raw_nickname: object, device: str = "") -> JoinResult: ...
 
     async def command(self, name: str) -> dict[str, Any]: ...
 
@@ -90,7 +90,7 @@ class Served(Protocol):
 async def serve_call(handle: Served, op: str, args: dict[str, Any]) -> Any:
     """Run a request on the local coordinator `handle`; returns what goes back as JSON."""
     if op == "join":
-        joined: JoinResult = await handle.join(args.get("nickname"))
+        joined: JoinResult = await handle.join(args.get("nickname"), str(args.get("device") or ""))
         return {
             "player_id": joined.player_id,
             "token": joined.token,
@@ -157,10 +157,10 @@ class RemoteRoom:
             self._on_failure(self)
             raise Unavailable("the room's coordinator moved; try again") from None
 
-    async def join(self, nickname: object) -> JoinResult:
+    async def join(self, nickname: object, device: str = "") -> JoinResult:
         if isinstance(nickname, str) and len(nickname) > NICKNAME_INPUT_MAX:
             normalise_nickname(nickname)  # raises what the coordinator would, and the text is never forwarded
-        reply = await self._call("join", nickname=nickname)
+        reply = await self._call("join", nickname=nickname, device=device)
         return JoinResult(reply["player_id"], reply["token"], reply["nickname"], reply["worker_id"])
 
     async def command(self, name: str) -> dict[str, Any]:

@@ -28,6 +28,8 @@ class Timer(StrEnum):
     DEADLINE = "deadline"  # the open question's deadline (plus the network grace)
     CLOSE_WAIT = "close_wait"  # how long a reveal waits for shards that neither report nor are known dead
     FEED = "feed"  # the host feed's next flush
+    INTRO = "intro"  # the end of a question's "get ready" pause (room option `intro_ms`)
+    AUTO_ADVANCE = "auto_advance"  # a reveal with no host for `auto_advance_after_s` (room option `auto_advance`)
 
 
 @dataclass(frozen=True, slots=True)

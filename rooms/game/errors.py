@@ -162,6 +162,14 @@ class Kicked(QuizroomError):
     close_code = CLOSE_KICKED
 
 
+class Removed(QuizroomError):
+    """A join from a device or under a nickname (or a look-alike of one) that the host kicked from this room (423):
+    a kick sticks, so a reload or a second try shows "removed" again instead of a fresh seat."""
+
+    code = "kicked"
+    status = 423
+
+
 class Moved(QuizroomError):
     """This worker does not hold what was asked for (a room's coordinator, a player's shard): ask again (4421)."""
 

@@ -56,6 +56,15 @@ class OpenQuestion:
 
 
 @dataclass(frozen=True, slots=True)
+class GetReady:
+    """The "get ready" pause before question `index` (room option `intro_ms`): shown, never timed, never stored.
+    The `OpenQuestion` follows when it ends; an event lost on the way costs the players only the pause."""
+
+    index: int
+    intro_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class CloseQuestion:
     index: int
 
@@ -86,7 +95,7 @@ class Announce:
     """The coordinator (new after a takeover, or resynchronising) wants to hear how the shard stands."""
 
 
-ShardEvent = AddPlayer | OpenQuestion | CloseQuestion | RevealQuestion | FinishRoom | KickPlayer | Announce
+ShardEvent = AddPlayer | GetReady | OpenQuestion | CloseQuestion | RevealQuestion | FinishRoom | KickPlayer | Announce
 
 
 # --- shard → coordinator ------------------------------------------------------------------------------------------

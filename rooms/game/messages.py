@@ -34,6 +34,24 @@ def question_message(
     return message
 
 
+def get_ready(state: RoomState, index: int, intro_ms: int, now_ms: int) -> dict[str, Any]:
+    """The "get ready" pause before question `index`: its number and text (never its choices or answer), and when
+    it opens. Not a room event (no `seq`): nothing of it is stored, and a client that misses it misses only the
+    pause."""
+    question = state.quiz.questions[index]
+    return {
+        "type": "get_ready",
+        "index": index,
+        "question_count": len(state.quiz.questions),
+        "text": question.text,
+        "multi": question.multi,
+        "time_limit_ms": question.time_limit_ms,
+        "intro_ms": intro_ms,
+        "opens_at_ms": now_ms + intro_ms,
+        "now_ms": now_ms,
+    }
+
+
 def your_choice(question: Question, answer: Answer | None) -> int | list[int] | None:
     """A single-choice answer as its index, a multi-choice one as a sorted list; null when there is none."""
     if answer is None:
@@ -41,7 +59,16 @@ def your_choice(question: Question, answer: Answer | None) -> int | list[int] | 
     return sorted(answer.choices) if question.multi else answer.choices[0]
 
 
-def result_message(state: RoomState, player: Player, rank: int, seq: int, index: int) -> dict[str, Any]:
+def result_message(
+    state: RoomState,
+    player: Player,
+    rank: int,
+    seq: int,
+    index: int,
+    behind: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`behind` (extension): how far the player is from the next score up, `{points, nickname}` (the nickname
+    when that player is in the leaderboard's top, else null); null for a player in first place."""
     question = state.quiz.questions[index]
     answer = player.answers.get(index)
     return {
@@ -55,11 +82,30 @@ def result_message(state: RoomState, player: Player, rank: int, seq: int, index:
         "score": player.score,
         "rank": rank,
         "streak": player.streak,
+        "behind": behind,
     }
 
 
-def welcome_message(state: RoomState, player: Player, now_ms: int) -> dict[str, Any]:
-    """A player's view on (re)connect: enough to restore any screen, without unrevealed points."""
+def behind(score: int, above: int | None, top: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """`{points, nickname}` to the next higher score `above` (None: nobody is above); the nickname is the first
+    holder of that score in `top`, when one is there."""
+    if above is None:
+        return None
+    nickname = next((entry["nickname"] for entry in top if entry["score"] == above), None)
+    return {"points": above - score, "nickname": nickname}
+
+
+def welcome_message(
+    state: RoomState,
+    player: Player,
+    now_ms: int,
+    *,
+    reveal: tuple[dict[str, Any], dict[str, Any]] | None = None,
+    ready: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A player's view on (re)connect: enough to restore any screen, without unrevealed points. In a question:
+    the choice already made (`your_choice`); at a reveal the shard passes its `result` and `leaderboard` again
+    (`reveal`); during a "get ready" pause, the pause (`ready`)."""
     message: dict[str, Any] = {
         "type": "welcome",
         "player_id": player.player_id,
@@ -78,6 +124,11 @@ def welcome_message(state: RoomState, player: Player, now_ms: int) -> dict[str, 
     if state.phase is Phase.QUESTION and question is not None and state.question_index is not None:
         message["question"] = question_message(state, question, state.seq, now_ms, with_correct=False)
         message["answered"] = state.question_index in player.answers
+        message["your_choice"] = your_choice(question, player.answers.get(state.question_index))
+    if reveal is not None and state.phase is Phase.REVEAL:
+        message["result"], message["leaderboard"] = reveal
+    if ready is not None:
+        message["get_ready"] = {**ready, "now_ms": now_ms}
     return message
 
 

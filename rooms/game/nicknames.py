@@ -14,8 +14,10 @@ Hardening on top (docs/protocol.md, "Hardening"):
   emoji, CJK, Arabic …), which do not share shapes with them.
 - **No look-alikes in one room.** `TakenNames` holds the Unicode TR39 skeletons of the room's names: a name that
   looks like one already there (`сосо` in Cyrillic beside `coco`, `l0l` beside `lOl`) is `nickname_taken`.
-- **Block list.** An optional list of words, matched as substrings of the nickname's *block key*: NFKC, casefolded,
-  with everything but letters and digits removed, so that `B.a d-Word` and `ＢＡＤＷＯＲＤ` both contain `badword`.
+- **Block list.** The operator's words, matched as substrings of the nickname's *block key*: NFKC, casefolded,
+  with everything but letters and digits removed, so that `B.a d-Word` and `ＢＡＤＷＯＲＤ` both contain `badword`;
+  and, unless `nickname_filter` is off, a default English list whose short words match only as whole words, so
+  that `ShitHead` is refused and `Harshita` is not (rooms/game/nickname_filter.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import regex
 from confusable_homoglyphs import confusables  # type: ignore[import-untyped]
 
 from quizroom.rooms.game.errors import BadNickname
+from quizroom.rooms.game.nickname_filter import block_key, english_words, refuses
 
 NICKNAME_MAX = 24
 # The longest input looked at, in code points. NFKC joins at most four code points into one (no canonical
@@ -53,7 +56,7 @@ def normalise_nickname(raw: object, blocked: frozenset[str] = frozenset()) -> tu
     """Return `(display, key)`: the nickname to show and the key that must be unique in a room.
 
     Raises `BadNickname` for anything that is not a 1–24 character visible name after NFKC and trimming, for a
-    name mixing look-alike alphabets, and for a name containing a `blocked` word (block keys, see `block_key`).
+    name mixing look-alike alphabets, and for a name containing a `blocked` word (rooms/game/nickname_filter.py).
     Inner runs of white space collapse to one space so that "a  b" and "a b" cannot pose as two players. The work
     is linear in the input and bounded by `NICKNAME_INPUT_MAX`, whatever the input.
     """
@@ -71,10 +74,8 @@ def normalise_nickname(raw: object, blocked: frozenset[str] = frozenset()) -> tu
         raise BadNickname(f"must be at most {NICKNAME_MAX} characters")
     if len(confusable_scripts(display)) > 1:
         raise BadNickname("must not mix Latin, Cyrillic and Greek letters")
-    if blocked:
-        key = block_key(display)
-        if any(word in key for word in blocked):
-            raise BadNickname("is not allowed here")
+    if blocked and refuses(display, blocked):
+        raise BadNickname("is not allowed here")
     return display, display.casefold()
 
 
@@ -208,20 +209,16 @@ class TakenNames:
 # --- block list ----------------------------------------------------------------------------------------------------
 
 
-def block_key(text: str) -> str:
-    """NFKC, casefolded, letters and digits only: what block-list words are searched in."""
-    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
-    return "".join(char for char in folded if unicodedata.category(char)[0] in "LN")
-
-
 def parse_blocklist(lines: Iterable[str]) -> frozenset[str]:
     """One word a line; blank lines and `#` comments are skipped; each word is reduced to its block key."""
     words = (block_key(line) for line in lines if line.strip() and not line.lstrip().startswith("#"))
     return frozenset(word for word in words if word)
 
 
-def load_blocklist(path: str) -> frozenset[str]:
-    """The block list file named by `nickname_blocklist_file` (UTF-8); an empty path means no list."""
+def load_blocklist(path: str, english: bool = False) -> frozenset[str]:
+    """The block list of a server: the file named by `nickname_blocklist_file` (UTF-8; an empty path means none) and,
+    with `english` (`nickname_filter`), the default English list. Read once at start-up, never per join."""
+    words = english_words() if english else frozenset()
     if not path:
-        return frozenset()
-    return parse_blocklist(Path(path).read_text(encoding="utf-8").splitlines())
+        return words
+    return words | parse_blocklist(Path(path).read_text(encoding="utf-8").splitlines())

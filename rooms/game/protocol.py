@@ -26,6 +26,7 @@ What it guarantees, state by state:
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ from quizroom.rooms.game.events import (
     Announce,
     CloseQuestion,
     FinishRoom,
+    GetReady,
     KickPlayer,
     Now,
     OpenQuestion,
@@ -81,6 +83,9 @@ from quizroom.rooms.game.seating import Home, Seating
 
 CLOSE_WAIT_S = 3.0
 """How long a reveal waits for a shard that neither reports nor is known dead (its acked answers count anyway)."""
+
+AUTO_ADVANCE_AFTER_S = 60.0
+"""How long a reveal of a room with `auto_advance` waits for a host to come back before it moves on alone."""
 
 COMMANDS = ("start", "close", "next", "end", "lock", "unlock")
 
@@ -114,6 +119,7 @@ class Settings:
     per_shard: int = 1_500
     host_coalesce_s: float = 0.1
     close_wait_s: float = CLOSE_WAIT_S
+    auto_advance_after_s: float = AUTO_ADVANCE_AFTER_S
 
 
 class RoomProtocol:
@@ -127,9 +133,12 @@ class RoomProtocol:
         homes: dict[int, Home] | None = None,
         shard_of: dict[str, int] | None = None,
         revoked: set[str] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
-        """`homes`, `shard_of` and `revoked` come from storage when a room is resumed or taken over."""
+        """`homes`, `shard_of` and `revoked` come from storage when a room is resumed or taken over; `rng` draws
+        friendly names (seeded in tests)."""
         self.state = state
+        self.rng = rng or random.Random()
         self.settings = settings or Settings()
         self.seating = Seating(self.settings.per_shard, homes)
         self.feed = HostFeed(self.settings.host_coalesce_s)
@@ -146,16 +155,20 @@ class RoomProtocol:
         self._after_write: dict[int, AfterWrite] = {}
         self._after_view: dict[int, AfterView] = {}
         self._placing_joins: dict[int, list[PendingJoin]] = {}
+        self.hosts = 0  # host sockets connected (the coordinator says, `hosts_changed`)
+        self._alone_armed = False  # the auto-advance timer is armed
+        self._intro: tuple[int, Job] | None = None  # a "get ready" pause in flight: its question and what follows
 
     # --- inputs: life cycle -------------------------------------------------------------------------------------
 
     def resumed(self, now: Now) -> list[Effect]:
         """Loaded from storage: an open question's deadline is armed again (due at once when it has passed); a
-        reveal or the podium is sent to the shards again (`_rebuild_reveal`, `_rebuild_finish`)."""
+        reveal or the podium is sent to the shards again (`_rebuild_reveal`, `_rebuild_finish`). A "get ready"
+        pause is not stored: a room that crashed during one resumes in the phase before it."""
         if self.state.phase is Phase.QUESTION:
             return self._arm_deadline(now)
         if self.state.phase is Phase.REVEAL and self.state.question_index is not None:
-            return self._rebuild_reveal()
+            return self._rebuild_reveal() + self._alone(now)
         if self.state.phase is Phase.FINISHED:
             self.finished_at = now.mono
             return self._rebuild_finish()
@@ -207,7 +220,16 @@ class RoomProtocol:
             return self._deadline_due(now)
         if timer is Timer.CLOSE_WAIT:
             return self._close_overdue(now)
+        if timer is Timer.INTRO:
+            return self._intro_over(now)
+        if timer is Timer.AUTO_ADVANCE:
+            return self._alone_due(now)
         return self._flush(now)
+
+    def hosts_changed(self, hosts: int, now: Now) -> list[Effect]:
+        """A host socket came or went: with none left in a reveal, an `auto_advance` room starts counting."""
+        self.hosts = hosts
+        return self._alone(now)
 
     # --- inputs: the host's calls -------------------------------------------------------------------------------
 
@@ -234,6 +256,7 @@ class RoomProtocol:
             if player_id not in state.players:
                 raise NotFound("no such player in this room")
             player = state.remove_player(player_id)
+            state.bar(player)
             self.revoked.add(player.token_hash)
             shard = self.shard_of.pop(player_id, 0)
             self.seating.unassign(shard)
@@ -250,16 +273,19 @@ class RoomProtocol:
 
         return self._gated(lambda now: self._guard(request, handler, now), now)
 
-    def join(self, request: int, raw_nickname: object, player_id: str, token_hash: str, now: Now) -> list[Effect]:
+    def join(
+        self, request: int, raw_nickname: object, player_id: str, token_hash: str, now: Now, device_hash: str = ""
+    ) -> list[Effect]:
         """A player joins: their row must be durable and their shard placed before the join is answered."""
         state = self.state
         try:
-            nickname, key = state.check_join(raw_nickname)
+            nickname, key = state.check_join(raw_nickname, device_hash, self.rng)
         except QuizroomError as exc:
             return [Refuse(request, exc)]
         shard, place = self.seating.assign()
         state.reserve_nickname(nickname)
-        pending = PendingJoin(request, Player(player_id, nickname, key, token_hash, now.wall_ms), shard)
+        player = Player(player_id, nickname, key, token_hash, now.wall_ms, device_hash=device_hash)
+        pending = PendingJoin(request, player, shard)
         step = self._write_step(lambda written, now: self._join_stored(pending, written, now))
         effects: list[Effect] = [StorePlayer(step, pending.player, shard)]
         if shard not in self.seating.homes:
@@ -359,10 +385,29 @@ class RoomProtocol:
             "locked": state.locked,
             "deadline_ms": state.deadline_ms if state.phase is Phase.QUESTION else None,
             "shards": len(self.seating.homes),
+            "auto_advance": state.options.auto_advance,
+            "intro_ms": state.options.intro_ms,
+            "friendly_names": state.options.friendly_names,
         }
 
     def host_welcome(self, now: Now) -> dict[str, Any]:
-        return messages.host_welcome_message(self.state, now.wall_ms, self.snapshot())
+        """Everything a host's screen shows, in every phase: a host that reloads at a reveal gets the counts and
+        the leaderboard back, at the end the podium, during a "get ready" pause the pause."""
+        message = messages.host_welcome_message(self.state, now.wall_ms, self.snapshot())
+        state = self.state
+        reveal = self._last_reveal
+        if state.phase is Phase.REVEAL and reveal is not None and reveal.index == state.question_index:
+            board = reveal.board
+            correct = sorted(state.quiz.questions[reveal.index].correct)
+            message["result"] = messages.host_result(
+                reveal.index, reveal.result_seq, correct, list(board["counts"]), board["answered"], board["players"]
+            )
+            message["leaderboard"] = board
+        if state.phase is Phase.FINISHED and self._last_finish is not None:
+            message["podium"] = self._last_finish.podium
+        if self._intro is not None:
+            message["get_ready"] = messages.get_ready(state, self._intro[0], state.options.intro_ms, now.wall_ms)
+        return message
 
     # --- transitions --------------------------------------------------------------------------------------------
 
@@ -386,7 +431,7 @@ class RoomProtocol:
         while self._deferred and not self.busy:
             effects += self._deferred.popleft()(now)
         effects += self._maybe_everyone_answered(now)  # a report that came during the transition was not acted on
-        return effects
+        return effects + self._alone(now)
 
     def _write_step(self, then: AfterWrite) -> int:
         self._steps += 1
@@ -411,22 +456,94 @@ class RoomProtocol:
         self._after_view[self._steps] = then
         return [QueryView(self._steps, question, choices, through, top)]
 
-    def _reply_state(self, request: int) -> list[Effect]:
+    def _reply_state(self, request: int | None) -> list[Effect]:
+        """The state to the caller (none when the room moved on by itself) and to every host."""
         snapshot = self.snapshot()
-        return [Reply(request, snapshot), ToHosts(messages.state(snapshot))]
+        reply: list[Effect] = [] if request is None else [Reply(request, snapshot)]
+        return [*reply, ToHosts(messages.state(snapshot))]
 
     # --- phases -------------------------------------------------------------------------------------------------
 
     def _start(self, request: int, now: Now) -> list[Effect]:
-        self.state.start(now.mono, now.wall_ms)
-        return self._open_question(request, now)
+        if self.state.phase is not Phase.LOBBY:
+            raise BadPhase(f"cannot start in phase {self.state.phase}")
 
-    def _next(self, request: int, now: Now) -> list[Effect]:
-        if self.state.advance(now.mono, now.wall_ms) is None:
+        def start(now: Now) -> list[Effect]:
+            self.state.start(now.mono, now.wall_ms)
+            return self._open_question(request, now)
+
+        return self._get_ready(0, start, now)
+
+    def _next(self, request: int | None, now: Now) -> list[Effect]:
+        state = self.state
+        if state.phase is not Phase.REVEAL or state.question_index is None:
+            raise BadPhase(f"cannot go to the next question in phase {state.phase}")
+        if state.question_index + 1 >= len(state.quiz.questions):
+            state.advance(now.mono, now.wall_ms)  # finishes the room
             return self._finish(request, now)
-        return self._open_question(request, now)
 
-    def _open_question(self, request: int, now: Now) -> list[Effect]:
+        def advance(now: Now) -> list[Effect]:
+            state.advance(now.mono, now.wall_ms)
+            return self._open_question(request, now)
+
+        return self._get_ready(state.question_index + 1, advance, now)
+
+    def _get_ready(self, index: int, then: Job, now: Now) -> list[Effect]:
+        """The room option `intro_ms`: everyone sees "get ready" (and the question's text) for that long, then the
+        question opens and its timer starts. Nothing is stored for the pause and the room is busy through it, so
+        commands wait; the command itself is answered once the question is open."""
+        intro_ms = self.state.options.intro_ms
+        if intro_ms <= 0:
+            return then(now)
+        self.busy = True
+        self._intro = (index, then)
+        ready = messages.get_ready(self.state, index, intro_ms, now.wall_ms)
+        return [
+            *self._alone(now),
+            ToShards(GetReady(index, intro_ms)),
+            ToHosts(ready),
+            Arm(Timer.INTRO, intro_ms / 1000),
+        ]
+
+    def _intro_over(self, now: Now) -> list[Effect]:
+        if self._intro is None:
+            return []
+        then = self._intro[1]
+        self._intro = None
+        return then(now)
+
+    def _alone(self, now: Now) -> list[Effect]:
+        """Arm the auto-advance timer while an `auto_advance` room sits in a settled reveal with no host; disarm it
+        otherwise. A host who comes back, even for a moment, starts the count again when they leave."""
+        state = self.state
+        wanted = (
+            state.options.auto_advance
+            and self.hosts == 0
+            and state.phase is Phase.REVEAL
+            and not self.busy
+            and self._intro is None
+        )
+        if wanted and not self._alone_armed:
+            self._alone_armed = True
+            return [Arm(Timer.AUTO_ADVANCE, self.settings.auto_advance_after_s)]
+        if not wanted and self._alone_armed:
+            self._alone_armed = False
+            return [Disarm(Timer.AUTO_ADVANCE)]
+        return []
+
+    def _alone_due(self, now: Now) -> list[Effect]:
+        self._alone_armed = False
+
+        def advance(now: Now) -> list[Effect]:
+            state = self.state
+            if not (state.options.auto_advance and self.hosts == 0 and state.phase is Phase.REVEAL):
+                return self._alone(now)
+            log = Log("info", "auto_advance", {"question": state.question_index})
+            return [log, *self._next(None, now)]
+
+        return self._gated(advance, now)
+
+    def _open_question(self, request: int | None, now: Now) -> list[Effect]:
         state = self.state
         question = state.current_question
         index = state.question_index
@@ -634,7 +751,14 @@ class RoomProtocol:
             return [*effects, Refuse(pending.request, error)]
         state.add_player(player)
         self.shard_of[player.player_id] = shard
-        copy = Player(player.player_id, player.nickname, player.nickname_key, player.token_hash, player.joined_at_ms)
+        copy = Player(
+            player.player_id,
+            player.nickname,
+            player.nickname_key,
+            player.token_hash,
+            player.joined_at_ms,
+            device_hash=player.device_hash,
+        )
         self.feed.joined.append({"player_id": player.player_id, "nickname": player.nickname})
         return [
             ToShard(shard, AddPlayer(copy)),

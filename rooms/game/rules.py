@@ -9,6 +9,7 @@ storage by replaying the same records through `restore`.
 from __future__ import annotations
 
 import bisect
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -16,16 +17,20 @@ from enum import StrEnum
 from quizroom.rooms.game.errors import (
     BadChoice,
     BadMessage,
+    BadNickname,
     BadPhase,
     NicknameTaken,
     RateLimited,
+    Removed,
     RoomFinished,
     RoomFull,
     RoomLocked,
     TooLate,
     WrongQuestion,
 )
+from quizroom.rooms.game.friendly_names import friendly_name
 from quizroom.rooms.game.nicknames import TakenNames, normalise_nickname
+from quizroom.rooms.game.options import RoomOptions
 from quizroom.rooms.game.quiz import Question, Quiz
 from quizroom.rooms.game.scoring import Ranking, answer_points, competition_ranks
 
@@ -77,6 +82,7 @@ class Player:
     left_at: float | None = None  # monotonic time its socket dropped, or its shard started without it
     attempts: int = 0  # answer attempts on the open question
     answers: dict[int, Answer] = field(default_factory=dict)
+    device_hash: str = ""  # a hash of the device id the player's browser keeps ("" when none came)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +111,10 @@ class RoomState:
         quiz: Quiz,
         host_token_hash: str,
         limits: RoomLimits,
+        options: RoomOptions | None = None,
     ) -> None:
         self.room_id = room_id
+        self.options = options or RoomOptions()
         self.pin = pin
         self.quiz = quiz
         self.host_token_hash = host_token_hash
@@ -121,6 +129,9 @@ class RoomState:
         self.players: dict[str, Player] = {}
         self._by_token: dict[str, str] = {}
         self._taken: TakenNames | None = None  # built by the first join check: shards never need it
+        # What the host kicked stays out (docs/protocol.md, *Moderation*): the names, by look, and the devices.
+        self.kicked_names = TakenNames()
+        self.kicked_devices: set[str] = set()
         self._pending: dict[tuple[int, str], Answer] = {}
         self._ranking: list[int] | None = None  # visible scores, ascending; rebuilt lazily after a change
         self.ranking: Ranking | None = None  # the whole room's, when this state holds one shard of it
@@ -133,9 +144,19 @@ class RoomState:
 
     # --- membership ----------------------------------------------------------------------------------------------
 
-    def check_join(self, raw_nickname: object) -> tuple[str, str]:
-        """Validate a join; returns `(nickname, key)` or raises the documented refusal."""
+    def check_join(
+        self, raw_nickname: object, device_hash: str = "", rng: random.Random | None = None
+    ) -> tuple[str, str]:
+        """Validate a join; returns `(nickname, key)` or raises the documented refusal. In a room with friendly
+        names the typed name is ignored and one is drawn (`rng`) that neither looks like a player's nor a kicked
+        one."""
+        if device_hash and device_hash in self.kicked_devices:
+            raise Removed("you were removed from this game")
+        if self.options.friendly_names:
+            raw_nickname = friendly_name(rng or random.Random(), self._unusable)
         nickname, key = normalise_nickname(raw_nickname, self.limits.blocked_words)
+        if self.kicked_names.clashes(nickname):
+            raise Removed(f"the host removed {nickname!r} from this game; pick another name")
         if self.phase is Phase.FINISHED:
             raise RoomFinished("the game has finished")
         if self.locked:
@@ -145,6 +166,16 @@ class RoomState:
         if self._taken_names().clashes(nickname):
             raise NicknameTaken(f"the nickname {nickname!r} is taken, or looks like one that is")
         return nickname, key
+
+    def _unusable(self, nickname: str) -> bool:
+        """A generated name the room cannot give: it looks like a player's or a kicked one, or a block word hits."""
+        if self._taken_names().clashes(nickname) or self.kicked_names.clashes(nickname):
+            return True
+        try:
+            normalise_nickname(nickname, self.limits.blocked_words)
+        except BadNickname:
+            return True
+        return False
 
     def _taken_names(self) -> TakenNames:
         if self._taken is None:
@@ -170,6 +201,12 @@ class RoomState:
     def player_by_token(self, token_hash: str) -> Player | None:
         player_id = self._by_token.get(token_hash)
         return None if player_id is None else self.players.get(player_id)
+
+    def bar(self, player: Player) -> None:
+        """A kicked player's name (and its look-alikes) and device may not join this room again."""
+        self.kicked_names.add(player.nickname)
+        if player.device_hash:
+            self.kicked_devices.add(player.device_hash)
 
     def remove_player(self, player_id: str) -> Player:
         """Kick: the player leaves counts, leaderboards and podium, and their answers are dropped with them."""
@@ -410,6 +447,16 @@ class RoomState:
         if self._ranking is None:
             self._ranking = sorted(self.visible_score(p) for p in self.players.values())
         return len(self._ranking) - bisect.bisect_right(self._ranking, self.visible_score(player)) + 1
+
+    def score_above(self, player: Player) -> int | None:
+        """The next higher visible score in the room (None for a player in first place), for "N points behind"."""
+        score = self.visible_score(player)
+        if self.ranking is not None:
+            return self.ranking.above(score)
+        self.rank_of(player)  # builds the sorted scores
+        assert self._ranking is not None
+        position = bisect.bisect_right(self._ranking, score)
+        return self._ranking[position] if position < len(self._ranking) else None
 
     # --- recovery ------------------------------------------------------------------------------------------------
 

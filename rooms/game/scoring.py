@@ -56,6 +56,11 @@ class Ranking:
     def rank(self, score: int) -> int:
         return 1 + self._above[bisect.bisect_left(self._negated, -score)]
 
+    def above(self, score: int) -> int | None:
+        """The lowest score in the histogram higher than `score` (None when nobody has more)."""
+        position = bisect.bisect_left(self._negated, -score)
+        return -self._negated[position - 1] if position > 0 else None
+
 
 def ranked(entries: Sequence[tuple[str, int]], histogram: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
     """Leaderboard entries `{rank, nickname, score}` from `(nickname, score)` pairs, ranked against the histogram."""

@@ -121,9 +121,9 @@ async def test_joins_fail_cleanly_while_storage_is_down(rig: tuple[RoomRegistry,
 async def test_a_rejoin_after_a_kick_that_was_never_stored_is_refused_not_lost(
     rig: tuple[RoomRegistry, FailingStorage],
 ) -> None:
-    """The kick's commit failed, so the stored "ann" is still live: a new "ann" is refused (409), not skipped by the
-    database and answered 201 with a token for a player who has no row."""
-    from quizroom.rooms.game.errors import NicknameTaken, Unavailable
+    """The kick's commit failed, so the stored "ann" is still live: a new "ann" is refused (423 `kicked`: the host
+    barred the name), not skipped by the database and answered 201 with a token for a player who has no row."""
+    from quizroom.rooms.game.errors import Removed, Unavailable
 
     registry, storage = rig
     actor = await open_room(registry)
@@ -132,7 +132,7 @@ async def test_a_rejoin_after_a_kick_that_was_never_stored_is_refused_not_lost(
     with pytest.raises(Unavailable):
         await actor.kick(ann.player_id)
     storage.down = False
-    with pytest.raises(NicknameTaken):
+    with pytest.raises(Removed):
         await actor.join("ann")
     bob = await actor.join("bob")  # the writer goes on; so does the room
     stored = await storage.load_players(actor.state.room_id)

@@ -109,6 +109,7 @@ async def test_migrations_apply_once_however_often_storage_opens(database_url: s
             (1, "initial"),
             (2, "shards"),
             (3, "fencing"),
+            (4, "classroom"),
         ]
     finally:
         await again.close()

@@ -241,6 +241,9 @@ async def test_kicked_player_is_closed_with_4403_and_cannot_come_back(api: Quizr
     with pytest.raises(SessionEnded) as refused:
         await PlayerSocket.connect(ticket)
     assert refused.value.code in {4401, 4403}  # a revoked token: "bad token" or, more telling, "kicked"
+    with pytest.raises(ApiError) as barred:
+        await api.join(room.pin, "ADA", device="a-device-id")
+    assert (barred.value.status, barred.value.code) == (423, "kicked")  # the name stays barred in this room
 
 
 async def test_ping_echoes_t_and_estimates_the_server_clock(api: QuizroomAPI, room: HostedRoom) -> None:

@@ -277,7 +277,9 @@ async def test_kicked_player_is_closed_4403_and_cannot_return(web: httpx.AsyncCl
     board = (await web.get(f"/api/rooms/{host.pin}/leaderboard", headers=host.headers)).json()
     assert [e["nickname"] for e in board["entries"]] == ["Stay"]
     rejoin = await web.post(f"/api/rooms/{host.pin}/players", json={"nickname": "Kick"})
-    assert rejoin.status_code == 201  # the nickname is free again; the old token stays revoked
+    assert rejoin.status_code == 423 and rejoin.json()["error"]["code"] == "kicked"  # the name stays barred
+    other_name = await web.post(f"/api/rooms/{host.pin}/players", json={"nickname": "Someone"})
+    assert other_name.status_code == 201
 
 
 async def test_finished_room_welcomes_then_closes_4410(web: httpx.AsyncClient) -> None:

@@ -1,10 +1,11 @@
-"""A kick and a same-nickname rejoin in one commit batch, against a real server on both backends.
+"""Kicks and new joins in one commit batch, against a real server on both backends.
 
-A kick frees the nickname in the room at once, so a new player of that name is admitted while the kick is still
-being committed, and both rows can meet in one batch. The test makes them meet every time: it holds the
-database's write lock (as a slow disk or a busy database would hold the commit), lets one write take the writer
-(a "plug": its commit now waits for the lock), and then sends the kicks and the rejoins, which queue in the next
-batch together. Released, that batch commits with each kick before its rejoin.
+A kick bars the kicked nickname from its room (423 `kicked`, checked here too), while a new player is admitted at
+once even though the kick is still being committed, so the kick's row and the new player's row can meet in one
+batch. The test makes them meet every time: it holds the database's write lock (as a slow disk or a busy database
+would hold the commit), lets one write take the writer (a "plug": its commit now waits for the lock), and then sends
+the kicks and the new joins, which queue in the next batch together. Released, that batch commits with each kick
+before the join that came after it.
 
 Judged only from what the clients received and what the database holds: every 201 is backed by a stored row (the
 kicked one marked kicked, the new one live), every answer acknowledged with `accepted: true` is in the results with
@@ -94,15 +95,20 @@ async def _kick(host: Host, player: Player) -> None:
 
 
 async def _race(database_url: str, rooms: list[tuple[Room, list[Player]]]) -> None:
-    """In each room, kick every player of its list and rejoin each nickname: all in the one batch behind a plug."""
+    """In each room, kick every player of its list and seat a new one for each: all in the one batch behind a plug."""
     async with writes_held(database_url):
         plugs = asyncio.gather(*(_kick(room.host, room.plug) for room, _ in rooms))
         # Once a plug's kick has run, its batch is the writer's, waiting for the lock: what follows queues behind it.
         await asyncio.gather(*(_until_players(room.host, len(first)) for room, first in rooms))
         kicks = asyncio.gather(*(_kick(room.host, victim) for room, first in rooms for victim in first))
-        await asyncio.gather(*(_until_players(room.host, 0) for room, _ in rooms))  # every nickname is free
+        await asyncio.gather(*(_until_players(room.host, 0) for room, _ in rooms))  # every kick has run
+        barred = await asyncio.gather(
+            *(room.host.http.post(f"/api/rooms/{room.host.pin}/players", json={"nickname": victim.nickname})
+              for room, first in rooms for victim in first[:1])
+        )  # fmt: skip
+        assert all(r.status_code == 423 and r.json()["error"]["code"] == "kicked" for r in barred)
         joins = await asyncio.gather(
-            *(_rejoin(room.host, victim.nickname) for room, first in rooms for victim in first)
+            *(_rejoin(room.host, f"new-{victim.nickname}") for room, first in rooms for victim in first)
         )
         assert not plugs.done() and not kicks.done() and not any(join.done() for join in joins)  # all wait
     await plugs
@@ -113,7 +119,7 @@ async def _race(database_url: str, rooms: list[tuple[Room, list[Player]]]) -> No
         for victim in first:
             response = await next(answered)
             assert response.status_code == 201, response.text
-            room.seated.append(Player(response.json(), victim.nickname))
+            room.seated.append(Player(response.json(), f"new-{victim.nickname}"))
 
 
 async def _open_room(http: httpx.AsyncClient) -> tuple[Room, list[Player]]:
@@ -157,7 +163,7 @@ async def _check_stored(database_url: str, rooms: list[Room], played: list[dict[
         await storage.close()
 
 
-async def test_kick_and_same_nickname_rejoin_in_one_batch_lose_nothing(
+async def test_kicks_and_new_joins_in_one_batch_lose_nothing(
     start_server: Callable[..., ServerProcess], database_url: str
 ) -> None:
     server = start_server(database_url)

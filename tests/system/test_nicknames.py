@@ -314,3 +314,18 @@ async def test_a_240_kb_combining_mark_nickname_is_refused_fast_stalling_no_one(
     # well under 1 ms here. Medians over five bombs, so that one scheduling hiccup is not a freeze.
     assert statistics.median(bomb_joins) < 20 * idle_join, (bomb_joins, idle_join)
     assert statistics.median(worst_pings) < 100 * idle_ping, (worst_pings, idle_ping)
+
+
+async def test_the_default_english_filter_refuses_shithead_and_switches_off(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Default settings refuse a rude nickname with 422 `bad_nickname` and let a real name with a listed word inside
+    through; `--nickname-filter 0` lets the rude one in (docs/protocol.md, *Block list*)."""
+    default: ServerProcess = start_server(f"sqlite:///{tmp_path / 'default.db'}")
+    off: ServerProcess = start_server(f"sqlite:///{tmp_path / 'off.db'}", "--nickname-filter", "0")
+    for server, shithead in ((default, 422), (off, 201)):
+        async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as web:
+            host = await Host.open(web, quiz(1))
+            for name, status in (("ShitHead", shithead), ("Ｓｈｉｔ Ｈｅａｄ", shithead), ("Harshita", 201)):
+                response = await web.post(f"/api/rooms/{host.pin}/players", json={"nickname": name})
+                assert response.status_code == status, (server.extra, name, response.text)
+                if status == 422:
+                    assert response.json()["error"]["code"] == "bad_nickname"
