@@ -20,6 +20,7 @@ __all__ = [
     "AnswerCount",
     "ErrorMessage",
     "Finished",
+    "GetReady",
     "HostResult",
     "HostWelcome",
     "Leaderboard",
@@ -157,6 +158,45 @@ class QuestionOpened:
 
 
 @dataclass(frozen=True, slots=True)
+class GetReady:
+    """Extension: the "get ready" pause before question `index`, which opens at `opens_at_ms` (server epoch ms).
+    Its text only: the choices come with the question."""
+
+    index: int
+    question_count: int
+    text: str
+    intro_ms: int
+    opens_at_ms: int
+    now_ms: int
+    multi: bool = False
+    time_limit_ms: int | None = None
+    type: str = "get_ready"
+
+    @classmethod
+    def from_wire(cls, data: Wire) -> GetReady:
+        return cls(
+            index=_int(data, "index"),
+            question_count=_int(data, "question_count"),
+            text=_str(data, "text"),
+            intro_ms=_int(data, "intro_ms"),
+            opens_at_ms=_int(data, "opens_at_ms"),
+            now_ms=_int(data, "now_ms"),
+            multi=_bool(data, "multi", default=False),
+            time_limit_ms=_opt_int(data, "time_limit_ms"),
+        )
+
+
+def _choice(data: Wire, key: str) -> int | list[int] | None:
+    value = data.get(key)
+    return value if value is None or isinstance(value, int) else _ints(data, key)
+
+
+def _nested(data: Wire, key: str) -> Wire | None:
+    value = data.get(key)
+    return value if isinstance(value, Mapping) else None
+
+
+@dataclass(frozen=True, slots=True)
 class Welcome:
     """The state of the game at (re)connection; `question` and `answered` matter only in phase `question`."""
 
@@ -172,11 +212,18 @@ class Welcome:
     question: QuestionOpened | None = None
     answered: bool = False
     streak: int | None = None
+    # Extensions that restore the screen: the choice made (in a question), the result and leaderboard (at a
+    # reveal), the pause (during a "get ready").
+    your_choice: int | list[int] | None = None
+    result: Result | None = None
+    leaderboard: Leaderboard | None = None
+    get_ready: GetReady | None = None
     type: str = "welcome"
 
     @classmethod
     def from_wire(cls, data: Wire) -> Welcome:
         question = data.get("question")
+        result, board, ready = _nested(data, "result"), _nested(data, "leaderboard"), _nested(data, "get_ready")
         return cls(
             player_id=str(_req(data, "player_id")),
             nickname=_str(data, "nickname"),
@@ -190,6 +237,10 @@ class Welcome:
             question=QuestionOpened.from_wire(question) if isinstance(question, Mapping) else None,
             answered=_bool(data, "answered", default=False),
             streak=_opt_int(data, "streak"),
+            your_choice=_choice(data, "your_choice"),
+            result=Result.from_wire(result) if result is not None else None,
+            leaderboard=Leaderboard.from_wire(board) if board is not None else None,
+            get_ready=GetReady.from_wire(ready) if ready is not None else None,
         )
 
 
@@ -209,11 +260,17 @@ class HostWelcome:
     player_list: list[PlayerRef] = field(default_factory=list)
     locked: bool = False
     question: QuestionOpened | None = None
+    # Extensions that restore the host's screen: the reveal's counts and leaderboard, the podium, the pause.
+    result: HostResult | None = None
+    leaderboard: Leaderboard | None = None
+    podium: list[Standing] = field(default_factory=list)
+    get_ready: GetReady | None = None
     type: str = "welcome"
 
     @classmethod
     def from_wire(cls, data: Wire) -> HostWelcome:
         question = data.get("question")
+        result, board, ready = _nested(data, "result"), _nested(data, "leaderboard"), _nested(data, "get_ready")
         return cls(
             pin=str(_req(data, "pin")),
             title=str(data.get("title", "")),
@@ -226,6 +283,10 @@ class HostWelcome:
             player_list=[PlayerRef.from_wire(p) for p in _objects(data, "player_list")],
             locked=_bool(data, "locked", default=False),
             question=QuestionOpened.from_wire(question) if isinstance(question, Mapping) else None,
+            result=HostResult.from_wire(result) if result is not None else None,
+            leaderboard=Leaderboard.from_wire(board) if board is not None else None,
+            podium=[Standing.from_wire(e) for e in _objects(data, "podium")] if "podium" in data else [],
+            get_ready=GetReady.from_wire(ready) if ready is not None else None,
         )
 
 
@@ -262,13 +323,15 @@ class Result:
     score: int
     rank: int | None
     streak: int
+    # Extension: how far the next higher score is, and who holds it when they are in the leaderboard's top.
+    behind_points: int | None = None
+    behind_nickname: str | None = None
     type: str = "result"
 
     @classmethod
     def from_wire(cls, data: Wire) -> Result:
-        choice = data.get("your_choice")
-        your_choice: int | list[int] | None
-        your_choice = choice if choice is None or isinstance(choice, int) else _ints(data, "your_choice")
+        your_choice = _choice(data, "your_choice")
+        behind = _nested(data, "behind")
         return cls(
             seq=_int(data, "seq"),
             question=_int(data, "question"),
@@ -279,6 +342,8 @@ class Result:
             score=_int(data, "score"),
             rank=_opt_int(data, "rank"),
             streak=_int(data, "streak"),
+            behind_points=_opt_int(behind, "points") if behind is not None else None,
+            behind_nickname=str(behind["nickname"]) if behind is not None and behind.get("nickname") else None,
         )
 
 
@@ -456,6 +521,7 @@ ServerMessage = (
     Welcome
     | HostWelcome
     | QuestionOpened
+    | GetReady
     | AnswerAck
     | Result
     | HostResult
@@ -472,6 +538,7 @@ ServerMessage = (
 _PARSERS: dict[str, Any] = {
     "welcome": lambda d: HostWelcome.from_wire(d) if d.get("role") == "host" else Welcome.from_wire(d),
     "question": QuestionOpened.from_wire,
+    "get_ready": GetReady.from_wire,
     "answer_ack": AnswerAck.from_wire,
     "result": lambda d: Result.from_wire(d) if "is_correct" in d else HostResult.from_wire(d),
     "leaderboard": Leaderboard.from_wire,

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
+from quizroom.clients.messages import GetReady, Result, Welcome, parse_message
 from quizroom.server.qrcodes import join_qr_svg
 from tests.gameclient import WAIT, Host, Player, quiz
 from tests.serverproc import ServerProcess
@@ -195,6 +196,8 @@ async def test_get_ready_comes_before_each_question_and_the_timer_starts_after_i
         state = await host.command("start")  # answered once the question is open
         assert time.monotonic() - started >= 1.4 and state["phase"] == "question"
         ready = await ann.expect("get_ready")
+        typed = parse_message(orjson.dumps(ready))
+        assert isinstance(typed, GetReady) and typed.opens_at_ms == ready["opens_at_ms"]
         assert ready["index"] == 0 and ready["text"] == "Question 0?" and ready["intro_ms"] == 1_500
         assert "choices" not in ready and "correct" not in ready
         host_ready = await host_socket.expect("get_ready")
@@ -246,6 +249,11 @@ async def test_welcomes_carry_the_screen_in_a_question_at_a_reveal_and_at_the_en
     welcome = await ann.connect()
     assert welcome is not None and welcome["phase"] == "reveal"
     assert welcome["result"] == result and welcome["leaderboard"] == board
+    typed = parse_message(orjson.dumps(welcome))  # the Python client reads the same fields
+    assert isinstance(typed, Welcome) and typed.result is not None and typed.leaderboard is not None
+    assert typed.result.points == result["points"] and typed.leaderboard.counts == board["counts"]
+    typed_bob = parse_message(orjson.dumps(bob_result))
+    assert isinstance(typed_bob, Result) and typed_bob.behind_nickname == "Ann"
     async with HostSocket(server, host) as host_socket:
         host_welcome = await host_socket.expect("welcome")
         assert host_welcome["result"]["counts"] == board["counts"] == [1, 1, 0, 0]

@@ -309,3 +309,33 @@ def test_a_kicked_player_stays_out_and_leaves_the_counts(server: LocalServer, br
     assert all(d_low < d_high for r_low, d_low in places for r_high, d_high in places if r_low > r_high), places
     shots.shoot(host, "host-podium")  # (animations disabled: the finished podium)
     assert errors == []
+
+
+def test_editor_and_join_errors_say_what_to_do(server: LocalServer, browser: Browser, tmp_path: Path) -> None:
+    errors: list[str] = []
+    base = server.base_url
+    _, host = new_page(browser, errors, "host", viewport={"width": 1280, "height": 800})
+    host.goto(f"{base}/host")
+    on_screen(host, "create")
+    host.click("#f-add")
+    added = host.locator("#f-questions .qedit").last
+    added.locator(".q-text").fill("A question\nover two lines")  # the question field takes several lines
+    added.locator(".q-choice").nth(0).fill("Yes")
+    added.locator(".q-choice").nth(1).fill("No")
+    host.click("#create")
+    expect(added.locator(".q-error")).to_have_text("Question 4: tick at least one correct answer.")
+    expect(host.locator("#f-quiz-title-error")).to_have_text("")
+    assert host.evaluate("document.activeElement.classList.contains('q-text')"), "the field in question has focus"
+    added.locator(".q-correct").nth(1).check()
+    host.click("#create")
+    on_screen(host, "lobby")
+    pin = host.inner_text("#l-pin").replace(" ", "")
+
+    _, phone = new_page(browser, errors, "phone", **PHONE)
+    join(phone, base, pin, "A" * 30)  # not cut to 24 in silence: refused with the limit
+    expect(phone.locator("#join-error")).to_contain_text("the limit is 24")
+    phone.fill("#nickname", "\U0001f468\u200d\U0001f469\u200d\U0001f467 Fam")  # a family emoji: one picture
+    phone.click("#join-button")
+    on_screen(phone, "lobby")
+    expect(phone.locator("#me-name")).to_have_text("\U0001f468\u200d\U0001f469\u200d\U0001f467 Fam")
+    assert errors == []
