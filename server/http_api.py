@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import os
@@ -22,6 +23,7 @@ from quizroom.rooms.game import results as room_results
 from quizroom.rooms.game.errors import InvalidInput, NotFound, RateLimited, Unauthorized, Unavailable
 from quizroom.rooms.game.options import parse_options
 from quizroom.rooms.game.quiz import parse_quiz
+from quizroom.rooms.game.report import player_report, question_summary
 from quizroom.server.buckets import AddressBuckets, ApiLimits
 from quizroom.server.metrics import CONTENT_TYPE, package_version
 from quizroom.server.openapi import openapi_document
@@ -30,6 +32,7 @@ from quizroom.server.qrcodes import join_qr_svg
 from quizroom.server.requests import bearer, client_of, read_json
 from quizroom.server.responses import json_response
 from quizroom.server.runtime import Runtime
+from quizroom.server.spreadsheet import XLSX_MEDIA_TYPE, results_workbook
 from quizroom.server.urls import HostPolicy, ws_of
 from quizroom.storage import StorageError
 from quizroom.storage.records import QuizRow
@@ -274,21 +277,57 @@ async def leaderboard(request: Request) -> Response:
     return json_response({"entries": await actor.leaderboard(int(raw))})
 
 
+RESULT_FORMATS = ("json", "csv", "xlsx")
+RESULT_LAYOUTS = ("answers", "players")
+
+
+def _choice(request: Request, name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = request.query_params.get(name, default)
+    if value not in allowed:
+        raise InvalidInput(name, f"must be one of {', '.join(allowed)}")
+    return value
+
+
+def _results_format(request: Request) -> str:
+    """`?format=` wins (a plain link can carry it); else the Accept header: CSV, XLSX, or JSON."""
+    accept = request.headers.get("accept", "")
+    default = "csv" if "text/csv" in accept else "xlsx" if XLSX_MEDIA_TYPE in accept else "json"
+    return _choice(request, "format", RESULT_FORMATS, default)
+
+
 async def results(request: Request) -> Response:
+    """SPEC §2's results, and the teacher's exports (docs/protocol.md, "Results exports"): `layout=players` gives
+    one row per player instead of one per answer (CSV), and `format=xlsx` an Excel workbook of that table."""
     actor = await host_room(request)
+    fmt = _results_format(request)
+    layout = _choice(request, "layout", RESULT_LAYOUTS, "players" if fmt == "xlsx" else "answers")
     document = await runtime_of(request).registry.results(actor.pin)
     if document is None:
         raise NotFound("no room with this PIN")
+    summary = question_summary(document)  # over the whole room, whatever page is asked for
     document = results_page(document, request.query_params)  # ?offset=&limit=; without them, everything
-    if "text/csv" in request.headers.get("accept", ""):
+    name = f"quizroom-{actor.pin}-results"
+    if fmt == "xlsx":
+        return Response(
+            await asyncio.to_thread(results_workbook, player_report(document), summary),
+            media_type=XLSX_MEDIA_TYPE,
+            headers={"content-disposition": f'attachment; filename="{name}.xlsx"'},
+        )
+    if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(room_results.RESULTS_CSV_HEADER)
-        writer.writerows([spreadsheet_safe(row) for row in room_results.results_rows(document)])
+        if layout == "players":
+            report = player_report(document)
+            writer.writerow(spreadsheet_safe(report.header))
+            writer.writerows([spreadsheet_safe(row) for row in report.rows])
+        else:
+            writer.writerow(room_results.RESULTS_CSV_HEADER)
+            writer.writerows([spreadsheet_safe(row) for row in room_results.results_rows(document)])
+            name = f"quizroom-{actor.pin}"
         return PlainTextResponse(
             buffer.getvalue(),
             media_type="text/csv",
-            headers={"content-disposition": f'attachment; filename="quizroom-{actor.pin}.csv"'},
+            headers={"content-disposition": f'attachment; filename="{name}.csv"'},
         )
     return json_response(document)
 

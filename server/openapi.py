@@ -164,7 +164,15 @@ RESULTS = obj(
         "phase": {"type": "string"},
         "questions": {
             "type": "array",
-            "items": obj({"index": COUNT, "text": {"type": "string"}, "correct": {"type": "array", "items": INT}}),
+            "items": obj(
+                {
+                    "index": COUNT,
+                    "number": {"type": "integer", "minimum": 1, "description": "extension: the index + 1"},
+                    "text": {"type": "string"},
+                    "choices": {"type": "array", "items": {"type": "string"}, "description": "extension"},
+                    "correct": {"type": "array", "items": INT},
+                }
+            ),
         },
         "players": {
             "type": "array",
@@ -174,12 +182,19 @@ RESULTS = obj(
                     "nickname": {"type": "string"},
                     "score": COUNT,
                     "rank": {"type": "integer", "minimum": 1},
+                    "correct_count": {**COUNT, "description": "extension: answers that were right"},
                     "answers": {
                         "type": "array",
                         "items": obj(
                             {
                                 "question": COUNT,
+                                "number": {"type": "integer", "minimum": 1, "description": "extension"},
                                 "choices": {"type": "array", "items": INT},
+                                "answer": {
+                                    "type": "array",
+                                    "items": {"type": "string"},
+                                    "description": "extension: the chosen choices' texts",
+                                },
                                 "correct": {"type": "boolean"},
                                 "points": COUNT,
                                 "response_ms": COUNT,
@@ -532,6 +547,22 @@ def paths() -> Schema:
                         "description": "extension: players per page (default 100 when paged)",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 10_000},
                     },
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "required": False,
+                        "description": "extension: json, csv or xlsx (default from `Accept`: text/csv, the XLSX type, "
+                        "else JSON)",
+                        "schema": {"type": "string", "enum": ["json", "csv", "xlsx"]},
+                    },
+                    {
+                        "name": "layout",
+                        "in": "query",
+                        "required": False,
+                        "description": "extension: `answers` (SPEC's CSV: a row per stored answer, the default for "
+                        "CSV) or `players` (a row per player, every question's answer; always for XLSX)",
+                        "schema": {"type": "string", "enum": ["answers", "players"]},
+                    },
                 ],
                 "responses": {
                     "200": {
@@ -541,13 +572,18 @@ def paths() -> Schema:
                             "text/csv": {
                                 "schema": {
                                     "type": "string",
-                                    "description": "player_id,nickname,question,choices,correct,points,response_ms",
+                                    "description": "player_id,nickname,question,choices,correct,points,response_ms; "
+                                    "with `layout=players`: rank,nickname,score,correct answers, then four columns "
+                                    "per question",
                                 }
+                            },
+                            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                                "schema": {"type": "string", "format": "binary"}
                             },
                         },
                     },
                     **host_errors,
-                    "422": error("`invalid`: `offset` or `limit` out of range"),
+                    "422": error("`invalid`: `offset`, `limit`, `format` or `layout` out of range"),
                     "503": unavailable,
                 },
             }

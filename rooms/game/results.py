@@ -1,5 +1,10 @@
 """The results of a room (SPEC §2, `GET /api/rooms/{pin}/results`): the JSON document and the CSV rows, built
-from a room's state as restored from storage, so every stored answer appears exactly once."""
+from a room's state as restored from storage, so every stored answer appears exactly once.
+
+The document keeps SPEC §2's fields and adds what a teacher's report needs (docs/protocol.md, "Results exports"):
+each question's `number` (from 1) and `choices`, each answer's `number` and `answer` (the chosen choices' texts),
+each player's `correct_count`. Players who never answered are in it with no answers. The per-player table built
+from it is `rooms/game/report.py`."""
 
 from __future__ import annotations
 
@@ -19,7 +24,9 @@ def results_document(state: RoomState) -> dict[str, Any]:
         answers = [
             {
                 "question": a.question,
+                "number": a.question + 1,
                 "choices": sorted(a.choices),
+                "answer": [state.quiz.questions[a.question].choices[c] for c in sorted(a.choices)],
                 "correct": a.correct,
                 "points": a.points,
                 "response_ms": a.response_ms,
@@ -33,6 +40,7 @@ def results_document(state: RoomState) -> dict[str, Any]:
                 "nickname": player.nickname,
                 "score": player.score,
                 "rank": rank,
+                "correct_count": sum(1 for a in answers if a["correct"]),
                 "answers": answers,
             }
         )
@@ -41,7 +49,8 @@ def results_document(state: RoomState) -> dict[str, Any]:
         "title": state.quiz.title,
         "phase": str(state.phase),
         "questions": [
-            {"index": i, "text": q.text, "correct": sorted(q.correct)} for i, q in enumerate(state.quiz.questions)
+            {"index": i, "number": i + 1, "text": q.text, "choices": list(q.choices), "correct": sorted(q.correct)}
+            for i, q in enumerate(state.quiz.questions)
         ],
         "players": players,
     }

@@ -282,9 +282,12 @@ def test_host_and_three_players_play_a_full_quiz(server: LocalServer, browser: B
     with host.expect_download() as download_info:
         host.click("#hf-csv")
     rows = list(csv.reader(io.StringIO(Path(download_info.value.path()).read_text())))
-    assert rows[0] == ["player_id", "nickname", "question", "choices", "correct", "points", "response_ms"]
-    assert len(rows) == 1 + 3 * 3  # three players answered three questions, each answer stored once
+    assert rows[0][:4] == ["rank", "nickname", "score", "correct answers"]  # the teacher's layout: one row a player
+    assert len(rows) == 1 + 3 and len(rows[0]) == 4 + 3 * 4
     assert {row[1] for row in rows[1:]} == {"Ada", "Bob", "Cy"}
+    with host.expect_download() as download_info:
+        host.click("#hf-xlsx")
+    assert Path(download_info.value.path()).read_bytes()[:2] == b"PK"  # a workbook (read back in test_exports)
 
     assert errors == []
 

@@ -307,7 +307,9 @@ def test_a_kicked_player_stays_out_and_leaves_the_counts(server: LocalServer, br
     )
     assert len({rank for rank, _ in places}) >= 2, places  # Cy answered wrong: at least two places
     assert all(d_low < d_high for r_low, d_low in places for r_high, d_high in places if r_low > r_high), places
-    shots.shoot(host, "host-podium")  # (animations disabled: the finished podium)
+    host.wait_for_function("document.getAnimations().every(a => a.playState === 'finished')")  # 1st is up
+    assert host.evaluate("getComputedStyle(document.querySelector('#hf-podium .p1')).opacity") == "1"
+    shots.shoot(host, "host-podium")
     assert errors == []
 
 
