@@ -188,8 +188,7 @@ async def test_a_seeded_schedule_of_pauses_and_partitions(cluster: Cluster, pg_u
             for phone in phones:
                 phone.http = clients[spare]
             command = "start" if index == 0 else "next"
-            response = await clients[spare].post(f"/api/rooms/{pin}/{command}", headers=headers)
-            assert response.status_code == 200, f"seed {seed}, question {index}: {response.text}"
+            await host_command(clients[spare], pin, command, headers, f"seed {seed}, question {index}")
             await gather_limited([question_of(p, index) for p in phones], limit=len(phones))
             early = [p for p in phones if rng.random() < 0.5]
             await gather_limited([p.answer(index, choice_for(p, index)) for p in early], limit=len(phones))
@@ -210,8 +209,7 @@ async def test_a_seeded_schedule_of_pauses_and_partitions(cluster: Cluster, pg_u
             late = [p for p in phones if not acked(p, index)]
             await gather_limited([answer_once(p, index) for p in late], limit=len(phones))
             await gather_limited([result_of(p, index) for p in phones], limit=len(phones))
-        response = await clients[0].post(f"/api/rooms/{pin}/next", headers=headers)
-        assert response.status_code == 200, f"seed {seed}: {response.text}"
+        await host_command(clients[0], pin, "next", headers, f"seed {seed}, the end")
         await gather_limited([p.expect("finished") for p in phones], limit=len(phones))
         try:
             await check(phones, pg_url, created["room_id"])
@@ -220,6 +218,25 @@ async def test_a_seeded_schedule_of_pauses_and_partitions(cluster: Cluster, pg_u
     finally:
         for client in clients:
             await client.aclose()
+
+
+async def host_command(http: httpx.AsyncClient, pin: str, name: str, headers: dict[str, str], what: str) -> None:
+    """A host command as a client of a cluster sends it (docs/protocol.md, HTTP): a 503 `unavailable` while the
+    room's coordinator moves is asked again after a backoff; a 409 after a 503 means the first try took effect."""
+    before = (await http.get(f"/api/rooms/{pin}", headers=headers)).json().get("question_index")
+    deadline, backoff, retried = time.monotonic() + 30.0, 0.1, False
+    while True:
+        response = await http.post(f"/api/rooms/{pin}/{name}", headers=headers)
+        if response.status_code == 200:
+            return
+        if response.status_code == 409 and retried:
+            state = (await http.get(f"/api/rooms/{pin}", headers=headers)).json()
+            assert state["phase"] == "finished" or state["question_index"] != before, f"{what}: {state}"
+            return
+        assert response.status_code == 503 and time.monotonic() < deadline, f"{what}: {response.text}"
+        retried = True
+        await asyncio.sleep(backoff)  # the retry's backoff, as clients of a cluster do; the deadline bounds it
+        backoff = min(2.0, backoff * 2)
 
 
 async def question_of(phone: Phone, index: int) -> dict[str, Any]:
