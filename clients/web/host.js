@@ -521,15 +521,28 @@ function showError(text) {
 
 // --- commands ----------------------------------------------------------------------------------------------------
 
+/**
+ * A host command over HTTP. A 503 (the room's coordinator is moving to another worker, or storage is slow) or a
+ * dropped network is asked again with a growing pause, as docs/protocol.md asks of clients; a 409 after such a
+ * retry means the first try took effect, and the socket shows where the room is.
+ */
 async function command(name, button) {
   if (button) button.disabled = true;
-  const result = await api("POST", `/api/rooms/${state.room.pin}/${name}`, { token: state.room.host_token });
+  let result = null;
+  let wait = 250;
+  for (let attempt = 0; attempt < 6; attempt += 1) {
+    result = await api("POST", `/api/rooms/${state.room.pin}/${name}`, { token: state.room.host_token });
+    if (result.status !== 503 && result.status !== 0) break;
+    showError("The server is busy — trying again…");
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    wait = Math.min(4000, wait * 2);
+  }
   if (button) button.disabled = false;
   if (!result.ok) {
-    // 409 bad_phase after a retry means the room already moved on; the socket will show where it is.
     if (result.status !== 409) showError(errorMessage(result, `Couldn't ${name}`));
     return null;
   }
+  showError("");
   return result.data;
 }
 

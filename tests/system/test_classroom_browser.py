@@ -76,7 +76,10 @@ def create_room(host: Page, base: str, quiz: dict[str, Any], *, intro_s: int = 1
     on_screen(host, "create")
     host.click("#tab-json")
     host.fill("#quiz-json", json.dumps(quiz))
-    host.fill("#o-intro-s", str(intro_s))
+    if intro_s:
+        host.fill("#o-intro-s", str(intro_s))
+    else:
+        host.uncheck("#o-intro")  # no pause where a test does not look at it
     if auto:
         host.check("#o-auto")
     host.click("#create")
@@ -172,7 +175,7 @@ def test_a_host_who_closes_the_browser_comes_back_and_an_auto_advance_game_ends_
     errors: list[str] = []
     base = server.base_url
     context, host = new_page(browser, errors, "host", viewport={"width": 1280, "height": 720})
-    pin = create_room(host, base, QUIZ, auto=True)
+    pin = create_room(host, base, QUIZ, intro_s=0, auto=True)
     _, ada = new_page(browser, errors, "ada", **PHONE)
     _, bob = new_page(browser, errors, "bob", **PHONE)
     join(ada, base, pin, "Ada")
@@ -239,7 +242,7 @@ def test_a_kicked_player_stays_out_and_leaves_the_counts(server: LocalServer, br
     base = server.base_url
     _, host = new_page(browser, errors, "host", viewport={"width": 1920, "height": 1080})
     host.on("dialog", lambda dialog: dialog.accept())
-    pin = create_room(host, base, QUIZ, intro_s=1)
+    pin = create_room(host, base, QUIZ, intro_s=0)
     phones = {name: new_page(browser, errors, name, **PHONE) for name in ("Ada", "Zed", "Cy", "Dee")}
     for name, (_, page) in phones.items():
         join(page, base, pin, name)
