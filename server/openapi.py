@@ -527,7 +527,8 @@ def paths() -> Schema:
         "/api/rooms/{pin}/results": {
             "get": {
                 "operationId": "results",
-                "summary": "Every stored answer exactly once (JSON, or CSV with `Accept: text/csv`)",
+                "summary": "Every stored answer exactly once (JSON, or CSV with `Accept: text/csv`); extension: the "
+                "teacher's per-player CSV and XLSX",
                 "tags": ["host"],
                 "security": HOST,
                 "parameters": [
@@ -551,16 +552,17 @@ def paths() -> Schema:
                         "name": "format",
                         "in": "query",
                         "required": False,
-                        "description": "extension: json, csv or xlsx (default from `Accept`: text/csv, the XLSX type, "
-                        "else JSON)",
+                        "description": "extension: json, csv or xlsx; wins over `Accept` (without it: text/csv, the "
+                        "XLSX type, else JSON)",
                         "schema": {"type": "string", "enum": ["json", "csv", "xlsx"]},
                     },
                     {
                         "name": "layout",
                         "in": "query",
                         "required": False,
-                        "description": "extension: `answers` (SPEC's CSV: a row per stored answer, the default for "
-                        "CSV) or `players` (a row per player, every question's answer; always for XLSX)",
+                        "description": "extension, shapes the CSV only: `answers` (SPEC's CSV: a row per stored "
+                        "answer, the default) or `players` (a row per player, every question's answer; XLSX is always "
+                        "this table, JSON always the document)",
                         "schema": {"type": "string", "enum": ["answers", "players"]},
                     },
                 ],
