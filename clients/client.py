@@ -526,14 +526,36 @@ class PlayerSocket(_RoomSocket):
             raise RuntimeError(f"expected a welcome, got {self.greeting!r}")
         return self.greeting
 
-    async def answer(self, question: int, choice: int | list[int]) -> None:
-        """Answer `question` with one choice index, or a list of indexes for a multi-correct question."""
-        if isinstance(choice, list):
+    async def answer(
+        self,
+        question: int,
+        choice: int | list[int] | None = None,
+        *,
+        text: str | None = None,
+        value: float | None = None,
+    ) -> None:
+        """Answer `question` with one choice index, a list of indexes (a multi-correct question, or a puzzle's items
+        in order), a typed `text` (type_answer) or a `value` (slider): exactly one of them."""
+        if (choice is None) + (text is None) + (value is None) != 2:
+            raise ValueError("answer with exactly one of a choice, a text and a value")
+        if text is not None:
+            await self.send({"type": "answer", "question": question, "text": text})
+        elif value is not None:
+            await self.send({"type": "answer", "question": question, "value": value})
+        elif isinstance(choice, list):
             await self.send({"type": "answer", "question": question, "choices": choice})
         else:
             await self.send({"type": "answer", "question": question, "choice": choice})
 
-    async def answer_and_wait(self, question: int, choice: int | list[int], *, within: float = 10.0) -> AnswerAck:
+    async def answer_and_wait(
+        self,
+        question: int,
+        choice: int | list[int] | None = None,
+        *,
+        text: str | None = None,
+        value: float | None = None,
+        within: float = 10.0,
+    ) -> AnswerAck:
         """Answer and return the ack; a refusal (an `error` message) raises `SocketRefusal`.
 
         With `auto_reconnect`, an answer sent just before the socket dropped may have been lost with it: after each
@@ -545,14 +567,14 @@ class PlayerSocket(_RoomSocket):
         def is_reply(m: ServerMessage) -> bool:
             return isinstance(m, ErrorMessage | Welcome) or (isinstance(m, AnswerAck) and m.question == question)
 
-        await self.answer(question, choice)
+        await self.answer(question, choice, text=text, value=value)
         try:
             async with asyncio.timeout(within):
                 while True:
                     reply = await self._reply(is_reply, within)
                     if isinstance(reply, Welcome):
                         greetings.append(reply)
-                        await self.answer(question, choice)
+                        await self.answer(question, choice, text=text, value=value)
                         continue
                     if isinstance(reply, ErrorMessage):
                         raise SocketRefusal(reply.code, reply.message)

@@ -63,6 +63,29 @@ def _opt_int(data: Wire, key: str) -> int | None:
     return None if data.get(key) is None else _int(data, key)
 
 
+def _opt_number(data: Wire, key: str) -> int | float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ProtocolError(f"{data.get('type', '?')}.{key}: expected a number, got {value!r}")
+    return value
+
+
+def _opt_strs(data: Wire, key: str) -> list[str] | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ProtocolError(f"{data.get('type', '?')}.{key}: expected a list of strings, got {value!r}")
+    return list(value)
+
+
+def _opt_object(data: Wire, key: str) -> dict[str, Any] | None:
+    value = data.get(key)
+    return dict(value) if isinstance(value, Mapping) else None
+
+
 def _str(data: Wire, key: str) -> str:
     value = _req(data, key)
     if not isinstance(value, str):
@@ -126,7 +149,13 @@ class PlayerRef:
 
 @dataclass(frozen=True, slots=True)
 class QuestionOpened:
-    """A question is open until `deadline_ms` (server epoch ms). `correct` is only ever set for the host."""
+    """A question is open until `deadline_ms` (server epoch ms). `correct` is only ever set for the host.
+
+    Extension (docs/protocol.md, *Question types*): `question_type` says how to answer — `choice`, `true_false`,
+    `poll` and `puzzle` with choices (a puzzle's `choices` are its items, shuffled: answer with all their indexes
+    in order), `type_answer` with `text` (up to `max_length` characters), `slider` with a `value` from `min` to
+    `max` in steps of `step`. The host also gets `accepted` (typed answers) or `value` and `tolerance` (a slider).
+    """
 
     index: int
     text: str
@@ -137,6 +166,14 @@ class QuestionOpened:
     now_ms: int
     seq: int | None = None
     correct: list[int] | None = None
+    question_type: str = "choice"
+    max_length: int | None = None
+    min: int | float | None = None
+    max: int | float | None = None
+    step: int | float | None = None
+    accepted: list[str] | None = None
+    value: int | float | None = None
+    tolerance: int | float | None = None
     type: str = "question"
 
     @classmethod
@@ -154,6 +191,14 @@ class QuestionOpened:
             now_ms=_int(data, "now_ms"),
             seq=_opt_int(data, "seq"),
             correct=None if data.get("correct") is None else _ints(data, "correct"),
+            question_type=str(data.get("question_type") or "choice"),
+            max_length=_opt_int(data, "max_length"),
+            min=_opt_number(data, "min"),
+            max=_opt_number(data, "max"),
+            step=_opt_number(data, "step"),
+            accepted=_opt_strs(data, "accepted"),
+            value=_opt_number(data, "value"),
+            tolerance=_opt_number(data, "tolerance"),
         )
 
 
@@ -186,9 +231,12 @@ class GetReady:
         )
 
 
-def _choice(data: Wire, key: str) -> int | list[int] | None:
+def _choice(data: Wire, key: str) -> int | float | str | list[int] | None:
+    """An answer as sent: a choice index, a list (several choices, a puzzle's order), a typed text, a number."""
     value = data.get(key)
-    return value if value is None or isinstance(value, int) else _ints(data, key)
+    if value is None or (isinstance(value, int | float | str) and not isinstance(value, bool)):
+        return value
+    return _ints(data, key)
 
 
 def _nested(data: Wire, key: str) -> Wire | None:
@@ -214,7 +262,7 @@ class Welcome:
     streak: int | None = None
     # Extensions that restore the screen: the choice made (in a question), the result and leaderboard (at a
     # reveal), the pause (during a "get ready").
-    your_choice: int | list[int] | None = None
+    your_choice: int | float | str | list[int] | None = None
     result: Result | None = None
     leaderboard: Leaderboard | None = None
     get_ready: GetReady | None = None
@@ -312,13 +360,14 @@ class AnswerAck:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """One player's outcome of a closed question; `your_choice` is an int, a list (multi), or None."""
+    """One player's outcome of a closed question; `your_choice` is an int, a list (multi, a puzzle's order), a
+    typed text, a slider's number, or None. `is_correct` is None for a poll (it has no right answer)."""
 
     seq: int
     question: int
     correct: list[int]
-    your_choice: int | list[int] | None
-    is_correct: bool
+    your_choice: int | float | str | list[int] | None
+    is_correct: bool | None
     points: int
     score: int
     rank: int | None
@@ -326,6 +375,11 @@ class Result:
     # Extension: how far the next higher score is, and who holds it when they are in the leaderboard's top.
     behind_points: int | None = None
     behind_nickname: str | None = None
+    # Extension: the question's type, and the right answer of a type without choices.
+    question_type: str = "choice"
+    accepted: list[str] | None = None
+    value: int | float | None = None
+    tolerance: int | float | None = None
     type: str = "result"
 
     @classmethod
@@ -337,13 +391,17 @@ class Result:
             question=_int(data, "question"),
             correct=_ints(data, "correct"),
             your_choice=your_choice,
-            is_correct=_bool(data, "is_correct"),
+            is_correct=None if data.get("is_correct", False) is None else _bool(data, "is_correct"),
             points=_int(data, "points"),
             score=_int(data, "score"),
             rank=_opt_int(data, "rank"),
             streak=_int(data, "streak"),
             behind_points=_opt_int(behind, "points") if behind is not None else None,
             behind_nickname=str(behind["nickname"]) if behind is not None and behind.get("nickname") else None,
+            question_type=str(data.get("question_type") or "choice"),
+            accepted=_opt_strs(data, "accepted"),
+            value=_opt_number(data, "value"),
+            tolerance=_opt_number(data, "tolerance"),
         )
 
 
@@ -357,6 +415,8 @@ class HostResult:
     counts: list[int]
     answered: int
     players: int
+    question_type: str = "choice"
+    tally: dict[str, Any] | None = None  # extension: what a question without choices got (docs/protocol.md)
     type: str = "result"
 
     @classmethod
@@ -368,6 +428,8 @@ class HostResult:
             counts=_ints(data, "counts", default=[]),
             answered=int(data.get("answered") or 0),
             players=int(data.get("players") or 0),
+            question_type=str(data.get("question_type") or "choice"),
+            tally=_opt_object(data, "tally"),
         )
 
 
@@ -381,6 +443,8 @@ class Leaderboard:
     counts: list[int]
     answered: int
     players: int
+    # Extension: for a typed answer, a slider or a puzzle, what the room answered (docs/protocol.md).
+    tally: dict[str, Any] | None = None
     type: str = "leaderboard"
 
     @classmethod
@@ -392,6 +456,7 @@ class Leaderboard:
             counts=_ints(data, "counts", default=[]),
             answered=_int(data, "answered"),
             players=_int(data, "players"),
+            tally=_opt_object(data, "tally"),
         )
 
 

@@ -51,15 +51,36 @@ PIN = {
 }
 PLAYER_ID = {"name": "player_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
-QUESTION = obj(
+TIME_LIMIT = {
+    "type": "integer",
+    "minimum": limits.TIME_LIMIT_MIN,
+    "maximum": limits.TIME_LIMIT_MAX,
+    "default": limits.TIME_LIMIT_DEFAULT,
+}
+POINTS = {
+    "type": "integer",
+    "minimum": limits.POINTS_MIN,
+    "maximum": limits.POINTS_MAX,
+    "default": limits.POINTS_DEFAULT,
+}
+CHOICE_TEXTS = {
+    "type": "array",
+    "items": text(limits.CHOICE_TEXT_MAX),
+    "minItems": limits.CHOICES_MIN,
+    "maxItems": limits.CHOICES_MAX,
+}
+SLIDER_NUMBER = {"type": "number", "minimum": -limits.SLIDER_BOUND, "maximum": limits.SLIDER_BOUND}
+
+
+def kind(name: str, description: str) -> Schema:
+    return {"type": "string", "enum": [name], "description": description}
+
+
+CHOICE_QUESTION = obj(
     {
+        "type": {**kind("choice", "SPEC §1's multiple choice; the default when `type` is absent")},
         "text": text(limits.TEXT_MAX),
-        "choices": {
-            "type": "array",
-            "items": text(limits.CHOICE_TEXT_MAX),
-            "minItems": limits.CHOICES_MIN,
-            "maxItems": limits.CHOICES_MAX,
-        },
+        "choices": CHOICE_TEXTS,
         "correct": {
             "type": "array",
             "items": {"type": "integer", "minimum": 0, "maximum": limits.CHOICES_MAX - 1},
@@ -68,21 +89,83 @@ QUESTION = obj(
             "uniqueItems": True,
             "description": "indexes into `choices`; more than one makes a multi-correct question",
         },
-        "time_limit_ms": {
-            "type": "integer",
-            "minimum": limits.TIME_LIMIT_MIN,
-            "maximum": limits.TIME_LIMIT_MAX,
-            "default": limits.TIME_LIMIT_DEFAULT,
-        },
-        "points": {
-            "type": "integer",
-            "minimum": limits.POINTS_MIN,
-            "maximum": limits.POINTS_MAX,
-            "default": limits.POINTS_DEFAULT,
-        },
+        "time_limit_ms": TIME_LIMIT,
+        "points": POINTS,
     },
     ["text", "choices", "correct"],
 )
+TRUE_FALSE_QUESTION = obj(
+    {
+        "type": kind("true_false", "extension: two choices, `True` and `False` unless `choices` relabels them"),
+        "text": text(limits.TEXT_MAX),
+        "choices": {**CHOICE_TEXTS, "minItems": 2, "maxItems": 2, "description": "the labels of true, then false"},
+        "correct": {"type": "boolean"},
+        "time_limit_ms": TIME_LIMIT,
+        "points": POINTS,
+    },
+    ["type", "text", "correct"],
+)
+POLL_QUESTION = obj(
+    {
+        "type": kind("poll", "extension: no correct answer, no points; the reveal shows the counts"),
+        "text": text(limits.TEXT_MAX),
+        "choices": CHOICE_TEXTS,
+        "time_limit_ms": TIME_LIMIT,
+    },
+    ["type", "text", "choices"],
+)
+TYPE_ANSWER_QUESTION = obj(
+    {
+        "type": kind("type_answer", "extension: a typed answer, compared after NFKC, case folding and trimming"),
+        "text": text(limits.TEXT_MAX),
+        "accepted": {
+            "type": "array",
+            "items": text(limits.TYPED_MAX),
+            "minItems": 1,
+            "maxItems": limits.ACCEPTED_MAX,
+        },
+        "typo_tolerance": {"type": "boolean", "default": False, "description": "forgive one typo (4+ characters)"},
+        "time_limit_ms": TIME_LIMIT,
+        "points": POINTS,
+    },
+    ["type", "text", "accepted"],
+)
+SLIDER_QUESTION = obj(
+    {
+        "type": kind("slider", "extension: a number from `min` to `max` in steps of `step`"),
+        "text": text(limits.TEXT_MAX),
+        "min": SLIDER_NUMBER,
+        "max": SLIDER_NUMBER,
+        "step": {"type": "number", "exclusiveMinimum": 0, "default": 1},
+        "value": {**SLIDER_NUMBER, "description": "the correct value, on a step"},
+        "tolerance": {"type": "number", "minimum": 0, "default": 0, "description": "the band around it that is right"},
+        "scoring": {"type": "string", "enum": ["closeness", "all_or_nothing"], "default": "closeness"},
+        "time_limit_ms": TIME_LIMIT,
+        "points": POINTS,
+    },
+    ["type", "text", "min", "max", "value"],
+)
+PUZZLE_QUESTION = obj(
+    {
+        "type": kind("puzzle", "extension: put the items in order; only the exact order is right"),
+        "text": text(limits.TEXT_MAX),
+        "items": {**CHOICE_TEXTS, "uniqueItems": True, "description": "in their right order; shown shuffled"},
+        "time_limit_ms": TIME_LIMIT,
+        "points": POINTS,
+    },
+    ["type", "text", "items"],
+)
+QUESTION = {
+    "oneOf": [
+        CHOICE_QUESTION,
+        TRUE_FALSE_QUESTION,
+        POLL_QUESTION,
+        TYPE_ANSWER_QUESTION,
+        SLIDER_QUESTION,
+        PUZZLE_QUESTION,
+    ],
+    "description": "A question of one type (docs/protocol.md, *Question types*); without `type`, SPEC §1's choice.",
+}
 
 QUIZ = obj(
     {

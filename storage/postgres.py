@@ -65,17 +65,30 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 _ROOM_COLUMNS = (
     "room_id, pin, quiz_id, host_token_hash, created_at_ms, phase, question_index, opened_at_ms, locked, seq, options"
 )
-ANSWER_COLUMNS = ("room_id", "question", "player_id", "choices", "correct", "points", "response_ms", "received_at_ms")
+ANSWER_COLUMNS = (
+    "room_id",
+    "question",
+    "player_id",
+    "choices",
+    "correct",
+    "points",
+    "response_ms",
+    "received_at_ms",
+    "value",
+)
 _PLAYER_COLUMNS = (
     "room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, kicked, score, streak, shard, device_hash"
 )
 _PLAYER_ORDER = "ORDER BY joined_at_ms, player_id"
-_ANSWER_COLUMNS = "a.room_id, a.question, a.player_id, a.choices, a.correct, a.points, a.response_ms, a.received_at_ms"
+_ANSWER_COLUMNS = (
+    "a.room_id, a.question, a.player_id, a.choices, a.correct, a.points, a.response_ms, a.received_at_ms, a.value"
+)
 _ANSWER_ORDER = "ORDER BY a.question, a.received_at_ms"
 
 # The merged view (`room_view`) in one statement. $1 room, $2 question, $3 through, $4 top. One row: players,
 # answered, then parallel arrays — (choice, answers including it), (score, players with it) by score descending,
-# and the leaderboard head (player_id, nickname, nickname_key, score). A NULL question or through matches no
+# and the leaderboard head (player_id, nickname, nickname_key, score); then the correct answers' count and
+# (value, correct, answers) of each stored value. A NULL question or through matches no
 # answer, which is exactly "no question" / "nobody has scored yet". Arrays over no rows are NULL.
 _ROOM_VIEW = """
 WITH live AS MATERIALIZED (
@@ -88,8 +101,10 @@ scored AS MATERIALIZED (
     ) AS s USING (player_id)
 ),
 current AS MATERIALIZED (
-    SELECT a.choices FROM answers AS a JOIN live AS l USING (player_id) WHERE a.room_id = $1 AND a.question = $2
+    SELECT a.choices, a.correct, a.value FROM answers AS a JOIN live AS l USING (player_id)
+    WHERE a.room_id = $1 AND a.question = $2
 ),
+vals AS (SELECT value, correct, count(*) AS n FROM current WHERE value IS NOT NULL GROUP BY 1, 2),
 picks AS (
     SELECT c::int AS choice, count(*) AS n FROM current, unnest(string_to_array(current.choices, ',')) AS c
     GROUP BY 1
@@ -103,7 +118,9 @@ SELECT
     (SELECT array_agg(n ORDER BY choice) FROM picks),
     (SELECT array_agg(score ORDER BY score DESC) FROM histogram),
     (SELECT array_agg(n ORDER BY score DESC) FROM histogram),
-    h.ids, h.nicknames, h.keys, h.scores
+    h.ids, h.nicknames, h.keys, h.scores,
+    (SELECT count(*) FROM current WHERE correct),
+    (SELECT array_agg(value) FROM vals), (SELECT array_agg(correct) FROM vals), (SELECT array_agg(n) FROM vals)
 FROM (
     SELECT
         array_agg(player_id ORDER BY score DESC, nickname_key, player_id) AS ids,
@@ -128,7 +145,7 @@ _FENCED_ANSWER_INSERT = (
 _ANSWER_INPUT = (*ANSWER_COLUMNS, "shard", "epoch")
 _ANSWER_UNNEST = (
     "unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bool[], $6::int[], $7::int[], $8::bigint[],"
-    f" $9::int[], $10::bigint[]) AS u({', '.join(_ANSWER_INPUT)})"
+    f" $9::text[], $10::int[], $11::bigint[]) AS u({', '.join(_ANSWER_INPUT)})"
 )
 _STORED_ANSWERS = (
     f"SELECT {_ANSWER_COLUMNS} FROM unnest($1::text[], $2::int[], $3::text[]) AS k(room_id, question, player_id)"
@@ -342,7 +359,7 @@ class PostgresStorage:
                     room_id,
                     shard,
                 )
-        return [AnswerRow(r[0], r[1], r[2], decode_choices(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+        return [AnswerRow(r[0], r[1], r[2], decode_choices(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows]
 
     async def player_by_token(self, token_hash: str) -> PlayerRow | None:
         async with self._connection() as conn:
@@ -363,7 +380,7 @@ class PostgresStorage:
         async with self._connection() as conn:
             row = await conn.fetchrow(_ROOM_VIEW, room_id, question, through, max(0, top))
         assert row is not None  # an aggregate-only SELECT always returns its row
-        players, answered, picked, picks, scores, holders, ids, nicknames, keys, totals = row
+        players, answered, picked, picks, scores, holders, ids, nicknames, keys, totals, right, *value_rows = row
         counts = [0] * choices
         for choice, n in zip(picked or (), picks or (), strict=True):
             if 0 <= choice < choices:
@@ -372,7 +389,10 @@ class PostgresStorage:
         head = tuple(
             TopRow(*fields) for fields in zip(ids or (), nicknames or (), keys or (), totals or (), strict=True)
         )
-        return RoomView(players, answered, tuple(counts), histogram, head)
+        values = tuple(
+            sorted(zip(*(column or () for column in value_rows), strict=True))  # (value, correct, answers)
+        )
+        return RoomView(players, answered, tuple(counts), histogram, head, right, values)
 
     async def commit(self, batch: Batch) -> Outcome:
         try:
@@ -455,7 +475,7 @@ async def _sort_answers(conn: Connection, answers: list[AnswerRow]) -> Outcome:
     """Some answers did not go in: read what is stored for their keys, and which placements are current."""
     keys = _columns([a.key for a in answers], 3)
     stored = {
-        (r[0], r[1], r[2]): AnswerRow(r[0], r[1], r[2], decode_choices(r[3]), r[4], r[5], r[6], r[7])
+        (r[0], r[1], r[2]): AnswerRow(r[0], r[1], r[2], decode_choices(r[3]), r[4], r[5], r[6], r[7], r[8])
         for r in await conn.fetch(_STORED_ANSWERS, *keys)
     }
     placements = {(a.room_id, a.shard, a.epoch) for a in answers if a.epoch and a.key not in stored}
@@ -549,6 +569,7 @@ def _answer_record(a: AnswerRow) -> tuple[Any, ...]:
         a.points,
         a.response_ms,
         a.received_at_ms,
+        a.value,
         a.shard,
         a.epoch,
     )

@@ -69,6 +69,7 @@ class AnswerRow:
     points: int
     response_ms: int
     received_at_ms: int
+    value: str | None = None  # a typed answer or a slider's number (migration 0005); None: choices alone
     # Not stored: the shard that judged the answer and its placement epoch. On PostgreSQL the insert happens only
     # while that placement is current and the question is the room's open one (epoch 0: unfenced, one process).
     shard: int = field(default=0, compare=False)
@@ -140,7 +141,9 @@ class RoomView:
 
     `counts[i]` is how many answers to the question include choice i; `histogram` is (score, players with that
     score) by score descending, so any shard can rank its own players against the whole room; `top` is the head of
-    the leaderboard by (score desc, nickname_key, player_id).
+    the leaderboard by (score desc, nickname_key, player_id). For the question types that answer with a value
+    (docs/protocol.md, *Question types*), `values` is (value, correct, answers) for each stored value; `right` is how
+    many answers to the question are correct, whatever the type. `values` is sorted, so views compare equal.
     """
 
     players: int
@@ -148,6 +151,8 @@ class RoomView:
     counts: tuple[int, ...]
     histogram: tuple[tuple[int, int], ...]
     top: tuple[TopRow, ...]
+    right: int = 0
+    values: tuple[tuple[str, bool, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

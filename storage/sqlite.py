@@ -42,7 +42,9 @@ _PLAYER_COLUMNS = (
     "room_id, player_id, nickname, nickname_key, token_hash, joined_at_ms, kicked, score, streak, shard, device_hash"
 )
 _PLAYER_ORDER = "ORDER BY joined_at_ms, player_id"
-_ANSWER_COLUMNS = "a.room_id, a.question, a.player_id, a.choices, a.correct, a.points, a.response_ms, a.received_at_ms"
+_ANSWER_COLUMNS = (
+    "a.room_id, a.question, a.player_id, a.choices, a.correct, a.points, a.response_ms, a.received_at_ms, a.value"
+)
 _ANSWER_ORDER = "ORDER BY a.question, a.received_at_ms"
 
 # Which of ?1 (a JSON list of [room_id, player_id, token_hash]) has no stored row: the player rows refused.
@@ -63,7 +65,9 @@ WHERE NOT EXISTS (
 
 # The merged view (`room_view`) in one statement. ?1 room, ?2 question, ?3 through, ?4 top. Rows:
 # (0, players, answered, …), (1, choice, answers including it, …), (2, score, players with it, …),
-# (3, score, NULL, player_id, nickname, nickname_key) for the leaderboard head; ordered for direct use.
+# (3, score, NULL, player_id, nickname, nickname_key) for the leaderboard head, (4, value, answers, correct) for
+# each stored value (the row of kind 0 carries the correct answers' count in its fourth place); ordered for direct
+# use.
 # A NULL question or through matches no answer, which is exactly "no question" / "nobody has scored yet".
 _ROOM_VIEW = """
 WITH live AS MATERIALIZED (
@@ -76,10 +80,13 @@ scored AS MATERIALIZED (
     ) AS s ON s.player_id = l.player_id
 ),
 current AS MATERIALIZED (
-    SELECT a.choices FROM answers AS a JOIN live AS l ON l.player_id = a.player_id
+    SELECT a.choices, a.correct, a.value FROM answers AS a JOIN live AS l ON l.player_id = a.player_id
     WHERE a.room_id = ?1 AND a.question = ?2
 )
-SELECT 0, (SELECT count(*) FROM live), (SELECT count(*) FROM current), NULL, NULL, NULL
+SELECT 0, (SELECT count(*) FROM live), (SELECT count(*) FROM current), (SELECT count(*) FROM current WHERE correct),
+    NULL, NULL
+UNION ALL
+SELECT 4, value, count(*), correct, NULL, NULL FROM current WHERE value IS NOT NULL GROUP BY value, correct
 UNION ALL
 SELECT 1, c.value, count(*), NULL, NULL, NULL FROM current, json_each('[' || current.choices || ']') AS c
 GROUP BY c.value
@@ -280,7 +287,7 @@ class SQLiteStorage:
                 f" WHERE a.room_id = ?1 AND p.shard = ?2 {_ANSWER_ORDER}",
                 [room_id, shard],
             )
-        return [AnswerRow(r[0], r[1], r[2], decode_choices(r[3]), bool(r[4]), r[5], r[6], r[7]) for r in rows]
+        return [AnswerRow(r[0], r[1], r[2], decode_choices(r[3]), bool(r[4]), r[5], r[6], r[7], r[8]) for r in rows]
 
     async def player_by_token(self, token_hash: str) -> PlayerRow | None:
         rows = await self._fetch(f"SELECT {_PLAYER_COLUMNS} FROM players WHERE token_hash = ?1", [token_hash])
@@ -302,9 +309,13 @@ class SQLiteStorage:
         counts = [0] * choices
         histogram: list[tuple[int, int]] = []
         head: list[TopRow] = []
+        values: list[tuple[str, bool, int]] = []
+        right = 0
         for kind, key, n, player_id, nickname, nickname_key in rows:
             if kind == 0:
-                players, answered = key, n
+                players, answered, right = key, n, player_id
+            elif kind == 4:
+                values.append((key, bool(player_id), n))
             elif kind == 1:
                 if 0 <= key < choices:
                     counts[key] = n
@@ -312,7 +323,7 @@ class SQLiteStorage:
                 histogram.append((key, n))
             else:
                 head.append(TopRow(player_id, nickname, nickname_key, key))
-        return RoomView(players, answered, tuple(counts), tuple(histogram), tuple(head))
+        return RoomView(players, answered, tuple(counts), tuple(histogram), tuple(head), right, tuple(sorted(values)))
 
     async def commit(self, batch: Batch) -> Outcome:
         try:
@@ -335,8 +346,8 @@ async def _apply(conn: aiosqlite.Connection, batch: Batch) -> Outcome:
             answers = step.answers
             cursor = await conn.executemany(
                 "INSERT OR IGNORE INTO answers"
-                " (room_id, question, player_id, choices, correct, points, response_ms, received_at_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " (room_id, question, player_id, choices, correct, points, response_ms, received_at_ms, value)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         a.room_id,
@@ -347,6 +358,7 @@ async def _apply(conn: aiosqlite.Connection, batch: Batch) -> Outcome:
                         a.points,
                         a.response_ms,
                         a.received_at_ms,
+                        a.value,
                     )
                     for a in answers
                 ],
@@ -380,7 +392,7 @@ async def _stored_answers(conn: aiosqlite.Connection, answers: list[AnswerRow]) 
     async with conn.execute(_STORED_ANSWERS, (keys,)) as cursor:
         rows = await cursor.fetchall()
     return {
-        (r[0], r[1], r[2]): AnswerRow(r[0], r[1], r[2], decode_choices(r[3]), bool(r[4]), r[5], r[6], r[7])
+        (r[0], r[1], r[2]): AnswerRow(r[0], r[1], r[2], decode_choices(r[3]), bool(r[4]), r[5], r[6], r[7], r[8])
         for r in rows
     }
 

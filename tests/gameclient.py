@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 WAIT = 10.0
 
@@ -126,3 +126,16 @@ class Player:
         if self.ws is not None:
             await self.ws.close()
             self.ws = None
+
+
+async def reconnect(player: Player, attempts: int = 100) -> dict[str, Any]:
+    """Connect `player` again after a restart and return its welcome. The server already answers /healthz, so a
+    refused connect (its listener still starting) is retried briefly."""
+    for _ in range(attempts):
+        try:
+            welcome = await player.connect()
+            assert welcome is not None
+            return welcome
+        except (OSError, InvalidHandshake):
+            await asyncio.sleep(0.05)
+    raise AssertionError("could not reconnect")

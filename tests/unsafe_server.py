@@ -33,7 +33,7 @@ def _ack_before_commit(self: AnswerDesk, session: Session, message: dict[str, An
     taken = _submit(self, session, message)
     key = (message.get("question"), session.player_id)
     waiters = self._waiters.get(key)  # type: ignore[arg-type]
-    if waiters and waiters[0] is session:
+    if waiters and waiters[0][0] is session:
         player = self.state.players[session.player_id or ""]
         answer = player.answers[key[0]]  # type: ignore[index]
         if not answer.durable:

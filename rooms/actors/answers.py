@@ -24,9 +24,9 @@ from typing import Any
 from quizroom.rooms.actors.sessions import Frame, Session, encode
 from quizroom.rooms.actors.telemetry import RoomStats, Telemetry
 from quizroom.rooms.game import messages
-from quizroom.rooms.game.answers import parse_choices
 from quizroom.rooms.game.clock import Clock
 from quizroom.rooms.game.errors import QuizroomError, TooLate, Unavailable
+from quizroom.rooms.game.judging import Response, equivalent, parse_response, same
 from quizroom.rooms.game.rules import Answer, RoomState
 from quizroom.storage.records import AnswerRow, Outcome
 from quizroom.storage.writer import GroupCommitWriter
@@ -66,7 +66,9 @@ class AnswerDesk:
         self.epoch = epoch  # the shard's placement epoch: its answers are stored only while it is current
         self.fenced = False  # a commit said another copy of this shard owns its players now
         self._awaiting: dict[asyncio.Future[Outcome], list[Answer]] = {}  # one list per commit batch
-        self._waiters: dict[Key, list[Session]] = {}  # the sender first, then repeats that came meanwhile
+        # The sender first, then repeats that came meanwhile, each with what it carried (its ack says whether that
+        # is the answer stored).
+        self._waiters: dict[Key, list[tuple[Session, Response]]] = {}
         self._arrived: dict[Key, float] = {}  # monotonic arrival, for the ack-latency histogram
 
     def submit(self, session: Session, message: dict[str, Any]) -> Taken:
@@ -75,10 +77,10 @@ class AnswerDesk:
         player = self.state.players.get(session.player_id)
         if player is None:
             return Taken()
-        choices = parse_choices(message)
+        response = parse_response(message)
         arrived = self.clock.monotonic()
         try:
-            submission = self.state.submit(player, message.get("question"), choices, arrived, self.clock.wall_ms())
+            submission = self.state.submit(player, message.get("question"), response, arrived, self.clock.wall_ms())
         except QuizroomError as exc:
             self.telemetry.answer("late" if isinstance(exc, TooLate) else "refused")
             raise
@@ -88,11 +90,12 @@ class AnswerDesk:
             self.telemetry.answer("duplicate")
             self.stats.answers_duplicate += 1
             if answer.durable:  # after a restart, repeats may be all that arrives
-                same = frozenset(choices) == frozenset(answer.choices)
-                return Taken([(session, ack(answer, duplicate=True, same=same))], settled=True)
-            self._waiters.setdefault(key, []).append(session)
+                question = self.state.quiz.questions[answer.question]
+                carried = same(question, response, answer.choices, answer.value)
+                return Taken([(session, ack(answer, duplicate=True, same=carried))], settled=True)
+            self._waiters.setdefault(key, []).append((session, response))
             return Taken()
-        self._waiters[key] = [session]
+        self._waiters[key] = [(session, response)]
         self._arrived[key] = arrived
         row = AnswerRow(
             self.state.room_id,
@@ -103,6 +106,7 @@ class AnswerDesk:
             answer.points,
             answer.response_ms,
             answer.received_at_ms,
+            answer.value,
             shard=self.shard,
             epoch=self.epoch,
         )
@@ -150,31 +154,48 @@ class AnswerDesk:
                 held = answer_of(stored)
                 if not self.state.adopt_stored(answer, held):
                     continue  # kicked while the commit ran
-                same = frozenset(held.choices) == frozenset(answer.choices)
-                sends += [(s, ack(held, duplicate=True, same=same)) for s in waiters]
+                question = self.state.quiz.questions[answer.question]
+                carried = equivalent(question, (held.choices, held.value), (answer.choices, answer.value))
+                sends += [
+                    (
+                        s,
+                        ack(
+                            held,
+                            duplicate=True,
+                            same=carried if i == 0 else same(question, r, held.choices, held.value),
+                        ),
+                    )
+                    for i, (s, r) in enumerate(waiters)
+                ]
                 self.telemetry.answer("duplicate")
                 self.stats.answers_duplicate += 1
                 continue
             if not self.state.mark_durable(answer):
                 continue  # kicked while the commit ran
-            sends += [(s, ack(answer, duplicate=i > 0, same=True)) for i, s in enumerate(waiters)]
+            question = self.state.quiz.questions[answer.question]
+            sends += [
+                (s, ack(answer, duplicate=i > 0, same=i == 0 or same(question, r, answer.choices, answer.value)))
+                for i, (s, r) in enumerate(waiters)
+            ]
             self.telemetry.answer("accepted")
             self.stats.answers_accepted += 1
             self.telemetry.ack_latency(now - arrived)
         return sends
 
-    def _refuse(self, waiters: list[Session], error: QuizroomError) -> Sends:
+    def _refuse(self, waiters: list[tuple[Session, Response]], error: QuizroomError) -> Sends:
         for _ in waiters:
             self.telemetry.error(error.code)
         frame = encode(messages.error(error.code, error.message))
-        return [(session, frame) for session in waiters]
+        return [(session, frame) for session, _ in waiters]
 
 
 def answer_of(row: AnswerRow) -> Answer:
     """A stored answer as the rules hold it (replays after a load, and a duplicate found stored by a commit)."""
-    return Answer(
+    answer = Answer(
         row.player_id, row.question, row.choices, row.correct, row.points, row.response_ms, row.received_at_ms
     )
+    answer.value = row.value
+    return answer
 
 
 def ack(answer: Answer, *, duplicate: bool, same: bool) -> Frame:

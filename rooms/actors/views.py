@@ -30,7 +30,8 @@ async def read_view(
     for attempt in range(ATTEMPTS):
         try:
             found = await storage.room_view(room_id, question=question, choices=choices, through=through, top=top)
-            return View(found.players, found.answered, found.counts, found.histogram, tuple(top_entries(found)))
+            head = tuple(top_entries(found))
+            return View(found.players, found.answered, found.counts, found.histogram, head, found.right, found.values)
         except StorageError as exc:
             if attempt == ATTEMPTS - 1:
                 log.error("room_view_failed", room_id=room_id, error=str(exc))

@@ -53,6 +53,8 @@ class View:
     counts: tuple[int, ...]
     histogram: Histogram
     top: tuple[dict[str, Any], ...]
+    right: int = 0  # answers to the question that are correct
+    values: tuple[tuple[str, bool, int], ...] = ()  # (value, correct, answers): typed answers, slider values
 
 
 # --- effects ------------------------------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from quizroom.rooms.game.quiz import Question
+from quizroom.rooms.game.effects import View
+from quizroom.rooms.game.quiz import TYPED_MAX, Kind, Question, number
 from quizroom.rooms.game.rules import Answer, Phase, Player, RoomState
+from quizroom.rooms.game.tally import tally
 
 TOP_N = 10
 PODIUM_N = 3
@@ -28,10 +30,46 @@ def question_message(
         "time_limit_ms": question.time_limit_ms,
         "deadline_ms": state.deadline_ms,
         "now_ms": now_ms,
+        **how_answered(question),
     }
     if with_correct:
-        message["correct"] = sorted(question.correct)
+        message["correct"] = question.solution()
+        message.update(solution(question))
     return message
+
+
+def how_answered(question: Question) -> dict[str, Any]:
+    """Extension fields of a `question` (and `get_ready`): its type and what an answer to it looks like. A
+    choice question has only `question_type`, so SPEC's fields mean what they always did."""
+    fields: dict[str, Any] = {"question_type": str(question.kind)}
+    if question.kind is Kind.TYPE_ANSWER:
+        fields["max_length"] = TYPED_MAX
+    elif question.kind is Kind.SLIDER:
+        assert question.slider is not None
+        slider = question.slider
+        fields.update(min=number(slider.low), max=number(slider.high), step=number(slider.step))
+    elif question.kind is Kind.POLL:
+        fields["points"] = 0
+    return fields
+
+
+def solution(question: Question) -> dict[str, Any]:
+    """Beside SPEC's `correct` (choice indexes; a puzzle's right order), what a host's question and every reveal
+    show of the answer of a type without choices: a typed answer's accepted answers, a slider's value and band."""
+    if question.kind is Kind.TYPE_ANSWER:
+        return {"accepted": list(question.accepted)}
+    if question.kind is Kind.SLIDER:
+        assert question.slider is not None
+        return {"value": number(question.slider.value), "tolerance": number(question.slider.tolerance)}
+    return {}
+
+
+def reveal_counts(question: Question, view: View) -> tuple[list[int], dict[str, Any] | None]:
+    """A reveal's SPEC `counts` (per choice; empty for types without choices) and its `tally` (None for types
+    answered by choices)."""
+    if question.by_choice:
+        return list(view.counts), None
+    return [], tally(question, view.values, view.right, view.answered)
 
 
 def get_ready(state: RoomState, index: int, intro_ms: int, now_ms: int) -> dict[str, Any]:
@@ -49,13 +87,21 @@ def get_ready(state: RoomState, index: int, intro_ms: int, now_ms: int) -> dict[
         "intro_ms": intro_ms,
         "opens_at_ms": now_ms + intro_ms,
         "now_ms": now_ms,
+        "question_type": str(question.kind),
     }
 
 
-def your_choice(question: Question, answer: Answer | None) -> int | list[int] | None:
-    """A single-choice answer as its index, a multi-choice one as a sorted list; null when there is none."""
+def your_choice(question: Question, answer: Answer | None) -> int | float | str | list[int] | None:
+    """A single-choice answer as its index, a multi-choice one as a sorted list, a puzzle's as the order sent, a
+    typed answer as its text and a slider's as its number; null when there is none."""
     if answer is None:
         return None
+    if question.kind is Kind.TYPE_ANSWER:
+        return answer.value
+    if question.kind is Kind.SLIDER:
+        return None if answer.value is None else number(float(answer.value))
+    if question.kind is Kind.PUZZLE:
+        return list(answer.choices)
     return sorted(answer.choices) if question.multi else answer.choices[0]
 
 
@@ -75,14 +121,17 @@ def result_message(
         "type": "result",
         "seq": seq,
         "question": index,
-        "correct": sorted(question.correct),
+        "correct": question.solution(),
         "your_choice": your_choice(question, answer),
-        "is_correct": bool(answer is not None and answer.correct),
+        # A poll has no right answer: null, so that no screen says "wrong" (docs/protocol.md, *Question types*).
+        "is_correct": bool(answer is not None and answer.correct) if question.scored else None,
         "points": answer.points if answer is not None else 0,
         "score": player.score,
         "rank": rank,
         "streak": player.streak,
         "behind": behind,
+        "question_type": str(question.kind),
+        **solution(question),
     }
 
 
@@ -164,26 +213,37 @@ def answers(question: int, answered: int, players: int) -> dict[str, Any]:
     return {"type": "answers", "question": question, "answered": answered, "players": players}
 
 
-def host_result(
-    index: int, seq: int, correct: list[int], counts: list[int], answered: int, players: int
-) -> dict[str, Any]:
-    """The host's `result`: the correct choices and every choice's count (players get theirs one by one)."""
-    return {
+def host_result(question: Question, index: int, seq: int, board: dict[str, Any]) -> dict[str, Any]:
+    """The host's `result`: the correct answer and the reveal's counts (and tally) from its `leaderboard` (players
+    get their results one by one)."""
+    message = {
         "type": "result",
         "seq": seq,
         "question": index,
-        "correct": correct,
-        "counts": counts,
-        "answered": answered,
-        "players": players,
+        "correct": question.solution(),
+        "counts": board["counts"],
+        "answered": board["answered"],
+        "players": board["players"],
+        "question_type": str(question.kind),
+        **solution(question),
     }
+    if "tally" in board:
+        message["tally"] = board["tally"]
+    return message
 
 
 def leaderboard(
-    index: int, seq: int, top: list[dict[str, Any]], counts: list[int], answered: int, players: int
+    index: int,
+    seq: int,
+    top: list[dict[str, Any]],
+    counts: list[int],
+    answered: int,
+    players: int,
+    tally: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The same for every player and host of the room: sent once per reveal, encoded once."""
-    return {
+    """The same for every player and host of the room: sent once per reveal, encoded once. `tally` (extension):
+    what a question without choices got (`quizroom.rooms.game.tally`)."""
+    message = {
         "type": "leaderboard",
         "seq": seq,
         "question": index,
@@ -192,6 +252,9 @@ def leaderboard(
         "answered": answered,
         "players": players,
     }
+    if tally is not None:
+        message["tally"] = tally
+    return message
 
 
 def host_finished(seq: int, podium: list[dict[str, Any]]) -> dict[str, Any]:

@@ -197,8 +197,8 @@ class RoomProtocol:
         self.busy = True
 
         def got(view: View, now: Now) -> list[Effect]:
-            counts = list(view.counts)
-            board = messages.leaderboard(index, board_seq, list(view.top), counts, view.answered, view.players)
+            counts, tally = messages.reveal_counts(question, view)
+            board = messages.leaderboard(index, board_seq, list(view.top), counts, view.answered, view.players, tally)
             self._last_reveal = RevealQuestion(index, board_seq - 1, board, view.histogram)
             return [ToShards(self._last_reveal), *self._end_transition(now)]
 
@@ -398,10 +398,8 @@ class RoomProtocol:
         reveal = self._last_reveal
         if state.phase is Phase.REVEAL and reveal is not None and reveal.index == state.question_index:
             board = reveal.board
-            correct = sorted(state.quiz.questions[reveal.index].correct)
-            message["result"] = messages.host_result(
-                reveal.index, reveal.result_seq, correct, list(board["counts"]), board["answered"], board["players"]
-            )
+            question = state.quiz.questions[reveal.index]
+            message["result"] = messages.host_result(question, reveal.index, reveal.result_seq, board)
             message["leaderboard"] = board
         if state.phase is Phase.FINISHED and self._last_finish is not None:
             message["podium"] = self._last_finish.podium
@@ -622,10 +620,9 @@ class RoomProtocol:
         def got(view: View, now: Now) -> list[Effect]:
             result_seq = state.next_seq()
             board_seq = state.next_seq()
-            counts = list(view.counts)
-            board = messages.leaderboard(index, board_seq, list(view.top), counts, view.answered, view.players)
-            correct = sorted(question.correct)
-            result = messages.host_result(index, result_seq, correct, counts, view.answered, view.players)
+            counts, tally = messages.reveal_counts(question, view)
+            board = messages.leaderboard(index, board_seq, list(view.top), counts, view.answered, view.players, tally)
+            result = messages.host_result(question, index, result_seq, board)
 
             def stored(written: Written, now: Now) -> list[Effect]:
                 self._last_reveal = RevealQuestion(index, result_seq, board, view.histogram)

@@ -44,9 +44,10 @@ def player_report(document: dict[str, Any]) -> Report:
             if answer is None:
                 cells += ["", "", 0, ""]
             else:
+                kind = question.get("type", "choice")
                 cells += [
-                    " | ".join(answer["answer"]),
-                    "yes" if answer["correct"] else "no",
+                    (" → " if kind == "puzzle" else " | ").join(answer["answer"]),
+                    "" if kind == "poll" else "yes" if answer["correct"] else "no",  # a poll has no right answer
                     answer["points"],
                     round(answer["response_ms"] / 1000, 3),
                 ]
@@ -67,7 +68,7 @@ def question_summary(document: dict[str, Any]) -> list[tuple[Cell, ...]]:
             q["number"],
             q["text"],
             " | ".join(q["choices"]),
-            " | ".join(q["choices"][c] for c in q["correct"]),
+            " | ".join(q.get("correct_answer", [q["choices"][c] for c in q["correct"]])),
             answered[q["index"]],
             right[q["index"]],
         )

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from quizroom.rooms.game.errors import (
-    BadChoice,
     BadMessage,
     BadNickname,
     BadPhase,
@@ -29,6 +28,7 @@ from quizroom.rooms.game.errors import (
     WrongQuestion,
 )
 from quizroom.rooms.game.friendly_names import friendly_name
+from quizroom.rooms.game.judging import Response, judge
 from quizroom.rooms.game.nicknames import TakenNames, normalise_nickname
 from quizroom.rooms.game.options import RoomOptions
 from quizroom.rooms.game.quiz import Question, Quiz
@@ -67,6 +67,7 @@ class Answer:
     response_ms: int
     received_at_ms: int
     durable: bool = False
+    value: str | None = None  # a typed answer or a slider's number (quizroom.rooms.game.judging); None for choices
 
 
 @dataclass(slots=True)
@@ -286,6 +287,8 @@ class RoomState:
         self._settle_streaks(self.question_index)
 
     def _settle_streaks(self, index: int) -> None:
+        if not self.quiz.questions[index].scored:
+            return  # a poll neither extends nor breaks a streak
         for player in self.players.values():
             answer = player.answers.get(index)
             player.streak = player.streak + 1 if answer is not None and answer.correct else 0
@@ -311,9 +314,15 @@ class RoomState:
     # --- answers -------------------------------------------------------------------------------------------------
 
     def submit(
-        self, player: Player, question_index: object, choices: tuple[int, ...], mono: float, wall_ms: int
+        self,
+        player: Player,
+        question_index: object,
+        response: Response | tuple[int, ...],
+        mono: float,
+        wall_ms: int,
     ) -> Submission:
-        """Judge an answer message. A repeat of a held answer is a duplicate whatever its choice: the first wins."""
+        """Judge an answer message (`response`; a tuple is picked choices). A repeat of a held answer is a duplicate
+        whatever it says: the first wins."""
         if not isinstance(question_index, int) or isinstance(question_index, bool):
             raise BadMessage("`question` must be an integer")
         held = player.answers.get(question_index)
@@ -332,17 +341,18 @@ class RoomState:
         elapsed_ms = int((mono - self.opened_at_mono) * 1000)
         if elapsed_ms > question.time_limit_ms + self.limits.grace_ms:
             raise TooLate("the time is up")
-        _check_choices(question, choices)
-        correct = frozenset(choices) == question.correct
+        judged = judge(question, response if isinstance(response, Response) else Response(choices=response))
         response_ms = max(0, elapsed_ms)
         points = answer_points(
             points=question.points,
             time_limit_ms=question.time_limit_ms,
             response_ms=response_ms,
-            correct=correct,
+            correct=judged.correct,
             streak=player.streak + 1,
+            closeness=judged.closeness,
         )
-        answer = Answer(player.player_id, question_index, choices, correct, points, response_ms, wall_ms)
+        answer = Answer(player.player_id, question_index, judged.choices, judged.correct, points, response_ms, wall_ms)
+        answer.value = judged.value
         player.answers[question_index] = answer
         self._pending[(question_index, player.player_id)] = answer
         return Submission(answer, duplicate=False)
@@ -373,11 +383,15 @@ class RoomState:
                 player.streak = self._streak_through(player, pending.question)  # settled counting `pending`
         return True
 
-    @staticmethod
-    def _streak_through(player: Player, index: int) -> int:
+    def _streak_through(self, player: Player, index: int) -> int:
         streak = 0
-        while index >= 0 and (answer := player.answers.get(index)) is not None and answer.correct:
-            streak, index = streak + 1, index - 1
+        while index >= 0:
+            if self.quiz.questions[index].scored:
+                answer = player.answers.get(index)
+                if answer is None or not answer.correct:
+                    break
+                streak += 1
+            index -= 1
         return streak
 
     def drop_pending(self, answer: Answer) -> None:
@@ -500,15 +514,3 @@ class RoomState:
                 self.opened_at_ms = opened_at_ms
                 self.deadline_ms = opened_at_ms + question.time_limit_ms
                 self.opened_at_mono = mono - (wall_ms - opened_at_ms) / 1000
-
-
-def _check_choices(question: Question, choices: tuple[int, ...]) -> None:
-    if not choices:
-        raise BadChoice("choose at least one choice")
-    if len(set(choices)) != len(choices):
-        raise BadChoice("a choice is repeated")
-    for choice in choices:
-        if not 0 <= choice < len(question.choices):
-            raise BadChoice(f"choices go from 0 to {len(question.choices) - 1}")
-    if not question.multi and len(choices) != 1:
-        raise BadChoice("this question takes exactly one choice")

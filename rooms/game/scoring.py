@@ -11,18 +11,26 @@ MAX_STREAK_BONUS_STEPS = 5
 STREAK_BONUS = 100
 
 
-def answer_points(*, points: int, time_limit_ms: int, response_ms: int, correct: bool, streak: int) -> int:
+def answer_points(
+    *, points: int, time_limit_ms: int, response_ms: int, correct: bool, streak: int, closeness: float = 1.0
+) -> int:
     """Points one answer earns.
 
     `streak` is the player's streak *counting this answer* (so 1 for a first correct answer). A wrong answer earns
     nothing. The speed part is `round(points × (1 − response_ms / time_limit_ms / 2))`, with `response_ms` clamped
     to the time limit so an answer in the network grace period earns no less than half the points. The streak bonus
     `min(streak − 1, 5) × 100` applies from a streak of 2 on, and only to questions that are worth points.
+    `closeness` (extension: a slider scored by closeness, docs/protocol.md) scales the speed part; at 1.0 the
+    formula is SPEC's exactly.
     """
     if not correct:
         return 0
     clamped = min(max(response_ms, 0), time_limit_ms)
-    base = round(points * (1 - clamped / time_limit_ms / 2))
+    base = (
+        round(points * (1 - clamped / time_limit_ms / 2))
+        if closeness == 1.0
+        else (round(points * closeness * (1 - clamped / time_limit_ms / 2)))
+    )
     bonus = 0
     if points > 0 and streak >= 2:
         bonus = min(streak - 1, MAX_STREAK_BONUS_STEPS) * STREAK_BONUS

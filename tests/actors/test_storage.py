@@ -110,6 +110,7 @@ async def test_migrations_apply_once_however_often_storage_opens(database_url: s
             (2, "shards"),
             (3, "fencing"),
             (4, "classroom"),
+            (5, "question_types"),
         ]
     finally:
         await again.close()
@@ -314,10 +315,45 @@ async def test_answers_round_trip_every_field(storage: Storage) -> None:
         answer("a", 0, choices=(2,), correct=True, points=812, response_ms=4321, received_at_ms=T0 + 9),
         answer("a", 1, choices=(0, 3), correct=False, points=0, response_ms=17, received_at_ms=T0 + 20_000),
         answer("b", 0, choices=(), correct=False, points=0, response_ms=0, received_at_ms=T0 + 1),
+        # Question types (migration 0005): a typed answer and a slider's number are the value.
+        answer("b", 1, choices=(), correct=True, points=700, value="Lutèce 'et' \"Paris\""),
+        answer("b", 2, choices=(), correct=False, points=0, value="-2.5"),
+        answer("b", 3, choices=(3, 0, 2, 1), correct=True, points=650),  # a puzzle's order, kept as sent
     ]
     await storage.commit(Batch.of(answers=rows))
-    assert await storage.load_answers("r1") == [rows[2], rows[0], rows[1]]
+    assert await storage.load_answers("r1") == [rows[2], rows[0], rows[3], rows[1], rows[4], rows[5]]
     assert await storage.load_answers("other-room") == []
+
+
+async def test_copy_sized_batches_keep_answer_values(storage: Storage) -> None:
+    """On PostgreSQL a large batch goes through COPY: the value column must come through it as well."""
+    rows = [answer(f"p{i:04d}", 0, choices=(), value=f"typed {i}") for i in range(COPY_THRESHOLD + 5)]
+    await storage.commit(Batch.of(answers=rows))
+    stored = {a.player_id: a.value for a in await storage.load_answers("r1")}
+    assert stored == {a.player_id: a.value for a in rows}
+
+
+async def test_room_view_returns_each_value_and_the_correct_count(storage: Storage) -> None:
+    await storage.commit(Batch.of(players=[player(p) for p in "abcdek"]))
+    await storage.commit(Batch.of(kicks=[KickRow("r1", "k")]))
+    await storage.commit(
+        Batch.of(
+            answers=[
+                answer("a", 0, choices=(), correct=True, value="Paris"),
+                answer("b", 0, choices=(), correct=True, value="Paris"),
+                answer("c", 0, choices=(), correct=True, value="paris"),
+                answer("d", 0, choices=(), correct=False, points=0, value="Rome"),
+                answer("e", 1, choices=(), correct=True, value="Paris"),  # another question
+                answer("k", 0, choices=(), correct=True, value="Paris"),  # kicked after: not counted
+                answer("a", 2, choices=(1, 0), correct=False, points=0),  # no value
+            ]
+        )
+    )
+    view = await storage.room_view("r1", question=0, choices=0, through=0, top=3)
+    assert view.answered == 4 and view.right == 3
+    assert view.values == (("Paris", True, 2), ("Rome", False, 1), ("paris", True, 1))
+    puzzle = await storage.room_view("r1", question=2, choices=2, through=2, top=3)
+    assert puzzle.values == () and puzzle.right == 0 and puzzle.answered == 1
 
 
 def _failing_batches() -> dict[str, Batch]:
@@ -465,6 +501,8 @@ async def test_room_view_matches_a_reference_computed_in_python(storage: Storage
             q,
             choices=tuple(sorted(rng.sample(range(4), rng.randrange(3)))),
             points=rng.choice([0, 0, 100, 250, 500, 1000]),
+            correct=rng.random() < 0.5,
+            value=rng.choice(["x", "y", "Zed", None]) if q == 3 else None,
         )
         for p in players
         for q in range(5)
@@ -477,12 +515,16 @@ async def test_room_view_matches_a_reference_computed_in_python(storage: Storage
     for question, through in [(0, 0), (2, 1), (4, 4), (3, None), (None, 2)]:
         scores = {p.player_id: 0 for p in live}
         counts = [0, 0, 0, 0]
-        answered = 0
+        answered = right = 0
+        values: dict[tuple[str, bool], int] = {}
         for a in stored:
             if through is not None and a.question <= through:
                 scores[a.player_id] += a.points
             if a.question == question:
                 answered += 1
+                right += a.correct
+                if a.value is not None:
+                    values[(a.value, a.correct)] = values.get((a.value, a.correct), 0) + 1
                 for c in a.choices:
                     counts[c] += 1
         ranked = sorted(live, key=lambda p: (-scores[p.player_id], p.nickname_key, p.player_id))
@@ -495,6 +537,8 @@ async def test_room_view_matches_a_reference_computed_in_python(storage: Storage
             counts=tuple(counts),
             histogram=tuple(sorted(histogram.items(), reverse=True)),
             top=tuple(TopRow(p.player_id, p.nickname, p.nickname_key, scores[p.player_id]) for p in ranked[:10]),
+            right=right,
+            values=tuple(sorted((value, correct, n) for (value, correct), n in values.items())),
         )
         assert await storage.room_view("r1", question=question, choices=4, through=through, top=10) == expected
 

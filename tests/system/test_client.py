@@ -198,6 +198,55 @@ async def test_repeated_answer_is_acked_as_duplicate_and_scored_once(api: Quizro
         assert result.score == result.points > 0
 
 
+async def test_the_client_answers_typed_slider_and_puzzle_questions(api: QuizroomAPI) -> None:
+    quiz = {
+        "title": "Types",
+        "questions": [
+            {"type": "type_answer", "text": "Say hi", "accepted": ["hello"], "typo_tolerance": True},
+            {"type": "slider", "text": "Pick 4", "min": 0, "max": 10, "step": 0.5, "value": 4, "tolerance": 1},
+            {"type": "puzzle", "text": "Order", "items": ["a", "b", "c"]},
+            {"type": "poll", "text": "Like it?", "choices": ["yes", "no"]},
+        ],
+    }
+    room = await api.create_room(quiz=quiz)
+    ada_ticket, bob_ticket = await api.join(room.pin, "Ada"), await api.join(room.pin, "Bob")
+    async with await PlayerSocket.connect(ada_ticket) as ada, await PlayerSocket.connect(bob_ticket):
+        await api.command(room, "start")
+        typed = await ada.expect(QuestionOpened)
+        assert (typed.question_type, typed.max_length, typed.choices, typed.accepted) == ("type_answer", 80, [], None)
+        assert (await ada.answer_and_wait(typed.index, text="Helo")).accepted
+        await api.command(room, "close")
+        result = await ada.expect(Result)
+        assert (result.is_correct, result.your_choice, result.accepted) == (True, "Helo", ["hello"])
+        board = await ada.expect(Leaderboard)
+        assert board.tally is not None and board.tally["answers"][0]["text"] == "Helo"
+        await api.command(room, "next")
+        slider = await ada.expect(QuestionOpened)
+        assert (slider.question_type, slider.min, slider.max, slider.step) == ("slider", 0, 10, 0.5)
+        with pytest.raises(SocketRefusal) as refused:
+            await ada.answer_and_wait(slider.index, value=4.25)
+        assert refused.value.code == "bad_choice"
+        assert (await ada.answer_and_wait(slider.index, value=4.5)).accepted
+        await api.command(room, "close")
+        result = await ada.expect(Result)
+        assert (result.is_correct, result.your_choice, result.value, result.tolerance) == (True, 4.5, 4, 1)
+        await api.command(room, "next")
+        puzzle = await ada.expect(QuestionOpened)
+        order = [puzzle.choices.index(item) for item in ("a", "b", "c")]
+        assert (await ada.answer_and_wait(puzzle.index, order)).accepted
+        await api.command(room, "close")
+        result = await ada.expect(Result)
+        assert result.is_correct and result.correct == order and result.your_choice == order
+        await api.command(room, "next")
+        poll = await ada.expect(QuestionOpened)
+        assert (await ada.answer_and_wait(poll.index, 1)).accepted
+        await api.command(room, "close")
+        result = await ada.expect(Result)
+        assert result.is_correct is None and result.points == 0 and result.question_type == "poll"
+    with pytest.raises(ValueError, match="exactly one"):
+        await ada.answer(0, 1, text="x")
+
+
 async def test_reconnect_with_same_token_resumes_and_replaces_the_old_socket(
     api: QuizroomAPI, room: HostedRoom
 ) -> None:

@@ -141,7 +141,7 @@ async def test_per_player_csv_has_every_player_ranked_with_answer_texts(
         assert ann[4:6] == ["'=2", "yes"], "a choice text that looks like a formula is quoted"
         assert ann[8:10] == ["2 | 5", "yes"] and hostile[8:11] == ["2", "no", "0"]
         assert int(ann[6]) + int(ann[10]) == scores["Ann"]
-        assert 0 < float(ann[7]) < 60 and 0 < float(ann[11]) < 60, "time in seconds"
+        assert 0 <= float(ann[7]) < 60 and 0 <= float(ann[11]) < 60, "time in seconds"
         assert bob[4:7] == ["3", "no", "0"] and bob[8:12] == ["", "", "0", ""]
         assert cy[2:] == ["0", "0", "", "", "0", "", "", "", "0", ""], "no answers: empty cells, 0 points"
 

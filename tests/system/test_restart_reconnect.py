@@ -8,23 +8,11 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from websockets.exceptions import InvalidHandshake
 
-from tests.gameclient import Host, Player, quiz
+from tests.gameclient import Host, quiz, reconnect
 from tests.serverproc import ServerProcess
 
 PLAYERS = 20
-
-
-async def _reconnect(player: Player) -> dict[str, object]:
-    for _ in range(100):
-        try:
-            welcome = await player.connect()
-            assert welcome is not None
-            return welcome
-        except (OSError, InvalidHandshake):
-            await asyncio.sleep(0.05)  # the server answers /healthz; a refused connect is retried briefly
-    raise AssertionError("could not reconnect")
 
 
 @pytest.mark.parametrize(
@@ -53,7 +41,7 @@ async def test_every_reconnected_player_gets_the_next_question_after_a_restart(
             await player.close()
             player.inbox.clear()
         server.start()
-        welcomes = await asyncio.gather(*(_reconnect(p) for p in players))
+        welcomes = await asyncio.gather(*(reconnect(p) for p in players))
         assert {w["phase"] for w in welcomes} == {phase}
 
         if phase == "question":

@@ -1,6 +1,6 @@
 """Fuzzing every decoder the server exposes, each input against a time budget.
 
-The decoders: HTTP JSON bodies (`read_json`), socket frames (`decode`), answers' choices (`parse_choices`), quiz
+The decoders: HTTP JSON bodies (`read_json`), socket frames (`decode`), answers (`parse_response`), quiz
 documents (`parse_quiz`) and nicknames (`normalise_nickname`, and the look-alike keys a room compares). Each one
 must return a value that keeps its contract or raise a documented refusal (a `QuizroomError`), never anything
 else, and within a budget: `BUDGET_FACTOR` times a linear pass (orjson over a document of the largest size fed
@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
 import os
 import time
 from collections import deque
@@ -34,8 +35,8 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from starlette.requests import Request
 
-from quizroom.rooms.game.answers import parse_choices
 from quizroom.rooms.game.errors import BadMessage, BadNickname, InvalidInput, QuizroomError, TooBig
+from quizroom.rooms.game.judging import Response, parse_response
 from quizroom.rooms.game.nicknames import NICKNAME_MAX, has_invisible, lookalike_keys, normalise_nickname
 from quizroom.rooms.game.quiz import (
     CHOICE_TEXT_MAX,
@@ -261,17 +262,24 @@ def test_socket_frames_decode_to_an_object_or_a_refusal_within_budget(message: d
 @seed(SEED)
 @given(
     message=st.one_of(
-        st.dictionaries(st.sampled_from(["choice", "choices", "question", "type"]), json_values, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["choice", "choices", "question", "type", "text", "value"]), json_values, max_size=3
+        ),
         st.builds(lambda n: {"choices": [1] * n}, st.integers(0, 500_000)),
     )
 )
-def test_answer_choices_are_integers_or_bad_message_within_budget(message: dict[str, Any]) -> None:
-    outcome = within_budget(timed(lambda: parse_choices(message)))
+def test_answer_responses_are_well_typed_or_bad_message_within_budget(message: dict[str, Any]) -> None:
+    outcome = within_budget(timed(lambda: parse_response(message)))
     if isinstance(outcome, QuizroomError):
         assert isinstance(outcome, BadMessage)
         return
-    assert isinstance(outcome, tuple)
-    assert all(isinstance(choice, int) and not isinstance(choice, bool) for choice in outcome)
+    assert isinstance(outcome, Response)
+    given = [outcome.choices is not None, outcome.text is not None, outcome.number is not None]
+    assert given.count(True) == 1, "exactly one of choices, text and value"
+    if outcome.choices is not None:
+        assert all(isinstance(choice, int) and not isinstance(choice, bool) for choice in outcome.choices)
+    if outcome.number is not None:
+        assert math.isfinite(outcome.number)
 
 
 def http_request(body: bytes, chunk: int, declared: bool) -> Request:
