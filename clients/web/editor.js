@@ -36,38 +36,109 @@ export const SAMPLE_QUIZ = {
 
 let tab = "form";
 
+const TYPES = [
+  ["choice", "Multiple choice"],
+  ["true_false", "True or false"],
+  ["poll", "Poll (no right answer)"],
+  ["type_answer", "Type the answer"],
+  ["slider", "Slider (a number)"],
+  ["puzzle", "Puzzle (put in order)"],
+];
+
+function kindOf(q) {
+  return q.type || "choice";
+}
+
+function field(id, label, input) {
+  return el("div", {}, el("label", { for: id, text: label }), input);
+}
+
+function numberInput(id, cls, value, attrs = {}) {
+  return el("input", { id, class: cls, type: "number", step: "any", value: value === undefined ? "" : String(value), ...attrs });
+}
+
+/** Text rows (choices, puzzle items, accepted answers): at least `least`, at most `most`, filled from `values`. */
+function textRows(index, cls, values, least, most, label, correct) {
+  const rows = [...values];
+  while (rows.length < Math.min(most, Math.max(least, values.length))) rows.push("");
+  return rows.map((value, i) => {
+    const id = `q${index}-${cls}${i}`;
+    return el(
+      "div",
+      { class: "choice-row" },
+      cls === "c" ? el("span", { class: `swatch c${i}`, "aria-hidden": "true" }) : null,
+      el("label", { for: id, class: "visually-hidden", text: label(i) }),
+      el("input", { id, class: `q-${cls === "c" ? "choice" : cls}`, maxlength: cls === "a" ? "80" : "120", value, placeholder: label(i) }),
+      correct
+        ? el("label", {}, el("input", { type: "checkbox", class: "q-correct", checked: correct.includes(i) }), "correct")
+        : null,
+    );
+  });
+}
+
+/** The fields of one question type: choices with their correct ticks, labels, accepted answers, a range, items. */
+function typeFields(q, index) {
+  const kind = kindOf(q);
+  if (kind === "true_false") {
+    const labels = q.choices && q.choices.length === 2 ? q.choices : ["True", "False"];
+    const isTrue = q.correct === true || (Array.isArray(q.correct) && q.correct[0] === 0);
+    const isFalse = q.correct === false || (Array.isArray(q.correct) && q.correct[0] === 1);
+    return [
+      ...textRows(index, "c", labels, 2, 2, (i) => (i ? "Label for false" : "Label for true")),
+      el("div", { class: "choice-row", role: "radiogroup", "aria-label": "The right answer" },
+        el("label", {}, el("input", { type: "radio", name: `q${index}-tf`, class: "q-true", checked: isTrue }), "true is right"),
+        el("label", {}, el("input", { type: "radio", name: `q${index}-tf`, class: "q-false", checked: isFalse }), "false is right")),
+    ];
+  }
+  if (kind === "poll") return textRows(index, "c", q.choices || [], 4, CHOICE_ROWS, (i) => `Choice ${i + 1} (${shapeName(i)})`);
+  if (kind === "type_answer") {
+    return [
+      ...textRows(index, "a", q.accepted || [], 3, 10, (i) => `Accepted answer ${i + 1}`),
+      el("label", {}, el("input", { type: "checkbox", class: "q-typo", checked: Boolean(q.typo_tolerance) }), "forgive one typo"),
+    ];
+  }
+  if (kind === "slider") {
+    const meta = el("div", { class: "meta" });
+    meta.append(
+      field(`q${index}-min`, "From", numberInput(`q${index}-min`, "q-min", q.min ?? 0)),
+      field(`q${index}-max`, "To", numberInput(`q${index}-max`, "q-max", q.max ?? 100)),
+      field(`q${index}-step`, "Step", numberInput(`q${index}-step`, "q-step", q.step ?? 1)),
+      field(`q${index}-value`, "Right value", numberInput(`q${index}-value`, "q-value", q.value)),
+      field(`q${index}-tolerance`, "Give or take", numberInput(`q${index}-tolerance`, "q-tolerance", q.tolerance ?? 0)),
+      field(`q${index}-scoring`, "Points", el("select", { id: `q${index}-scoring`, class: "q-scoring" },
+        el("option", { value: "closeness", selected: q.scoring !== "all_or_nothing", text: "closer scores more" }),
+        el("option", { value: "all_or_nothing", selected: q.scoring === "all_or_nothing", text: "all or nothing" }))),
+    );
+    return [meta];
+  }
+  if (kind === "puzzle") return textRows(index, "i", q.items || [], 4, CHOICE_ROWS, (i) => `Item ${i + 1} (in the right order)`);
+  const correct = Array.isArray(q.correct) ? q.correct : [];
+  return textRows(index, "c", q.choices || [], 4, CHOICE_ROWS, (i) => `Choice ${i + 1} (${shapeName(i)})`, correct);
+}
+
 function questionEditor(q, index) {
-  const fieldset = el("fieldset", { class: "qedit", "data-question": String(index) });
+  const fieldset = el("fieldset", { class: "qedit", "data-question": String(index), "data-type": kindOf(q) });
   fieldset.append(el("legend", { text: `Question ${index + 1}` }));
   const textId = `q${index}-text`;
   const errorId = `q${index}-error`;
+  const typeId = `q${index}-type`;
   fieldset.append(
+    el("label", { for: typeId, text: "Type" }),
+    el("select", {
+      id: typeId, class: "q-type",
+      onchange: (e) => {
+        const quiz = readForm();
+        quiz.questions[index] = { ...quiz.questions[index], type: e.target.value };
+        renderForm(quiz);
+        document.getElementById(typeId).focus();
+      },
+    }, TYPES.map(([value, text]) => el("option", { value, text, selected: value === kindOf(q) }))),
     el("label", { for: textId, text: "Question" }),
     el("textarea", {
       id: textId, class: "q-text", maxlength: "500", rows: "2", "aria-describedby": errorId, text: q.text || "",
     }),
   );
-  const choices = [...(q.choices || [])];
-  const rows = Math.min(CHOICE_ROWS, Math.max(4, choices.length));
-  while (choices.length < rows) choices.push("");
-  choices.forEach((choice, i) => {
-    const id = `q${index}-c${i}`;
-    fieldset.append(
-      el(
-        "div",
-        { class: "choice-row" },
-        el("span", { class: `swatch c${i}`, "aria-hidden": "true" }),
-        el("label", { for: id, class: "visually-hidden", text: `Choice ${i + 1} (${shapeName(i)})` }),
-        el("input", { id, class: "q-choice", maxlength: "120", value: choice, placeholder: `Choice ${i + 1}` }),
-        el(
-          "label",
-          {},
-          el("input", { type: "checkbox", class: "q-correct", checked: (q.correct || []).includes(i) }),
-          "correct",
-        ),
-      ),
-    );
-  });
+  fieldset.append(...typeFields(q, index));
   const meta = el("div", { class: "meta" });
   meta.append(
     el(
@@ -79,16 +150,20 @@ function questionEditor(q, index) {
         value: String(Math.round((q.time_limit_ms || 20000) / 1000)),
       }),
     ),
-    el(
-      "div",
-      {},
-      el("label", { for: `q${index}-points`, text: "Points" }),
-      el("input", {
-        id: `q${index}-points`, class: "q-points", type: "number", min: "0", max: "2000", step: "100",
-        value: String(q.points ?? 1000),
-      }),
-    ),
   );
+  if (kindOf(q) !== "poll") {
+    meta.append(
+      el(
+        "div",
+        {},
+        el("label", { for: `q${index}-points`, text: "Points" }),
+        el("input", {
+          id: `q${index}-points`, class: "q-points", type: "number", min: "0", max: "2000", step: "100",
+          value: String(q.points ?? 1000),
+        }),
+      ),
+    );
+  }
   fieldset.append(meta, el("p", { id: errorId, class: "error field-error q-error", role: "alert" }));
   fieldset.append(
     el("button", {
@@ -108,25 +183,52 @@ export function renderForm(quiz) {
   $("f-questions").replaceChildren(...(quiz.questions || []).map(questionEditor));
 }
 
-/** The quiz as the form shows it; empty choice boxes are dropped (the server wants 2–6 real ones). */
-export function readForm() {
-  const questions = [...document.querySelectorAll("#f-questions .qedit")].map((fs) => {
-    const choices = [];
+const texts = (fs, cls) => [...fs.querySelectorAll(`.${cls}`)].map((input) => input.value.trim());
+const num = (fs, cls) => {
+  const input = fs.querySelector(`.${cls}`);
+  return input && input.value !== "" ? Number(input.value) : undefined;
+};
+
+/** One question as its form shows it, in its type's document (docs/protocol.md, *Question types*). */
+function readQuestion(fs) {
+  const kind = fs.dataset.type || "choice";
+  const q = { text: fs.querySelector(".q-text").value.trim() };
+  if (kind !== "choice") q.type = kind;
+  if (kind === "choice" || kind === "poll") {
+    q.choices = [];
     const correct = [];
     for (const row of fs.querySelectorAll(".choice-row")) {
       const text = row.querySelector(".q-choice").value.trim();
       if (!text) continue;
-      if (row.querySelector(".q-correct").checked) correct.push(choices.length);
-      choices.push(text);
+      const tick = row.querySelector(".q-correct");
+      if (tick && tick.checked) correct.push(q.choices.length);
+      q.choices.push(text);
     }
-    return {
-      text: fs.querySelector(".q-text").value.trim(),
-      choices,
-      correct,
-      time_limit_ms: Math.round(Number(fs.querySelector(".q-time").value || 20) * 1000),
-      points: Math.round(Number(fs.querySelector(".q-points").value || 0)),
-    };
-  });
+    if (kind === "choice") q.correct = correct;
+  } else if (kind === "true_false") {
+    q.choices = texts(fs, "q-choice");
+    if (fs.querySelector(".q-true").checked) q.correct = true;
+    else if (fs.querySelector(".q-false").checked) q.correct = false;
+  } else if (kind === "type_answer") {
+    q.accepted = texts(fs, "q-a").filter(Boolean);
+    q.typo_tolerance = fs.querySelector(".q-typo").checked;
+  } else if (kind === "slider") {
+    for (const key of ["min", "max", "step", "value", "tolerance"]) {
+      const value = num(fs, `q-${key}`);
+      if (value !== undefined) q[key] = value;
+    }
+    q.scoring = fs.querySelector(".q-scoring").value;
+  } else if (kind === "puzzle") {
+    q.items = texts(fs, "q-i").filter(Boolean);
+  }
+  q.time_limit_ms = Math.round(Number(fs.querySelector(".q-time").value || 20) * 1000);
+  if (kind !== "poll") q.points = Math.round(Number(fs.querySelector(".q-points").value || 0));
+  return q;
+}
+
+/** The quiz as the form shows it; empty choice boxes are dropped (the server wants 2–6 real ones). */
+export function readForm() {
+  const questions = [...document.querySelectorAll("#f-questions .qedit")].map(readQuestion);
   return { title: $("f-quiz-title").value.trim(), questions };
 }
 
@@ -140,9 +242,27 @@ export function problems(quiz) {
     const choices = Array.isArray(q.choices) ? q.choices : [];
     const time = q.time_limit_ms ?? 20000; // SPEC §1's defaults
     const points = q.points ?? 1000;
+    const kind = kindOf(q);
     if (!q.text) say("write the question.");
-    if (choices.length < 2) say("give at least two answers.");
-    if (choices.length >= 2 && !(Array.isArray(q.correct) && q.correct.length)) say("tick at least one correct answer.");
+    if (kind === "choice" || kind === "poll") {
+      if (choices.length < 2) say("give at least two answers.");
+      if (kind === "choice" && choices.length >= 2 && !(Array.isArray(q.correct) && q.correct.length)) {
+        say("tick at least one correct answer.");
+      }
+    } else if (kind === "true_false") {
+      if (choices.length === 2 && choices.some((c) => !c)) say("give both labels.");
+      if (typeof q.correct !== "boolean" && !Array.isArray(q.correct)) say("say whether true or false is right.");
+    } else if (kind === "type_answer") {
+      if (!(q.accepted || []).length) say("give at least one accepted answer.");
+    } else if (kind === "slider") {
+      if (!(Number.isFinite(q.min) && Number.isFinite(q.max) && q.max > q.min)) say("the slider needs a range, from below to above.");
+      else if (!(q.step > 0)) say("the step must be more than 0.");
+      else if (!Number.isFinite(q.value) || q.value < q.min || q.value > q.max) say("the right value must be within the range.");
+    } else if (kind === "puzzle") {
+      const items = q.items || [];
+      if (items.length < 2) say("give at least two items to put in order.");
+      if (new Set(items).size !== items.length) say("each item must be different.");
+    }
     if (!(time >= 5000 && time <= 300000)) say("the time must be 5 to 300 seconds.");
     if (!(points >= 0 && points <= 2000)) say("points must be 0 to 2000.");
   });

@@ -400,7 +400,10 @@ function showQuestion(q) {
   $("hq-close").disabled = false;
   // The projector's tiles carry no hint of the answer; only the presenter notes window marks it.
   const correct = notesPin ? new Set(q.correct || []) : new Set();
-  $("hq-choices").replaceChildren(
+  const kind = q.question_type || "choice";
+  if (!["choice", "true_false", "poll"].includes(kind)) {
+    $("hq-choices").replaceChildren(...typedTiles(q, kind));
+  } else $("hq-choices").replaceChildren(
     ...q.choices.map((text, i) =>
       el(
         "div",
@@ -423,11 +426,80 @@ function showQuestion(q) {
   setScreen("question");
 }
 
+/** The projector's question screen for a type without choice tiles: how to answer, never the answer (the
+ * presenter notes add it). */
+function typedTiles(q, kind) {
+  const notes = [];
+  if (kind === "type_answer") {
+    if (notesPin && q.accepted) notes.push(el("p", { class: "mark", text: `Accepted: ${q.accepted.join(", ")}` }));
+    return [el("div", { class: "how", role: "listitem", text: "⌨ Type your answer on your device" }), ...notes];
+  }
+  if (kind === "slider") {
+    if (notesPin && q.value !== undefined) notes.push(el("p", { class: "mark", text: `Answer: ${q.value}${q.tolerance ? ` (± ${q.tolerance})` : ""}` }));
+    return [el("div", { class: "how", role: "listitem", text: `Slide to a number from ${q.min} to ${q.max}` }), ...notes];
+  }
+  // A puzzle: its items as the players see them (shuffled); the notes give the right order.
+  if (notesPin && q.correct) notes.push(el("p", { class: "mark", text: `Order: ${q.correct.map((i) => q.choices[i]).join(" → ")}` }));
+  return [
+    el("div", { class: "how", role: "listitem", text: "Put these in order" }),
+    ...q.choices.map((text, i) => el("div", { class: `choice button c${i % 6}`, role: "listitem", "data-choice": String(i) },
+      el("span", { class: "label", text }))),
+    ...notes,
+  ];
+}
+
+/** The reveal of a type answered without choices, from the result's `tally` (docs/protocol.md). */
+function tallyView(msg, q) {
+  const tally = msg.tally || {};
+  const kind = msg.question_type;
+  if (kind === "type_answer") {
+    const accepted = msg.accepted || tally.accepted || [];
+    return [
+      el("p", { class: "answer-line", text: `Answer: ${accepted.join(" / ")}` }),
+      el("ol", { class: "tally", "aria-label": "Most common answers" },
+        (tally.answers || []).map((a) => el("li", { class: a.correct ? "right" : "" },
+          el("span", { text: a.text }), el("strong", { text: String(a.count) })))),
+    ];
+  }
+  if (kind === "slider") {
+    const bins = tally.bins || [];
+    const max = Math.max(1, ...bins.map((b) => b.count));
+    const low = msg.value - (msg.tolerance || 0);
+    const high = msg.value + (msg.tolerance || 0);
+    return [
+      el("p", { class: "answer-line", text: `Answer: ${msg.value}${msg.tolerance ? ` (± ${msg.tolerance})` : ""}`
+        + (tally.mean !== null && tally.mean !== undefined ? ` · average ${Math.round(tally.mean * 10) / 10}` : "") }),
+      el("div", { class: "bins", role: "list", "aria-label": "Answers by value" },
+        bins.map((b) => el("div", {
+          class: b.to >= low && b.from <= high ? "right" : "", role: "listitem",
+          style: `height:${Math.round((b.count / max) * 100)}%`,
+          "aria-label": `${b.from}–${b.to}: ${b.count}`, title: `${b.from}–${b.to}: ${b.count}`,
+        }))),
+    ];
+  }
+  const order = (msg.correct || []).map((i) => (q ? q.choices[i] : String(i)));
+  return [
+    el("p", { class: "answer-line", text: `${tally.correct || 0} of ${(tally.correct || 0) + (tally.wrong || 0)} got the order right` }),
+    el("ol", { class: "tally", "aria-label": "The right order" }, order.map((text) => el("li", { class: "right" }, el("span", { text })))),
+  ];
+}
+
 function showReveal(msg) {
   stopTimer();
   state.phase = "reveal";
   state.questionIndex = msg.question;
   const q = state.question && state.question.index === msg.question ? state.question : null;
+  if (msg.tally) {
+    $("hr-count").textContent = questionLabel(msg.question);
+    $("hr-text").textContent = q ? q.text : `Question ${msg.question + 1}`;
+    $("hr-bars").replaceChildren(...tallyView(msg, q));
+    if (typeof msg.answered === "number") $("hr-summary").textContent = `${msg.answered} of ${msg.players} players answered.`;
+    $("hr-error").textContent = "";
+    updateNextLabels();
+    setScreen("reveal");
+    return;
+  }
+  const poll = msg.question_type === "poll";
   const counts = msg.counts || [];
   const max = Math.max(1, ...counts);
   const correct = new Set(msg.correct || []);
@@ -439,7 +511,7 @@ function showReveal(msg) {
       const right = correct.has(i);
       return el(
         "div",
-        { class: `rbar${right ? " correct" : " wrong"}`, role: "listitem", "data-choice": String(i),
+        { class: `rbar${right ? " correct" : poll ? "" : " wrong"}`, role: "listitem", "data-choice": String(i),
           "aria-label": `${label}: ${n} ${n === 1 ? "answer" : "answers"}${right ? ", correct" : ""}` },
         el("span", { class: "rbar-n", text: String(n) }),
         el("div", { class: "rbar-col" }, el("div", {

@@ -40,7 +40,9 @@ const state = {
   question: null, // the open question event
   answered: false,
   selected: new Set(),
-  pending: null, // an answer sent but not yet acked: {question, choice | choices}
+  pending: null, // an answer sent but not yet acked: {question, choice | choices | text | value}
+  sent: null, // the last answer sent (what "locked in" shows)
+  order: null, // a puzzle's items as the player has arranged them (displayed indexes)
   stopTimer: null,
   finished: false,
 };
@@ -268,7 +270,11 @@ function welcome(msg) {
     if (msg.answered && msg.your_choice !== undefined && msg.your_choice !== null) {
       // A reload lost the page's memory of the pick: the server's copy restores "You picked" and the ticks.
       state.question = msg.question;
-      state.selected = new Set(Array.isArray(msg.your_choice) ? msg.your_choice : [msg.your_choice]);
+      const kind = kindOf(msg.question);
+      if (kind === "type_answer") state.sent = { question: msg.question.index, text: msg.your_choice };
+      else if (kind === "slider") state.sent = { question: msg.question.index, value: msg.your_choice };
+      else if (kind === "puzzle") state.sent = { question: msg.question.index, choices: msg.your_choice };
+      else state.selected = new Set(Array.isArray(msg.your_choice) ? msg.your_choice : [msg.your_choice]);
       openQuestion(msg.question, true, true);
     } else {
       openQuestion(msg.question, msg.answered, sameQuestion);
@@ -325,9 +331,153 @@ function openQuestion(q, answered, keepSelection = false) {
   }
   $("q-count").textContent = `Question ${q.index + 1} of ${state.questionCount || "?"}`;
   $("q-text").textContent = q.text;
-  $("q-hint").hidden = !q.multi;
-  $("q-submit").hidden = !q.multi;
+  $("q-hint").textContent = hintFor(q);
+  $("q-hint").hidden = !hintFor(q);
+  $("q-submit").hidden = !needsSubmit(q);
   $("q-error").textContent = "";
+  if (!BY_CHOICE.has(kindOf(q))) {
+    renderInputs(q, keepSelection);
+  } else {
+    renderChoices(q);
+  }
+  updateSubmit();
+  showLocked(state.answered);
+  stopTimer();
+  state.stopTimer = countdown({
+    clock,
+    deadlineMs: q.deadline_ms,
+    limitMs: q.time_limit_ms,
+    textEl: $("q-timer"),
+    barEl: $("q-bar"),
+    onDone: () => {
+      setInputsDisabled(true);
+      $("q-submit").disabled = true;
+    },
+  });
+  setScreen("question");
+}
+
+// --- question types (docs/protocol.md, *Question types*) ------------------------------------------------------
+
+const BY_CHOICE = new Set(["choice", "true_false", "poll"]);
+
+function kindOf(q) {
+  return (q && q.question_type) || "choice";
+}
+
+/** Several choices, a typed answer, a slider and a puzzle are sent with the submit button; one tap sends the rest. */
+function needsSubmit(q) {
+  return Boolean(q && (q.multi || !BY_CHOICE.has(kindOf(q))));
+}
+
+function hintFor(q) {
+  if (q.multi) return "Pick every correct answer, then submit.";
+  return {
+    poll: "No right answer — just vote.",
+    puzzle: "Put them in order, first at the top, then submit.",
+    slider: "Slide to your answer, then submit.",
+    type_answer: "Type your answer, then submit.",
+  }[kindOf(q)] || "";
+}
+
+function setInputsDisabled(disabled) {
+  for (const node of $("q-choices").querySelectorAll("button, input")) node.disabled = disabled;
+}
+
+/** The answer the inputs of a typed, slider or puzzle question hold now (null: nothing to send yet). */
+function currentAnswer(q) {
+  const kind = kindOf(q);
+  if (kind === "type_answer") {
+    const text = $("q-typed") ? $("q-typed").value.trim() : "";
+    return text ? { question: q.index, text } : null;
+  }
+  if (kind === "slider") return { question: q.index, value: Number($("q-slider").value) };
+  if (kind === "puzzle") return { question: q.index, choices: [...state.order] };
+  return state.selected.size ? { question: q.index, choices: [...state.selected].sort((a, b) => a - b) } : null;
+}
+
+function renderInputs(q, keep) {
+  const kind = kindOf(q);
+  const box = $("q-choices");
+  box.className = `choices ${kind}`;
+  if (kind === "type_answer") {
+    const previous = keep && $("q-typed") ? $("q-typed").value : "";
+    const input = el("input", {
+      id: "q-typed",
+      type: "text",
+      maxlength: String(q.max_length || 80),
+      autocomplete: "off",
+      autocapitalize: "off",
+      spellcheck: "false",
+      enterkeyhint: "send",
+      "aria-label": "Your answer",
+      oninput: updateSubmit,
+      onkeydown: (e) => { if (e.key === "Enter") submitMulti(); },
+    });
+    input.value = previous;
+    box.replaceChildren(input);
+  } else if (kind === "slider") {
+    const middle = q.min + Math.round((q.max - q.min) / 2 / q.step) * q.step;
+    const previous = keep && $("q-slider") ? $("q-slider").value : String(middle);
+    const output = el("output", { id: "q-slider-value", for: "q-slider", class: "slider-value" });
+    const input = el("input", {
+      id: "q-slider", type: "range", min: String(q.min), max: String(q.max), step: String(q.step),
+      "aria-label": "Your answer", oninput: () => { output.textContent = input.value; },
+    });
+    input.value = previous;
+    output.textContent = input.value;
+    box.replaceChildren(
+      output,
+      input,
+      el("div", { class: "slider-ends muted", "aria-hidden": "true" }, el("span", { text: String(q.min) }), el("span", { text: String(q.max) })),
+    );
+  } else if (kind === "puzzle") {
+    if (!keep || !state.order || state.order.length !== q.choices.length) state.order = q.choices.map((_, i) => i);
+    renderPuzzle(q);
+  }
+}
+
+function renderPuzzle(q) {
+  const n = state.order.length;
+  const rows = state.order.map((item, place) => el(
+    "li",
+    { class: "puzzle-item", "data-item": String(item) },
+    el("span", { class: "label", text: q.choices[item] }),
+    el("button", {
+      type: "button", class: "move", "aria-label": `Move ${q.choices[item]} up`, disabled: place === 0,
+      onclick: () => movePuzzle(place, -1),
+    }, "↑"),
+    el("button", {
+      type: "button", class: "move", "aria-label": `Move ${q.choices[item]} down`, disabled: place === n - 1,
+      onclick: () => movePuzzle(place, 1),
+    }, "↓"),
+  ));
+  $("q-choices").replaceChildren(el("ol", { id: "q-puzzle", class: "puzzle" }, rows));
+}
+
+function movePuzzle(place, by) {
+  const q = state.question;
+  if (!q || state.answered) return;
+  const to = place + by;
+  if (to < 0 || to >= state.order.length) return;
+  [state.order[place], state.order[to]] = [state.order[to], state.order[place]];
+  renderPuzzle(q);
+  const moved = $("q-puzzle").children[to].querySelector(by < 0 ? "button.move" : "button.move:last-child");
+  if (moved && !moved.disabled) moved.focus();
+}
+
+/** What the "locked in" screen says the player sent. */
+function describeAnswer(q, answer) {
+  if (!answer) return "";
+  if (answer.text !== undefined) return `You answered: ${answer.text}`;
+  if (answer.value !== undefined) return `You picked: ${answer.value}`;
+  if (kindOf(q) === "puzzle") return `Your order: ${answer.choices.map((i) => q.choices[i]).join(" → ")}`;
+  const picked = (answer.choices || [answer.choice]).map((i) => q.choices[i]).filter(Boolean);
+  return picked.length ? `You picked: ${picked.join(", ")}` : "";
+}
+
+function renderChoices(q) {
+  $("q-choices").className = "choices";
   const buttons = q.choices.map((text, i) => {
     const button = el(
       "button",
@@ -345,21 +495,6 @@ function openQuestion(q, answered, keepSelection = false) {
     return button;
   });
   $("q-choices").replaceChildren(...buttons);
-  updateSubmit();
-  showLocked(state.answered);
-  stopTimer();
-  state.stopTimer = countdown({
-    clock,
-    deadlineMs: q.deadline_ms,
-    limitMs: q.time_limit_ms,
-    textEl: $("q-timer"),
-    barEl: $("q-bar"),
-    onDone: () => {
-      for (const b of $("q-choices").children) b.disabled = true;
-      $("q-submit").disabled = true;
-    },
-  });
-  setScreen("question");
 }
 
 function stopTimer() {
@@ -369,7 +504,7 @@ function stopTimer() {
 
 function choose(i) {
   const q = state.question;
-  if (!q || state.answered) return;
+  if (!q || state.answered || !BY_CHOICE.has(kindOf(q))) return;
   if (q.multi) {
     if (state.selected.has(i)) state.selected.delete(i);
     else state.selected.add(i);
@@ -384,17 +519,22 @@ function choose(i) {
 
 function submitMulti() {
   const q = state.question;
-  if (!q || state.answered || state.selected.size === 0) return;
-  sendAnswer({ question: q.index, choices: [...state.selected].sort((a, b) => a - b) });
+  if (!q || state.answered) return;
+  const answer = currentAnswer(q);
+  if (!answer) return;
+  state.sent = answer;
+  sendAnswer(answer);
 }
 
 function updateSubmit() {
-  $("q-submit").disabled = state.answered || state.selected.size === 0;
+  const q = state.question;
+  $("q-submit").disabled = state.answered || !q || !currentAnswer(q);
 }
 
 function sendAnswer(answer) {
   state.pending = answer;
-  for (const b of $("q-choices").children) b.disabled = true;
+  state.sent = answer;
+  setInputsDisabled(true);
   $("q-submit").disabled = true;
   // If the socket is down the answer waits in `pending` and goes out after the reconnect's welcome.
   state.conn && state.conn.send({ type: "answer", ...answer });
@@ -433,14 +573,16 @@ function refused(msg) {
 function showLocked(locked) {
   const q = state.question;
   $("q-choices").hidden = locked;
-  $("q-submit").hidden = locked || !(q && q.multi);
-  $("q-hint").hidden = locked || !(q && q.multi);
+  $("q-submit").hidden = locked || !needsSubmit(q);
+  $("q-hint").hidden = locked || !(q && hintFor(q));
   $("q-locked").hidden = !locked;
   if (locked && q) {
-    const picked = [...state.selected].map((i) => q.choices[i]).filter(Boolean);
-    $("q-locked-choice").textContent = picked.length ? `You picked: ${picked.join(", ")}` : "";
+    const answer = state.sent && state.sent.question === q.index ? state.sent
+      : { question: q.index, choices: [...state.selected] };
+    $("q-locked-choice").textContent = describeAnswer(q, answer);
   } else if (q && clock.now() < q.deadline_ms) {
-    for (const b of $("q-choices").children) b.disabled = false;
+    setInputsDisabled(false);
+    if (kindOf(q) === "puzzle") renderPuzzle(q);  // the first and last arrows stay disabled
     updateSubmit();
   }
 }
@@ -474,10 +616,17 @@ function showVerdict(msg) {
     $("r-points").hidden = true;
   } else {
     const noAnswer = msg.your_choice === null || msg.your_choice === undefined;
-    verdict.className = `verdict ${msg.is_correct ? "ok" : noAnswer ? "none" : "bad"}`;
-    $("r-title").textContent = msg.is_correct ? "Correct!" : noAnswer ? "Time's up" : "Not quite";
-    $("r-points").hidden = false;
-    $("r-points").textContent = `+ ${formatScore(msg.points)} points`;
+    if (msg.is_correct === null) {
+      // A poll has no right answer: no verdict, no points.
+      verdict.className = "verdict none";
+      $("r-title").textContent = noAnswer ? "Poll closed" : "Thanks for voting!";
+      $("r-points").hidden = true;
+    } else {
+      verdict.className = `verdict ${msg.is_correct ? "ok" : noAnswer ? "none" : "bad"}`;
+      $("r-title").textContent = msg.is_correct ? "Correct!" : noAnswer ? "Time's up" : "Not quite";
+      $("r-points").hidden = false;
+      $("r-points").textContent = `+ ${formatScore(msg.points)} points`;
+    }
   }
   $("r-score").textContent = formatScore(state.score);
   $("r-rank").textContent = ordinal(state.rank);
