@@ -82,6 +82,13 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="scenario", required=True)
     p = sub.add_parser("burst", help="N players, one question, everyone answers at once")
     p.add_argument("-n", "--players", type=int, nargs="+", default=[1000])
+    p.add_argument(
+        "--question-types",
+        nargs="+",
+        choices=["choice", "type_answer", "slider"],
+        default=["choice"],
+        help="the burst's question, one run each (docs/protocol.md, *Question types*); the baseline takes any answer",
+    )
     p = sub.add_parser("game", help="a full quiz with answers spread over each window and a few reconnects")
     p.add_argument("-n", "--players", type=int, default=1500)
     p.add_argument("--questions", type=int, default=10)
@@ -117,7 +124,14 @@ async def _runs(s: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
     reps = range(args.repeat or (3 if args.scenario == "standard" else 1))
     if args.scenario in ("burst", "standard"):
         sizes = args.players if args.scenario == "burst" else args.sizes
-        plan += [(r, partial(scenarios.run_burst, s, t, n)) for n in sizes for r in reps for t in names]
+        kinds = args.question_types if args.scenario == "burst" else ["choice"]
+        plan += [
+            (r, partial(scenarios.run_burst, s, t, n, None, kind))
+            for n in sizes
+            for r in reps
+            for kind in kinds
+            for t in names
+        ]
     if args.scenario in ("game", "standard"):
         n = args.players if args.scenario == "game" else args.game_players
         plan += [

@@ -62,15 +62,24 @@ def ws_base(http_url: str) -> str:
     return "ws" + http_url.removeprefix("http") if http_url.startswith("http") else http_url
 
 
-def make_quiz(questions: int, time_limit_ms: int, title: str = "quizroom-bench") -> dict[str, Any]:
-    """A valid quiz whose correct choice is always 0 (the bench decides who is right without peeking)."""
+def make_quiz(
+    questions: int, time_limit_ms: int, title: str = "quizroom-bench", question_type: str = "choice"
+) -> dict[str, Any]:
+    """A valid quiz whose right answer is always choice 0 (the bench decides who is right without peeking): for
+    `type_answer` the accepted text is choice 0's, for `slider` (0 to 3) the value 0 (bench/worker.py,
+    `answer_message`)."""
+    choices = ["alpha", "bravo", "charlie", "delta"]
+    shapes: dict[str, dict[str, Any]] = {
+        "choice": {"choices": choices, "correct": [0]},
+        "type_answer": {"type": "type_answer", "accepted": [choices[0]]},
+        "slider": {"type": "slider", "min": 0, "max": 3, "step": 1, "value": 0},
+    }
     return {
         "title": title,
         "questions": [
             {
                 "text": f"Question {i + 1}: which one?",
-                "choices": ["alpha", "bravo", "charlie", "delta"],
-                "correct": [0],
+                **shapes[question_type],
                 "time_limit_ms": time_limit_ms,
                 "points": 1000,
             }

@@ -335,17 +335,22 @@ async def finish(
     }
 
 
-async def run_burst(s: Session, name: str, n: int, storm_jitter_ms: int | None = None) -> dict[str, Any]:
-    """N players, one question, everyone answers at once (after an optional reconnect storm)."""
+async def run_burst(
+    s: Session, name: str, n: int, storm_jitter_ms: int | None = None, question_type: str = "choice"
+) -> dict[str, Any]:
+    """N players, one question (of `question_type`), everyone answers at once (after an optional reconnect storm)."""
     scenario = "burst" if storm_jitter_ms is None else "reconnect-storm"
+    if question_type != "choice":
+        scenario += f":{question_type}"  # its own rows in the tables and ratios
     prefix = s.begin(f"{scenario} {name} N={n}")
     started = time.monotonic()
     run: dict[str, Any] = {"scenario": scenario, "target": name, "n": n, "questions": 1, "expected_answers": n}
+    run["question_type"] = question_type
     extra: Counter[str] = Counter()
     async with (
         s.target(name) as target,
         ServerMonitor(target, s.pool) as monitor,
-        room_run(s, target, make_quiz(1, 300_000)) as (control, room, host),
+        room_run(s, target, make_quiz(1, 300_000, question_type=question_type)) as (control, room, host),
     ):
         run["join"] = await join_crowd(s, room, n, prefix)
         monitor.mark("joined")
@@ -375,7 +380,14 @@ async def run_burst(s: Session, name: str, n: int, storm_jitter_ms: int | None =
         bursts = await s.pool.each(
             "burst",
             [
-                {"crowd": CROWD, "index": 0, "chunk": 50, "wait_s": s.opts.timeout, "seed": s.opts.seed + w}
+                {
+                    "crowd": CROWD,
+                    "index": 0,
+                    "chunk": 50,
+                    "wait_s": s.opts.timeout,
+                    "seed": s.opts.seed + w,
+                    "kind": question_type,
+                }
                 for w in range(s.pool.procs)
             ],
         )

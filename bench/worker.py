@@ -185,7 +185,7 @@ class Player:
             self.worker.reconnected(code)
             for index, ack in self.acks.items():
                 if not ack.done() and index in self.choices and self.conn is not None:
-                    self.conn.send({"type": "answer", "question": index, "choice": self.choices[index]})
+                    self.conn.send(answer_message(self.worker.answer_kind, index, self.choices[index]))
         finally:
             self.recovery = None
 
@@ -279,13 +279,26 @@ class Player:
             fut = self.acks[index] = asyncio.get_running_loop().create_future()
         self.choices[index] = choice
         if self.conn is not None:
-            self.conn.send({"type": "answer", "question": index, "choice": choice})
+            self.conn.send(answer_message(self.worker.answer_kind, index, choice))
         return fut
 
 
 def _resolve(fut: asyncio.Future[int], value: int) -> None:
     if not fut.done():
         fut.set_result(value)
+
+
+TYPED = ("alpha", "bravo", "charlie", "delta")  # `make_quiz`'s choices: "alpha" is the accepted typed answer
+
+
+def answer_message(kind: str, index: int, choice: int) -> dict[str, Any]:
+    """Choice `choice` (0 is right) as the answer message of a question of type `kind` (`control.make_quiz`):
+    the choice itself, its text typed, or the slider value `choice`."""
+    if kind == "type_answer":
+        return {"type": "answer", "question": index, "text": TYPED[choice]}
+    if kind == "slider":
+        return {"type": "answer", "question": index, "value": choice}
+    return {"type": "answer", "question": index, "choice": choice}
 
 
 def _choice(rng: random.Random) -> int:
@@ -340,6 +353,7 @@ class Worker:
         self.errors: Counter[str] = Counter()
         self.reconnects: Counter[str] = Counter()  # players back after the server dropped them, by close code
         self.plays: dict[int, Play] = {}
+        self.answer_kind = "choice"  # the open question's type: how an answer is sent (`answer_message`)
 
     def bump(self, slot: int, by: int = 1) -> None:
         self.progress[self.wid * SLOTS + slot] += by
@@ -417,8 +431,12 @@ class Worker:
         received = [p.direct[index] for p in players if index in p.direct]
         return {"recv_ns": received, "missing": len(players) - len(received)}
 
-    async def burst(self, crowd: str, index: int, chunk: int, wait_s: float, seed: int) -> dict[str, Any]:
-        """Every connected player answers now; sends in small chunks so acks are stamped while we still send."""
+    async def burst(
+        self, crowd: str, index: int, chunk: int, wait_s: float, seed: int, kind: str = "choice"
+    ) -> dict[str, Any]:
+        """Every connected player answers now; sends in small chunks so acks are stamped while we still send.
+        `kind`: the question's type, which shapes the answer message (`answer_message`)."""
+        self.answer_kind = kind
         rng = random.Random(seed)
         players = [p for p in self.crowds.get(crowd, []) if p.present]
         pending: list[tuple[Player, int, asyncio.Future[tuple[int, dict[str, Any]]]]] = []

@@ -80,6 +80,23 @@ async def test_burst_reports_every_figure_and_exactly_once_passes_against_quizro
     assert ratios["n"] == n and ratios["fanout_p50"] is not None and ratios["ack_p99"] is not None
 
 
+async def test_a_burst_of_typed_and_slider_answers_is_stored_exactly_once(tmp_path: Path) -> None:
+    n = 30
+    status, stdout, report = await bench(tmp_path, "burst", "-n", str(n), "--question-types", "type_answer", "slider")
+    assert status == 0, stdout
+    assert stdout.count("EXACTLY-ONCE: PASS") == 4 and report["exactly_once_ok"] is True
+    assert [(r["scenario"], r["target"]) for r in report["runs"]] == [
+        ("burst:type_answer", "quizroom"),
+        ("burst:type_answer", "baseline"),
+        ("burst:slider", "quizroom"),
+        ("burst:slider", "baseline"),
+    ]
+    for run in report["runs"]:
+        assert run["errors"] == {} and run["success_rate"] == 1.0
+        assert run["exactly_once"]["acked"] == n == run["exactly_once"]["stored"]
+    assert sorted(r["scenario"] for r in report["ratios"]) == ["burst:slider", "burst:type_answer"]
+
+
 async def test_game_with_reconnects_keeps_every_acked_answer_exactly_once(tmp_path: Path) -> None:
     n, questions, reconnects = 20, 2, 2
     status, stdout, report = await bench(
