@@ -283,3 +283,41 @@ async def test_a_room_with_friendly_names_gives_each_player_a_generated_name(
     welcome = await Player(joined[0], names[0]).connect()
     assert welcome is not None and welcome["nickname"] == names[0]
     assert {p["nickname"] for p in (await host.results())["players"]} == set(names)
+
+
+async def test_two_host_screens_see_the_same_game_whoever_sends_the_commands(
+    server: ServerProcess, http: httpx.AsyncClient
+) -> None:
+    """The projector and a second host window (the presenter notes, a co-teacher): commands from either go to both,
+    and a command the room has already taken is refused to the other, never applied twice."""
+    host = await Host.open(http, quiz(2))
+    ann = await host.join("Ann")
+    await ann.connect()
+    async with HostSocket(server, host) as one, HostSocket(server, host) as two:
+        await one.expect("welcome")
+        await two.expect("welcome")
+        await one.ws.send(orjson.dumps({"type": "start"}).decode())
+        states = [await one.expect("state"), await two.expect("state")]
+        assert [s["phase"] for s in states] == ["question", "question"]
+        questions = [await one.expect("question"), await two.expect("question")]
+        assert questions[0] == questions[1] and questions[0]["correct"] == [0]
+        await two.ws.send(orjson.dumps({"type": "start"}).decode())
+        assert (await two.expect("error"))["code"] == "bad_phase", "the second start is refused, not applied"
+        await ann.answer(0, 0)
+        await ann.expect("answer_ack")
+        results = [await one.expect("result"), await two.expect("result")]  # everyone answered: it closed
+        assert results[0] == results[1] and results[0]["counts"][0] == 1
+        boards = [await one.expect("leaderboard"), await two.expect("leaderboard")]
+        assert boards[0] == boards[1]
+        # Both press "next" at once: one takes the room to question 1, the other is refused.
+        for socket in (one, two):
+            await socket.ws.send(orjson.dumps({"type": "next"}).decode())
+        replies = [await one.expect("question"), await two.expect("question")]
+        assert replies[0]["index"] == replies[1]["index"] == 1
+        assert [(await s.expect("state"))["question_index"] for s in (one, two)] == [1, 1]
+        refusals = [asyncio.ensure_future(s.expect("error")) for s in (one, two)]
+        done, waiting = await asyncio.wait(refusals, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
+        for task in waiting:
+            task.cancel()
+        assert [t.result()["code"] for t in done] == ["bad_phase"], "one next is taken, the other refused"
+        assert (await host.state())["question_index"] == 1

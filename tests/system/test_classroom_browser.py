@@ -33,7 +33,7 @@ QUIZ: dict[str, Any] = {
          "time_limit_ms": 120000},
     ],
 }  # fmt: skip
-PROJECTORS = [(1920, 1080), (1280, 720), (1366, 768)]
+PROJECTORS = [(1920, 1080), (1280, 720), (1366, 768), (3840, 2160)]
 # What can give the answer away on the projector: a marked tile, a tick, a label saying so.
 ANSWER_SHOWN = """() => {
   const screen = document.getElementById('screen-question');
