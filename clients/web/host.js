@@ -470,11 +470,16 @@ function tallyView(msg, q) {
       el("p", { class: "answer-line", text: `Answer: ${msg.value}${msg.tolerance ? ` (± ${msg.tolerance})` : ""}`
         + (tally.mean !== null && tally.mean !== undefined ? ` · average ${Math.round(tally.mean * 10) / 10}` : "") }),
       el("div", { class: "bins", role: "list", "aria-label": "Answers by value" },
-        bins.map((b) => el("div", {
-          class: b.to >= low && b.from <= high ? "right" : "", role: "listitem",
-          style: `height:${Math.round((b.count / max) * 100)}%`,
-          "aria-label": `${b.from}–${b.to}: ${b.count}`, title: `${b.from}–${b.to}: ${b.count}`,
-        }))),
+        bins.map((b) => {
+          const range = b.from === b.to ? String(b.from) : `${b.from}–${b.to}`;
+          return el("div", {
+            class: `bin${b.to >= low && b.from <= high ? " right" : ""}`, role: "listitem",
+            "aria-label": `${range}: ${b.count}`,
+          },
+          el("span", { class: "bin-n", text: b.count ? String(b.count) : "" }),
+          el("div", { class: "bin-col" }, el("div", { class: "bin-fill", style: `height:${Math.round((b.count / max) * 100)}%` })),
+          el("span", { class: "bin-t", text: range }));
+        })),
     ];
   }
   const order = (msg.correct || []).map((i) => (q ? q.choices[i] : String(i)));
@@ -492,7 +497,7 @@ function showReveal(msg) {
   if (msg.tally) {
     $("hr-count").textContent = questionLabel(msg.question);
     $("hr-text").textContent = q ? q.text : `Question ${msg.question + 1}`;
-    $("hr-bars").replaceChildren(...tallyView(msg, q));
+    $("hr-bars").replaceChildren(el("div", { class: "tally-view" }, ...tallyView(msg, q)));
     if (typeof msg.answered === "number") $("hr-summary").textContent = `${msg.answered} of ${msg.players} players answered.`;
     $("hr-error").textContent = "";
     updateNextLabels();
