@@ -110,6 +110,8 @@ async def test_migrations_apply_once_however_often_storage_opens(database_url: s
             (2, "shards"),
             (3, "fencing"),
             (4, "classroom"),
+            (5, "reserved"),
+            (6, "library"),
         ]
     finally:
         await again.close()
