@@ -197,7 +197,7 @@ def components() -> Schema:
                 "type": "http",
                 "scheme": "bearer",
                 "description": "the room's host token; the admin token (when configured) is accepted wherever the "
-                "host token is, and is required to create quizzes and rooms",
+                "host token is, and is required to create quizzes and rooms and for every call of the quiz library",
             },
             "player": {
                 "type": "http",
