@@ -6,8 +6,9 @@ Kahoot's template starts with a few rows of title and instructions, then a heade
 characters`, `Answer 1 - max 75 characters` … `Answer 4`, `Time limit (sec) – 5, 10, 20, 30, 60, 90, 120, or 240
 secs`, `Correct answer(s) - choose at least one` — then a question per row. The header is found by its cells, not
 at a fixed row, and read liberally: any case or spacing, `Answer`/`Choice`/`Option` with a number up to 6, `Time…`,
-`Correct…`, and an optional `Points` column of ours. Every row that cannot become a question is reported with its
-row number in the file (1-based, as a spreadsheet shows it) and why; the rest are imported.
+`Correct…`, and an optional `Points` column of ours (a `Question #` or `Question number` column is not the text).
+Every row that cannot become a question is reported with its row number in the file (1-based, as a spreadsheet
+shows it) and why; the rest are imported.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ TITLE_LABELS = frozenset({"title", "quiz title", "quiz name", "name of the quiz"
 
 _ANSWER = re.compile(r"(?:answer|choice|option|alternative)\s*#?\s*([1-9])\b")
 _SECONDS = re.compile(r"(\d{1,4})(?:\.0*)?\s*(?:s|sec|secs|second|seconds)?")
-_NUMBER = re.compile(r"\d{1,4}(?:\.0*)?")
+_NUMBER = re.compile(r"(\d{1,4})(?:\.0*)?")  # `2.0`: how a number cell of a workbook often reaches a CSV
+_NOT_THE_TEXT = re.compile(r"question\s*(?:#|no\b|nr\b|number|id\b|type)")  # "Question #" numbers the questions
 _CORRECT_SPLIT = re.compile(r"[\s,;/&+]+|\band\b")
 _LETTERS = {letter: n for n, letter in enumerate("abcdef", start=1)}  # some sheets name the answers A–F
 
@@ -104,9 +106,11 @@ def _role(cell: str) -> str | None:
     answer = _ANSWER.match(key)
     if answer:
         return f"answer{answer.group(1)}"
-    for prefix, role in (("question", "question"), ("correct", "correct"), ("time", "time"), ("points", "points")):
+    if _NOT_THE_TEXT.match(key):
+        return None
+    for prefix in ("question", "correct", "time", "points"):
         if key.startswith(prefix):
-            return role
+            return prefix
     return None
 
 
@@ -158,7 +162,7 @@ def _too_long(what: str, text: str, limit: int) -> str | None:
 
 def _whole(text: str, pattern: re.Pattern[str]) -> int | None:
     match = pattern.fullmatch(_key(text))
-    return int(match.group(1) if match.groups() else match.group(0).split(".")[0]) if match else None
+    return int(match.group(1)) if match else None
 
 
 def _correct(cell: str, answers: Sequence[str]) -> list[int] | str:

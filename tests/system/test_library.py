@@ -165,8 +165,8 @@ async def test_a_method_a_library_path_does_not_take_is_405_naming_those_it_does
     assert response.json()["error"]["code"] == "method_not_allowed"
 
 
-async def test_with_an_admin_token_every_library_call_needs_it(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    server = start_server(f"sqlite:///{tmp_path / 'admin.db'}", "--admin-token", "s3cret")
+async def test_with_an_admin_token_every_library_call_needs_it(start_server, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    server = start_server(database_url, "--admin-token", "s3cret")
     admin = {"Authorization": "Bearer s3cret"}
     async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as client:
         quiz_id = (await save(client, titled("Secret"), **admin))["quiz_id"]

@@ -113,6 +113,11 @@ def test_the_header_is_read_liberally_and_in_any_column_order() -> None:
     )
 
 
+def test_a_column_numbering_the_questions_is_not_taken_for_their_text() -> None:
+    rows = [["Question #", "Question text", "Answer 1", "Answer 2", "Correct"], ["1", "2 + 2?", "4", "5", "1.0"]]
+    assert import_rows(csv_rows(as_csv(rows))).questions == (Question("2 + 2?", ("4", "5"), frozenset({0})),)
+
+
 def test_a_sheet_without_time_or_points_columns_takes_the_defaults() -> None:
     rows = [["Question", "Answer 1", "Answer 2", "Correct answer"], ["2 + 2?", "4", "5", "A"]]
     imported = import_rows(csv_rows(as_csv(rows)))
@@ -270,12 +275,14 @@ def test_the_format_is_the_parameter_else_the_bytes_type_or_name(
     assert detect_format(body, content_type, filename, requested) == expected
 
 
-def test_an_unknown_format_parameter_and_an_old_xls_are_refused() -> None:
+def test_an_unknown_format_parameter_an_old_xls_and_a_form_upload_are_refused() -> None:
     with pytest.raises(InvalidInput) as invalid:
         detect_format(b"", "", "", "pdf")
     assert invalid.value.field == "format"
     with pytest.raises(BadFile, match=r"\.xls"):
         detect_format(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "", "quiz.xls", None)
+    with pytest.raises(BadFile, match="multipart"):
+        detect_format(b"--boundary\r\n", "multipart/form-data; boundary=boundary", "", None)
 
 
 # --- titles and our JSON ---------------------------------------------------------------------------------------
