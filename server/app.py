@@ -24,6 +24,7 @@ from quizroom.server.compliance import EchoEndpoint
 from quizroom.server.connections import ConnectionGate
 from quizroom.server.errors import EXCEPTION_HANDLERS
 from quizroom.server.http_api import api_routes
+from quizroom.server.library import library_routes
 from quizroom.server.runtime import Runtime
 from quizroom.server.settings import Settings
 from quizroom.server.sockets import HostEndpoint, PlayerEndpoint, Receive, Scope, Send
@@ -106,6 +107,7 @@ def create_app(
     web = web_dir()
     routes = [
         *api_routes(),
+        *library_routes(),
         page("index.html"),
         page("host.html"),
         # follow_symlink: the development install is a tree of links (setuptools' strict editable mode), and

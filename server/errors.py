@@ -13,6 +13,7 @@ from quizroom.rooms.game.errors import (
     InvalidInput,
     MethodNotAllowed,
     NotFound,
+    NothingImported,
     QuizroomError,
     TooBig,
     Unavailable,
@@ -30,6 +31,8 @@ def error_response(exc: QuizroomError, headers: Mapping[str, str] | None = None)
     extra: dict[str, Any] = {}
     if isinstance(exc, InvalidInput):
         extra["field"] = exc.field
+    if isinstance(exc, NothingImported):
+        extra["refused"] = exc.refused
     response = json_response(error_body(exc.code, exc.message, **extra), status=exc.status, headers=headers)
     if exc.status == 401:  # RFC 9110: a 401 names the scheme that would be accepted (RFC 6750: bearer tokens)
         response.headers["www-authenticate"] = 'Bearer realm="quizroom"'

@@ -127,25 +127,6 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-async def create_quiz(request: Request) -> Response:
-    require_admin(request)
-    metered(limits_of(request).creations, request, "quizzes and rooms created", "creations")
-    quiz = parse_quiz(await read_json(request, runtime_of(request).settings.max_body_bytes))
-    quiz_id = uuid.uuid4().hex
-    await runtime_of(request).storage.create_quiz(
-        QuizRow(quiz_id, quiz.title, orjson.dumps(quiz.to_json()).decode(), now_ms())
-    )
-    return json_response({"quiz_id": quiz_id}, status=201)
-
-
-async def get_quiz(request: Request) -> Response:
-    require_admin(request)
-    row = await runtime_of(request).storage.get_quiz(request.path_params["quiz_id"])
-    if row is None:
-        raise NotFound("no such quiz")
-    return json_response({"quiz_id": row.quiz_id, **orjson.loads(row.body)})
-
-
 async def create_room(request: Request) -> Response:
     require_admin(request)
     runtime = runtime_of(request)
@@ -164,11 +145,11 @@ async def create_room(request: Request) -> Response:
         quiz_id = uuid.uuid4().hex
         await runtime.storage.create_quiz(QuizRow(quiz_id, quiz.title, orjson.dumps(quiz.to_json()).decode(), now_ms()))
     elif isinstance(body.get("quiz_id"), str):
-        quiz_id = body["quiz_id"]
-        row = await runtime.storage.get_quiz(quiz_id)
-        if row is None:
+        saved = await runtime.storage.library_entry(body["quiz_id"])
+        if saved is None:
             raise NotFound("no such quiz")
-        quiz = parse_quiz(orjson.loads(row.body))
+        quiz_id = saved[1].quiz_id  # the saved quiz's current version: the room keeps it whatever edits follow
+        quiz = parse_quiz(orjson.loads(saved[1].body))
     else:
         raise InvalidInput("quiz_id", "give `quiz_id` (a string) or `quiz` (an object)")
     actor, host_token = await runtime.registry.create(quiz_id, quiz, owner=owner, options=options)
@@ -371,8 +352,6 @@ async def openapi(request: Request) -> Response:
 
 def api_routes() -> list[Route]:
     routes = [
-        Route("/api/quizzes", create_quiz, methods=["POST"]),
-        Route("/api/quizzes/{quiz_id}", get_quiz, methods=["GET"]),
         Route("/api/rooms", create_room, methods=["POST"]),
         Route("/api/rooms/{pin}", room_state, methods=["GET"]),
         Route("/api/rooms/{pin}/players", join_room, methods=["POST"]),

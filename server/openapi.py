@@ -8,40 +8,12 @@ cannot drift apart silently. WebSockets are out of OpenAPI's reach; docs/protoco
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
 
 from quizroom.rooms.game import quiz as limits
 from quizroom.server.metrics import error_codes
+from quizroom.server.openapi_library import LIBRARY_SCHEMAS, library_paths
+from quizroom.server.openapi_parts import ADMIN, COUNT, INT, JSON, Schema, error, json_body, obj, ref, text
 
-JSON = "application/json"
-Schema = dict[str, Any]
-
-
-def ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def text(max_length: int, description: str = "") -> Schema:
-    schema: Schema = {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": r"\S"}
-    if description:
-        schema["description"] = description
-    return schema
-
-
-def obj(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
-    return {"type": "object", "properties": properties, "required": required or list(properties), **extra}
-
-
-def json_body(schema: Schema, description: str) -> Schema:
-    return {"description": description, "content": {JSON: {"schema": schema}}}
-
-
-def error(description: str) -> Schema:
-    return json_body(ref("Error"), description)
-
-
-INT = {"type": "integer"}
-COUNT = {"type": "integer", "minimum": 0}
 PIN = {
     "name": "pin",
     "in": "path",
@@ -308,7 +280,7 @@ def components() -> Schema:
                 "type": "http",
                 "scheme": "bearer",
                 "description": "the room's host token; the admin token (when configured) is accepted wherever the "
-                "host token is, and is required to create quizzes and rooms",
+                "host token is, and is required to create quizzes and rooms and for every call of the quiz library",
             },
             "player": {
                 "type": "http",
@@ -324,6 +296,11 @@ def components() -> Schema:
                             "code": {"type": "string", "enum": list(error_codes())},
                             "message": {"type": "string"},
                             "field": {"type": "string", "description": "422 `invalid`: the offending field's path"},
+                            "refused": {
+                                "type": "array",
+                                "items": ref("RefusedRow"),
+                                "description": "422 `nothing_imported`: why each row of the file was refused",
+                            },
                         },
                         ["code", "message"],
                     )
@@ -331,7 +308,7 @@ def components() -> Schema:
             ),
             "Question": QUESTION,
             "Quiz": QUIZ,
-            "StoredQuiz": {"allOf": [ref("Quiz"), obj({"quiz_id": {"type": "string"}})]},
+            **LIBRARY_SCHEMAS,
             "RoomState": ROOM_STATE,
             "RoomStateWithStats": obj(
                 {
@@ -352,7 +329,6 @@ def components() -> Schema:
     }
 
 
-ADMIN: list[dict[str, list[str]]] = [{}, {"bearer": []}]  # open unless the server has an admin token
 HOST: list[dict[str, list[str]]] = [{"bearer": []}]
 PLAYER: list[dict[str, list[str]]] = [{"player": []}]
 
@@ -386,36 +362,6 @@ def paths() -> Schema:
     not_found = error("no room with this PIN")
     host_errors = {"401": error("missing or wrong host token"), "404": not_found}
     result: Schema = {
-        "/api/quizzes": {
-            "post": {
-                "operationId": "create_quiz",
-                "summary": "Store a quiz",
-                "tags": ["quizzes"],
-                "security": ADMIN,
-                "requestBody": {"required": True, "content": {JSON: {"schema": ref("Quiz")}}},
-                "responses": {
-                    "201": json_body(obj({"quiz_id": {"type": "string"}}), "stored"),
-                    "401": unauthorized,
-                    "422": error("`invalid`, with `field` naming the first offending field"),
-                    "503": unavailable,
-                },
-            }
-        },
-        "/api/quizzes/{quiz_id}": {
-            "get": {
-                "operationId": "get_quiz",
-                "summary": "Read a stored quiz",
-                "tags": ["quizzes"],
-                "security": ADMIN,
-                "parameters": [{"name": "quiz_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {
-                    "200": json_body(ref("StoredQuiz"), "the quiz"),
-                    "401": unauthorized,
-                    "404": error("no such quiz"),
-                    "503": unavailable,
-                },
-            }
-        },
         "/api/rooms": {
             "post": {
                 "operationId": "create_room",
@@ -731,6 +677,7 @@ def paths() -> Schema:
         ("unlock", "accept joins again"),
     ]:
         result[f"/api/rooms/{{pin}}/{name}"] = host_command(name, summary)
+    result.update(library_paths())
     for operations in result.values():
         for operation in operations.values():
             add_limit_responses(operation)

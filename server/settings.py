@@ -26,7 +26,9 @@ class Settings:
         default="sqlite:///quizroom.db",
         metadata={"help": "sqlite:///relative.db, sqlite:////abs/path.db or postgresql://user@host/db"},
     )
-    admin_token: str = field(default="", metadata={"help": "if set, required to create quizzes and rooms"})
+    admin_token: str = field(
+        default="", metadata={"help": "if set, required to create quizzes and rooms and for every quiz library call"}
+    )
     public_url: str = field(default="", metadata={"help": "base URL for join_url/ws_url (default: from the request)"})
     allowed_origins: tuple[str, ...] = field(
         default=(), metadata={"help": "comma-separated browser origins allowed to open sockets (empty: any)"}

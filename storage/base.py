@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from quizroom.storage.records import AnswerRow, Batch, Outcome, PlayerRow, QuizRow, RoomRow, RoomView
+from quizroom.storage.records import (
+    AnswerRow,
+    Batch,
+    LibraryPage,
+    LibraryRow,
+    Outcome,
+    PlayerRow,
+    QuizRow,
+    RoomRow,
+    RoomView,
+)
 
 
 class StorageError(Exception):
@@ -47,6 +57,28 @@ class Storage(Protocol):
     async def create_quiz(self, quiz: QuizRow) -> None: ...
 
     async def get_quiz(self, quiz_id: str) -> QuizRow | None: ...
+
+    # The quiz library (docs/protocol.md, "Quiz library"). A `QuizRow` is one version of a quiz and is never changed
+    # once stored; a library entry names the current version of a saved quiz. Rooms name the version they were
+    # opened with, so no library call changes a room. A version is deleted once neither an entry nor a room uses it.
+
+    async def add_to_library(self, document: QuizRow, question_count: int) -> LibraryRow:
+        """Store a quiz version and a library entry for it, in one transaction: version 1, with the document's id
+        and time as the entry's (the newest-edited entry from now on)."""
+
+    async def library_entry(self, quiz_id: str) -> tuple[LibraryRow, QuizRow] | None:
+        """The entry and its current version, or None when the library has no such quiz."""
+
+    async def replace_in_library(self, quiz_id: str, document: QuizRow, question_count: int) -> LibraryRow | None:
+        """Store `document` as the entry's next version (`version` + 1, `updated_at_ms` the document's time), in one
+        transaction; None, with nothing stored, when there is no such entry."""
+
+    async def remove_from_library(self, quiz_id: str) -> bool:
+        """Remove the entry (its versions stay as long as rooms use them); False when there was none."""
+
+    async def list_library(self, search: str, offset: int, limit: int) -> LibraryPage:
+        """Entries newest-edited first, `limit` of them from `offset` on; with a `search`, only those whose title
+        contains it, ignoring case (`title_key`)."""
 
     async def create_room(self, room: RoomRow) -> bool:
         """Insert a room; False when its PIN is held by a live room (the caller draws another)."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 
+from quizroom.storage import library_postgres as library
 from quizroom.storage.base import PlayersRefused, StorageError
 from quizroom.storage.migrate import migrations_for
 from quizroom.storage.outcomes import classify, first_per_key
@@ -31,6 +32,8 @@ from quizroom.storage.records import (
     STORED,
     AnswerRow,
     Batch,
+    LibraryPage,
+    LibraryRow,
     Outcome,
     PlayerRow,
     QuizRow,
@@ -287,6 +290,37 @@ class PostgresStorage:
                 "SELECT quiz_id, title, body, created_at_ms FROM quizzes WHERE quiz_id = $1", quiz_id
             )
         return QuizRow(row[0], row[1], row[2], row[3]) if row is not None else None
+
+    # --- the quiz library (quizroom.storage.library_postgres) -------------------------------------------------------
+
+    async def add_to_library(self, document: QuizRow, question_count: int) -> LibraryRow:
+        try:
+            async with self._connection() as conn:
+                return await library.add(conn, document, question_count)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise StorageError(f"integrity: {exc}") from exc
+
+    async def library_entry(self, quiz_id: str) -> tuple[LibraryRow, QuizRow] | None:
+        async with self._connection() as conn:
+            return await library.entry(conn, quiz_id)
+
+    async def replace_in_library(self, quiz_id: str, document: QuizRow, question_count: int) -> LibraryRow | None:
+        try:
+            async with self._connection() as conn:
+                return await library.replace(conn, quiz_id, document, question_count)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise StorageError(f"integrity: {exc}") from exc
+
+    async def remove_from_library(self, quiz_id: str) -> bool:
+        try:
+            async with self._connection() as conn:
+                return await library.remove(conn, quiz_id)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise StorageError(f"integrity: {exc}") from exc
+
+    async def list_library(self, search: str, offset: int, limit: int) -> LibraryPage:
+        async with self._connection() as conn:
+            return await library.page(conn, search, offset, limit)
 
     async def create_room(self, room: RoomRow) -> bool:
         try:

@@ -15,6 +15,35 @@ class QuizRow:
 
 
 @dataclass(frozen=True, slots=True)
+class LibraryRow:
+    """A saved quiz as the library lists it (docs/protocol.md, "Quiz library"): its stable id, the `quizzes` row of
+    its current version (`document_id`; such rows never change, so a room keeps the version it was opened with)
+    and what a list shows without reading the document."""
+
+    quiz_id: str
+    document_id: str
+    title: str
+    question_count: int
+    version: int  # 1 when saved, one more at each replacement
+    created_at_ms: int
+    updated_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryPage:
+    """One page of the library, newest-edited first; `total` counts every entry the search matches."""
+
+    total: int
+    rows: tuple[LibraryRow, ...]
+
+
+def title_key(title: str) -> str:
+    """What a library search compares: the casefolded title (and query), so a search ignores case in any script
+    whatever the database's collation does."""
+    return title.casefold()
+
+
+@dataclass(frozen=True, slots=True)
 class RoomRow:
     room_id: str
     pin: str

@@ -17,6 +17,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
+from quizroom.storage import library_sqlite as library
 from quizroom.storage.base import PlayersRefused, StorageError
 from quizroom.storage.migrate import migrations_for
 from quizroom.storage.outcomes import classify, first_per_key
@@ -25,6 +26,8 @@ from quizroom.storage.records import (
     AnswerKey,
     AnswerRow,
     Batch,
+    LibraryPage,
+    LibraryRow,
     Outcome,
     PlayerRow,
     QuizRow,
@@ -226,6 +229,35 @@ class SQLiteStorage:
     async def get_quiz(self, quiz_id: str) -> QuizRow | None:
         rows = await self._fetch("SELECT quiz_id, title, body, created_at_ms FROM quizzes WHERE quiz_id = ?", [quiz_id])
         return QuizRow(*rows[0]) if rows else None
+
+    # --- the quiz library (quizroom.storage.library_sqlite) ---------------------------------------------------------
+
+    async def add_to_library(self, document: QuizRow, question_count: int) -> LibraryRow:
+        try:
+            async with self._transaction() as conn:
+                return await library.add(conn, document, question_count)
+        except sqlite3.IntegrityError as exc:
+            raise StorageError(f"integrity: {exc}") from exc
+
+    async def library_entry(self, quiz_id: str) -> tuple[LibraryRow, QuizRow] | None:
+        return await library.entry(self._fetch, quiz_id)
+
+    async def replace_in_library(self, quiz_id: str, document: QuizRow, question_count: int) -> LibraryRow | None:
+        try:
+            async with self._transaction() as conn:
+                return await library.replace(conn, quiz_id, document, question_count)
+        except sqlite3.IntegrityError as exc:
+            raise StorageError(f"integrity: {exc}") from exc
+
+    async def remove_from_library(self, quiz_id: str) -> bool:
+        try:
+            async with self._transaction() as conn:
+                return await library.remove(conn, quiz_id)
+        except sqlite3.IntegrityError as exc:
+            raise StorageError(f"integrity: {exc}") from exc
+
+    async def list_library(self, search: str, offset: int, limit: int) -> LibraryPage:
+        return await library.page(self._fetch, search, offset, limit)
 
     async def create_room(self, room: RoomRow) -> bool:
         try:

@@ -178,6 +178,13 @@ function questionEditor(q, index) {
   return fieldset;
 }
 
+/** Show a quiz in the editor, in the form and in the JSON tab alike (the library's "Open"), with no old notes. */
+export function loadQuiz(quiz) {
+  renderForm(quiz);
+  $("quiz-json").value = JSON.stringify(quiz, null, 2);
+  for (const p of document.querySelectorAll(".field-error")) p.textContent = "";
+}
+
 export function renderForm(quiz) {
   $("f-quiz-title").value = quiz.title || "";
   $("f-questions").replaceChildren(...(quiz.questions || []).map(questionEditor));

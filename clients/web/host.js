@@ -12,6 +12,7 @@ import {
   shapeIcon, shapeName, showScreen, stored,
 } from "./common.js";
 import { currentQuiz, currentTab, problems, serverProblem, setUpEditor, showProblems } from "./editor.js";
+import { setUpLibrary } from "./library.js";
 
 const SESSION_KEY = "quizroom.host"; // this tab's room (sessionStorage): a reload resumes it at once
 const ROOMS_KEY = "quizroom.host.rooms"; // every room this browser hosts (localStorage), newest first
@@ -665,6 +666,7 @@ function newGame() {
 
 function boot() {
   setUpEditor();
+  setUpLibrary();
   $("create").addEventListener("click", createRoom);
   $("l-start").addEventListener("click", (e) => command("start", e.currentTarget));
   $("l-lock").addEventListener("click", async (e) => {

@@ -57,6 +57,26 @@ class BadNickname(InvalidInput):
         super().__init__("nickname", message)
 
 
+class BadFile(InvalidInput):
+    """A quiz import whose file cannot be read as the format it claims or seems to be (docs/protocol.md, "Quiz
+    import and export"): a broken workbook, no header row, too many rows."""
+
+    code = "bad_file"
+
+    def __init__(self, message: str) -> None:
+        super().__init__("file", message)
+
+
+class NothingImported(InvalidInput):
+    """A quiz import in which no row made a question: `refused` says why for each row, `{row, reason}`."""
+
+    code = "nothing_imported"
+
+    def __init__(self, refused: list[dict[str, int | str]]) -> None:
+        super().__init__("file", "no row of the file could be imported")
+        self.refused = refused
+
+
 class Unauthorized(QuizroomError):
     code = "unauthorized"
     status = 401

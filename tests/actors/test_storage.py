@@ -111,6 +111,7 @@ async def test_migrations_apply_once_however_often_storage_opens(database_url: s
             (3, "fencing"),
             (4, "classroom"),
             (5, "question_types"),
+            (6, "library"),
         ]
     finally:
         await again.close()

@@ -105,6 +105,12 @@ def test_openapi_document_names_every_route(api: ServerProcess) -> None:
     for expected in [
         "POST /api/quizzes",
         "GET /api/quizzes/{quiz_id}",
+        "GET /api/quizzes",
+        "PUT /api/quizzes/{quiz_id}",
+        "DELETE /api/quizzes/{quiz_id}",
+        "POST /api/quizzes/{quiz_id}/copy",
+        "GET /api/quizzes/{quiz_id}/export",
+        "POST /api/quizzes/import",
         "POST /api/rooms",
         "GET /api/rooms/{pin}",
         "POST /api/rooms/{pin}/players",
