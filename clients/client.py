@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import urlencode
 
 import orjson
 
@@ -141,13 +142,21 @@ class QuizroomAPI:
         await self._http.aclose()
 
     async def _call(
-        self, method: str, path: str, *, token: str | None = None, body: object = None, accept: str | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        body: object = None,
+        accept: str | None = None,
+        raw: bytes | None = None,
     ) -> httpx.Response:
+        """One request; `body` goes as JSON, `raw` as it is (a file to import). A refusal raises `ApiError`."""
         headers = {"Accept": accept or "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        content = None if body is None else orjson.dumps(body)
-        if content is not None:
+        content = raw if raw is not None else None if body is None else orjson.dumps(body)
+        if body is not None:
             headers["Content-Type"] = "application/json"
         response = await self._http.request(method, path, content=content, headers=headers)
         if response.is_success:
@@ -173,7 +182,38 @@ class QuizroomAPI:
         return str(data["quiz_id"])
 
     async def get_quiz(self, quiz_id: str) -> dict[str, Any]:
-        return await self._json("GET", f"/api/quizzes/{quiz_id}")
+        return await self._json("GET", f"/api/quizzes/{quiz_id}", token=self._admin_token)
+
+    # The quiz library (docs/protocol.md, *Quiz library*): every call needs the admin token when the server has one.
+
+    async def list_quizzes(self, query: str = "", *, offset: int = 0, limit: int = 20) -> dict[str, Any]:
+        """One page of saved quizzes, newest-edited first: `{quizzes: [summary], paging}`; `query` keeps titles
+        that contain it, whatever their case."""
+        params = urlencode({"q": query, "offset": offset, "limit": limit})
+        return await self._json("GET", f"/api/quizzes?{params}", token=self._admin_token)
+
+    async def update_quiz(self, quiz_id: str, quiz: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace a saved quiz; its summary comes back with the next `version`. Rooms already open keep theirs."""
+        return await self._json("PUT", f"/api/quizzes/{quiz_id}", body=quiz, token=self._admin_token)
+
+    async def delete_quiz(self, quiz_id: str) -> None:
+        await self._call("DELETE", f"/api/quizzes/{quiz_id}", token=self._admin_token)
+
+    async def copy_quiz(self, quiz_id: str) -> dict[str, Any]:
+        return await self._json("POST", f"/api/quizzes/{quiz_id}/copy", token=self._admin_token)
+
+    async def export_quiz(self, quiz_id: str) -> dict[str, Any]:
+        """Our quiz file (`format: quizroom/quiz`), which `import_quiz` and `create_quiz` take back as it is."""
+        return await self._json("GET", f"/api/quizzes/{quiz_id}/export", token=self._admin_token)
+
+    async def import_quiz(
+        self, data: bytes, *, format: str, title: str | None = None, filename: str | None = None
+    ) -> dict[str, Any]:
+        """Import a quiz file (`format`: json, csv or xlsx, as Kahoot's template for the spreadsheets); returns the
+        summary with `imported` and the `refused` rows (`[{row, reason}]`)."""
+        params = {"format": format}
+        params.update({k: v for k, v in (("title", title), ("filename", filename)) if v})
+        return await self._json("POST", f"/api/quizzes/import?{urlencode(params)}", raw=data, token=self._admin_token)
 
     async def create_room(
         self,

@@ -90,6 +90,29 @@ async def test_create_room_from_a_stored_quiz_returns_pin_and_socket_urls(api: Q
     assert (state.phase, state.question_count, state.players) == ("lobby", 2, 0)
 
 
+async def test_the_client_keeps_a_quiz_library_and_imports_a_kahoot_sheet(api: QuizroomAPI) -> None:
+    quiz_id = await api.create_quiz({**QUIZ, "title": "Client library quiz"})
+    page = await api.list_quizzes("client LIBRARY")
+    assert [q["quiz_id"] for q in page["quizzes"]] == [quiz_id]
+    changed = await api.update_quiz(quiz_id, {**QUIZ, "title": "Client library quiz, v2"})
+    assert changed["version"] == 2 and (await api.get_quiz(quiz_id))["title"] == "Client library quiz, v2"
+    copy = await api.copy_quiz(quiz_id)
+    assert copy["title"] == "Client library quiz, v2 (copy)" and copy["version"] == 1
+    exported = await api.export_quiz(quiz_id)
+    assert exported["format"] == "quizroom/quiz" and len(exported["questions"]) == 2
+    sheet = "Question,Answer 1,Answer 2,Answer 3,Answer 4,Time limit (sec),Correct answer(s)\n"
+    sheet += "Two plus two?,3,4,,,20,2\nNo answers?,,,,,20,1\n"
+    imported = await api.import_quiz(sheet.encode(), format="csv", title="Client sheet")
+    assert imported["imported"] == 1 and [r["row"] for r in imported["refused"]] == [3]
+    await api.delete_quiz(copy["quiz_id"])
+    with pytest.raises(ApiError) as caught:
+        await api.get_quiz(copy["quiz_id"])
+    assert caught.value.status == 404
+    with pytest.raises(ApiError) as caught:
+        await api.import_quiz(b"\x00\x01 not a sheet", format="xlsx")
+    assert caught.value.status == 422 and caught.value.code == "bad_file"
+
+
 async def test_invalid_quiz_is_refused_with_422_naming_the_field(api: QuizroomAPI) -> None:
     bad = {"title": "x", "questions": [{"text": "q", "choices": ["only one"], "correct": [0]}]}
     with pytest.raises(ApiError) as caught:
