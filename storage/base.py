@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
-from quizroom.storage.records import AnswerRow, Batch, Outcome, PlayerRow, QuizRow, RoomRow, RoomView
+from quizroom.storage.records import AnswerRow, Batch, ImageRow, Outcome, PlayerRow, QuizRow, RoomRow, RoomView
 
 
 class StorageError(Exception):
@@ -47,6 +48,14 @@ class Storage(Protocol):
     async def create_quiz(self, quiz: QuizRow) -> None: ...
 
     async def get_quiz(self, quiz_id: str) -> QuizRow | None: ...
+
+    async def put_image(self, image: ImageRow) -> None:
+        """Store an image; one already stored under its id is left as it is (the id is the bytes' hash)."""
+
+    async def get_image(self, image_id: str) -> ImageRow | None: ...
+
+    async def known_images(self, image_ids: Collection[str]) -> frozenset[str]:
+        """Which of these image ids are stored (a quiz may only refer to stored images)."""
 
     async def create_room(self, room: RoomRow) -> bool:
         """Insert a room; False when its PIN is held by a live room (the caller draws another)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from quizroom.rooms.game.images import image_url, message_images, quiz_image_ids, ready_images
 from quizroom.rooms.game.quiz import Question
 from quizroom.rooms.game.rules import Answer, Phase, Player, RoomState
 
@@ -28,6 +29,7 @@ def question_message(
         "time_limit_ms": question.time_limit_ms,
         "deadline_ms": state.deadline_ms,
         "now_ms": now_ms,
+        **message_images(question),
     }
     if with_correct:
         message["correct"] = sorted(question.correct)
@@ -49,7 +51,15 @@ def get_ready(state: RoomState, index: int, intro_ms: int, now_ms: int) -> dict[
         "intro_ms": intro_ms,
         "opens_at_ms": now_ms + intro_ms,
         "now_ms": now_ms,
+        **ready_images(question),
     }
+
+
+def preload(state: RoomState) -> dict[str, Any]:
+    """A welcome's `images`: every image URL of the quiz in the order it shows them, so a page can load them all
+    from the lobby on; absent for a quiz without images."""
+    ids = quiz_image_ids(state.quiz)
+    return {"images": [image_url(i) for i in ids]} if ids else {}
 
 
 def your_choice(question: Question, answer: Answer | None) -> int | list[int] | None:
@@ -119,6 +129,7 @@ def welcome_message(
         "streak": player.streak,
         "seq": state.seq,
         "now_ms": now_ms,
+        **preload(state),
     }
     question = state.current_question
     if state.phase is Phase.QUESTION and question is not None and state.question_index is not None:
@@ -141,6 +152,7 @@ def host_welcome_message(state: RoomState, now_ms: int, snapshot: dict[str, Any]
         "now_ms": now_ms,
         "player_list": [{"player_id": p.player_id, "nickname": p.nickname} for p in state.players.values()],
         **snapshot,
+        **preload(state),
     }
     question = state.current_question
     if state.phase is Phase.QUESTION and question is not None:

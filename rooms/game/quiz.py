@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from quizroom.rooms.game.errors import InvalidInput
+from quizroom.rooms.game.images import images_json, parse_images
 
 TITLE_MAX = 200
 QUESTIONS_MAX = 200
@@ -23,6 +24,8 @@ class Question:
     correct: frozenset[int]
     time_limit_ms: int = TIME_LIMIT_DEFAULT
     points: int = POINTS_DEFAULT
+    image: str | None = None  # an image id (rooms/game/images.py)
+    choice_images: tuple[str | None, ...] = ()  # parallel to `choices` when any choice is an image, else empty
 
     @property
     def multi(self) -> bool:
@@ -36,6 +39,7 @@ class Question:
             "correct": sorted(self.correct),
             "time_limit_ms": self.time_limit_ms,
             "points": self.points,
+            **images_json(self),
         }
 
 
@@ -96,7 +100,8 @@ def parse_question(obj: object, field: str) -> Question:
         obj, "time_limit_ms", f"{field}.time_limit_ms", TIME_LIMIT_MIN, TIME_LIMIT_MAX, TIME_LIMIT_DEFAULT
     )
     points = _bounded_int(obj, "points", f"{field}.points", POINTS_MIN, POINTS_MAX, POINTS_DEFAULT)
-    return Question(text, choices, frozenset(raw_correct), time_limit, points)
+    image, choice_images = parse_images(obj, field, len(choices))
+    return Question(text, choices, frozenset(raw_correct), time_limit, points, image=image, choice_images=choice_images)
 
 
 def parse_quiz(obj: object) -> Quiz:
