@@ -12,6 +12,7 @@ from typing import Any
 
 from quizroom.rooms.game import quiz as limits
 from quizroom.server.metrics import error_codes
+from quizroom.server.openapi_images import IMAGE, QUESTION_IMAGE_FIELDS, image_paths
 
 JSON = "application/json"
 Schema = dict[str, Any]
@@ -80,6 +81,7 @@ QUESTION = obj(
             "maximum": limits.POINTS_MAX,
             "default": limits.POINTS_DEFAULT,
         },
+        **QUESTION_IMAGE_FIELDS,
     },
     ["text", "choices", "correct"],
 )
@@ -265,6 +267,7 @@ def components() -> Schema:
             "RemoteRoomStats": REMOTE_ROOM_STATS,
             "LeaderboardEntry": ENTRY,
             "Results": RESULTS,
+            "Image": IMAGE,
         },
     }
 
@@ -648,6 +651,7 @@ def paths() -> Schema:
         ("unlock", "accept joins again"),
     ]:
         result[f"/api/rooms/{{pin}}/{name}"] = host_command(name, summary)
+    result.update(image_paths(ADMIN))
     for operations in result.values():
         for operation in operations.values():
             add_limit_responses(operation)
