@@ -9,11 +9,12 @@ this: an archive's bytes are never served as they came.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -60,6 +61,20 @@ def write_archive(quiz: Quiz, images: Iterable[ImageRow]) -> bytes:
         for image in images:
             archive.writestr(archive_name(image), image.data, zipfile.ZIP_STORED)
     return out.getvalue()
+
+
+def with_image_ids(quiz: Quiz, renamed: Mapping[str, str]) -> Quiz:
+    """The quiz with its image ids replaced through `renamed` (ids it lacks stay): an archive's images get new ids
+    when they are re-encoded on import."""
+
+    def rename(image: str | None) -> str | None:
+        return None if image is None else renamed.get(image, image)
+
+    questions = tuple(
+        dataclasses.replace(q, image=rename(q.image), choice_images=tuple(rename(i) for i in q.choice_images))
+        for q in quiz.questions
+    )
+    return dataclasses.replace(quiz, questions=questions)
 
 
 def read_archive(body: bytes, *, max_quiz_bytes: int, max_image_bytes: int, max_total_bytes: int) -> Archive:

@@ -19,9 +19,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from quizroom.rooms.game.errors import NotFound, QuizroomError, TooBig
-from quizroom.rooms.game.images import IMAGE_ID, image_url, quiz_image_ids, with_image_ids
+from quizroom.rooms.game.images import IMAGE_ID, image_url, quiz_image_ids
 from quizroom.rooms.game.quiz import parse_quiz
-from quizroom.server.archives import read_archive, write_archive
+from quizroom.server.archives import read_archive, with_image_ids, write_archive
 from quizroom.server.http_api import limits_of, metered, now_ms, require_admin, runtime_of
 from quizroom.server.imagestore import ImageDesk, check_quiz_images
 from quizroom.server.imaging import Declared, ImageRefused

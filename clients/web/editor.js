@@ -3,6 +3,7 @@
 // checks again (SPEC §1); its 422 names the field (`questions[2].choices`), which lands next to the same field.
 
 import { el, shapeName } from "./common.js";
+import { configurePictures, pictureControl, pictureOf } from "./images.js";
 
 const $ = (id) => document.getElementById(id);
 const CHOICE_ROWS = 6; // SPEC §1: up to six choices
@@ -46,27 +47,28 @@ function questionEditor(q, index) {
     el("textarea", {
       id: textId, class: "q-text", maxlength: "500", rows: "2", "aria-describedby": errorId, text: q.text || "",
     }),
+    pictureControl(fieldset, { id: `q${index}-image`, label: "Picture (optional)", image: q.image }),
   );
   const choices = [...(q.choices || [])];
   const rows = Math.min(CHOICE_ROWS, Math.max(4, choices.length));
   while (choices.length < rows) choices.push("");
   choices.forEach((choice, i) => {
     const id = `q${index}-c${i}`;
-    fieldset.append(
+    const row = el("div", { class: "choice-row" });
+    const image = (q.choice_images || [])[i];
+    row.append(
+      el("span", { class: `swatch c${i}`, "aria-hidden": "true" }),
+      el("label", { for: id, class: "visually-hidden", text: `Choice ${i + 1} (${shapeName(i)})` }),
+      el("input", { id, class: "q-choice", maxlength: "120", value: choice, placeholder: `Choice ${i + 1}` }),
       el(
-        "div",
-        { class: "choice-row" },
-        el("span", { class: `swatch c${i}`, "aria-hidden": "true" }),
-        el("label", { for: id, class: "visually-hidden", text: `Choice ${i + 1} (${shapeName(i)})` }),
-        el("input", { id, class: "q-choice", maxlength: "120", value: choice, placeholder: `Choice ${i + 1}` }),
-        el(
-          "label",
-          {},
-          el("input", { type: "checkbox", class: "q-correct", checked: (q.correct || []).includes(i) }),
-          "correct",
-        ),
+        "label",
+        {},
+        el("input", { type: "checkbox", class: "q-correct", checked: (q.correct || []).includes(i) }),
+        "correct",
       ),
+      pictureControl(row, { id: `${id}-image`, label: `Picture for choice ${i + 1}`, image, compact: true }),
     );
+    fieldset.append(row);
   });
   const meta = el("div", { class: "meta" });
   meta.append(
@@ -113,19 +115,24 @@ export function readForm() {
   const questions = [...document.querySelectorAll("#f-questions .qedit")].map((fs) => {
     const choices = [];
     const correct = [];
+    const pictures = [];
     for (const row of fs.querySelectorAll(".choice-row")) {
       const text = row.querySelector(".q-choice").value.trim();
-      if (!text) continue;
+      if (!text && !pictureOf(row)) continue; // a picture without its words stays, so the editor can ask for them
       if (row.querySelector(".q-correct").checked) correct.push(choices.length);
       choices.push(text);
+      pictures.push(pictureOf(row));
     }
-    return {
+    const question = {
       text: fs.querySelector(".q-text").value.trim(),
       choices,
       correct,
       time_limit_ms: Math.round(Number(fs.querySelector(".q-time").value || 20) * 1000),
       points: Math.round(Number(fs.querySelector(".q-points").value || 0)),
     };
+    if (pictureOf(fs)) question.image = pictureOf(fs);
+    if (pictures.some(Boolean)) question.choice_images = pictures;
+    return question;
   });
   return { title: $("f-quiz-title").value.trim(), questions };
 }
@@ -141,6 +148,7 @@ export function problems(quiz) {
     const time = q.time_limit_ms ?? 20000; // SPEC §1's defaults
     const points = q.points ?? 1000;
     if (!q.text) say("write the question.");
+    if (choices.some((c) => !c)) say("describe each picture answer in words too (players who can't see it hear them).");
     if (choices.length < 2) say("give at least two answers.");
     if (choices.length >= 2 && !(Array.isArray(q.correct) && q.correct.length)) say("tick at least one correct answer.");
     if (!(time >= 5000 && time <= 300000)) say("the time must be 5 to 300 seconds.");
@@ -218,6 +226,15 @@ function switchTab(next) {
 }
 
 export function setUpEditor() {
+  // A quiz with pictures wants the "get ready" pause (the phones load the pictures during it): the first picture
+  // switches it on, unless the host has chosen about it already.
+  let introChosen = false;
+  $("o-intro").addEventListener("change", () => { introChosen = true; });
+  configurePictures({
+    token: () => $("admin-token").value.trim(),
+    unauthorized: () => { $("admin-wrap").hidden = false; },
+    attached: () => { if (!introChosen) $("o-intro").checked = true; },
+  });
   renderForm(SAMPLE_QUIZ);
   $("quiz-json").value = JSON.stringify(SAMPLE_QUIZ, null, 2);
   $("tab-form").addEventListener("click", () => switchTab("form"));

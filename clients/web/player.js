@@ -10,6 +10,7 @@ import {
   api, countdown, deviceId, el, errorMessage, formatScore, ordinal, renderPodium, renderStandings, resumePlayer,
   RoomConnection, ServerClock, session, shapeIcon, shapeName, showScreen, stored,
 } from "./common.js";
+import { picture, pictureReady, preload, questionImages } from "./images.js";
 
 const SESSION_KEY = "quizroom.player";
 const KICKED_KEY = "quizroom.kicked"; // {pin: {nickname, at}}: rooms this browser was removed from
@@ -58,6 +59,7 @@ const JOIN_ERRORS = {
 
 function showJoin(message = "") {
   stopConnection();
+  showing += 1;
   showScreen(screens, "join");
   state.screen = "join";
   $("me-name").hidden = true;
@@ -257,6 +259,7 @@ function handle(msg) {
 }
 
 function welcome(msg) {
+  preload(msg.images); // every picture of the quiz, from the lobby on
   state.title = msg.title;
   state.questionCount = msg.question_count;
   setScore(msg.score, msg.rank);
@@ -293,6 +296,7 @@ function welcome(msg) {
 }
 
 function showReady(msg) {
+  preload(msg.images); // the pause is when the question's pictures load: nobody is timed while they do
   stopTimer();
   $("g-count").textContent = `Question ${msg.index + 1} of ${msg.question_count || state.questionCount || "?"}`;
   $("g-text").textContent = msg.text || "";
@@ -308,7 +312,11 @@ function setScore(score, rank) {
   badge.textContent = `${formatScore(state.score)} pts`;
 }
 
+let showing = 0; // bumped by every screen change: a question still waiting for its pictures shows only if nothing else came first
+const shownLog = []; // for the browser tests: each question as it was shown, with whether its pictures were decoded
+
 function setScreen(name) {
+  showing += 1;
   if (state.screen === name) return;
   state.screen = name;
   showScreen(screens, name);
@@ -325,6 +333,9 @@ function openQuestion(q, answered, keepSelection = false) {
   }
   $("q-count").textContent = `Question ${q.index + 1} of ${state.questionCount || "?"}`;
   $("q-text").textContent = q.text;
+  $("q-image").replaceChildren(...(q.image ? [picture(q.image, "The question's picture", "q-picture")] : []));
+  $("q-image").hidden = !q.image;
+  const pictures = q.choice_images || [];
   $("q-hint").hidden = !q.multi;
   $("q-submit").hidden = !q.multi;
   $("q-error").textContent = "";
@@ -340,26 +351,40 @@ function openQuestion(q, answered, keepSelection = false) {
         onclick: () => choose(i),
       },
       shapeIcon(i),
-      el("span", { class: "label", text }),
+      pictures[i] ? picture(pictures[i], text, "choice-picture") : null,
+      el("span", { class: pictures[i] ? "label caption" : "label", text }),
     );
     return button;
   });
   $("q-choices").replaceChildren(...buttons);
+  $("q-choices").classList.toggle("pictures", pictures.some(Boolean));
   updateSubmit();
   showLocked(state.answered);
-  stopTimer();
-  state.stopTimer = countdown({
-    clock,
-    deadlineMs: q.deadline_ms,
-    limitMs: q.time_limit_ms,
-    textEl: $("q-timer"),
-    barEl: $("q-bar"),
-    onDone: () => {
-      for (const b of $("q-choices").children) b.disabled = true;
-      $("q-submit").disabled = true;
-    },
-  });
-  setScreen("question");
+  // The question (and its countdown) shows once its pictures are decoded: preloaded during "get ready", that is
+  // at once; on a phone that could not preload, as soon as they arrive (docs/protocol.md, "Images").
+  const ticket = ++showing;
+  const show = (decoded) => {
+    if (ticket !== showing) return; // another screen came first
+    stopTimer();
+    state.stopTimer = countdown({
+      clock,
+      deadlineMs: q.deadline_ms,
+      limitMs: q.time_limit_ms,
+      textEl: $("q-timer"),
+      barEl: $("q-bar"),
+      onDone: () => {
+        for (const b of $("q-choices").children) b.disabled = true;
+        $("q-submit").disabled = true;
+      },
+    });
+    const images = [...$("screen-question").querySelectorAll("img[data-picture]")];
+    shownLog.push({
+      index: q.index, decoded, at: clock.now(), pictures: images.map((img) => img.complete && img.naturalWidth > 0),
+    });
+    setScreen("question");
+  };
+  if (questionImages(q).length) pictureReady($("screen-question")).then(show);
+  else show(true);
 }
 
 function stopTimer() {
@@ -570,6 +595,8 @@ window.quizroomTest = {
   welcomes: () => (state.conn ? state.conn.welcomes : 0),
   clockOffset: () => clock.offset,
   state: () => ({ screen: state.screen, score: state.score, rank: state.rank, answered: state.answered }),
+  shown: () => shownLog.slice(),
+  question: () => (state.question ? state.question.index : null), // the latest question received, shown or not
 };
 
 boot();

@@ -10,17 +10,29 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 from quizroom.rooms.game.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from quizroom.rooms.game.options import RoomOptions
-    from quizroom.rooms.game.quiz import Question, Quiz
+from quizroom.rooms.game.options import RoomOptions
 
 IMAGE_ID = re.compile(r"[0-9a-f]{64}")
 IMAGE_PATH = "/api/images/"
+
+
+class Question(Protocol):
+    """What this module reads of a question (`quizroom.rooms.game.quiz.Question`, which imports this module)."""
+
+    @property
+    def image(self) -> str | None: ...
+
+    @property
+    def choice_images(self) -> tuple[str | None, ...]: ...
+
+
+class Quiz(Protocol):
+    @property
+    def questions(self) -> Sequence[Question]: ...
 
 
 def image_url(image_id: str) -> str:
@@ -105,20 +117,6 @@ def ready_images(question: Question) -> dict[str, Any]:
     if question.image is not None:
         fields["image"] = image_url(question.image)
     return fields
-
-
-def with_image_ids(quiz: Quiz, renamed: Mapping[str, str]) -> Quiz:
-    """The quiz with its image ids replaced through `renamed` (ids it lacks stay): an archive's images get new ids
-    when they are re-encoded on import."""
-
-    def rename(image: str | None) -> str | None:
-        return None if image is None else renamed.get(image, image)
-
-    questions = tuple(
-        dataclasses.replace(q, image=rename(q.image), choice_images=tuple(rename(i) for i in q.choice_images))
-        for q in quiz.questions
-    )
-    return dataclasses.replace(quiz, questions=questions)
 
 
 IMAGE_INTRO_MS = 3_000

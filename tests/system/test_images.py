@@ -347,3 +347,37 @@ async def test_bad_archives_are_refused_with_their_codes(http: httpx.AsyncClient
     assert refusal(await http.get(f"/api/quizzes/{'f' * 32}/archive")) == (404, "not_found")
     assert flag  # the stored quiz's images are untouched by all this
     assert (await http.get(f"/api/images/{flag}")).status_code == 200
+
+
+# --- the Python client ------------------------------------------------------------------------------------------
+
+
+async def test_the_python_client_uploads_and_exposes_the_images_of_a_question(server: Any) -> None:
+    from quizroom.clients.client import HostSocket, PlayerSocket, QuizroomAPI
+    from quizroom.clients.messages import GetReady, HostWelcome, QuestionOpened, Welcome
+
+    async with QuizroomAPI(server.url) as api:
+        flag = await api.upload_image(imagefiles.jpeg(320, 240), "image/jpeg")
+        assert (flag.width, flag.height, flag.content_type) == (320, 240, "image/webp")
+        tile = await api.upload_image(imagefiles.png(50, 50), "image/png")
+        quiz = {
+            "title": "Client",
+            "questions": [question(image=flag.image_id, choice_images=[None, tile.image_id, None])],
+        }
+        quiz_id = await api.create_quiz(quiz)
+        room = await api.create_room(quiz_id=quiz_id, intro_ms=200)
+        ticket = await api.join(room.pin, "Ada")
+        async with await PlayerSocket.connect(ticket) as player, await HostSocket.connect(room) as host:
+            assert isinstance(player.welcome, Welcome) and player.welcome.images == [flag.url, tile.url]
+            assert isinstance(host.greeting, HostWelcome) and host.greeting.images == [flag.url, tile.url]
+            await api.command(room, "start")
+            ready = await player.expect(GetReady)
+            assert ready.image == flag.url and ready.images == [flag.url, tile.url]
+            opened = await player.expect(QuestionOpened)
+            assert opened.image == flag.url and opened.choice_images == [None, tile.url, None]
+            assert (await host.expect(QuestionOpened)).choice_images == opened.choice_images
+            served = await api.image(opened.image)
+            assert hashlib.sha256(served).hexdigest() == flag.image_id
+            assert api.image_url(flag.image_id) == f"{server.url}{flag.url}"
+        copy_id = await api.import_archive(await api.export_archive(quiz_id))
+        assert (await api.get_quiz(copy_id))["questions"] == (await api.get_quiz(quiz_id))["questions"]

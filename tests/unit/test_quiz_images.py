@@ -9,10 +9,11 @@ import pytest
 
 from quizroom.rooms.game import messages
 from quizroom.rooms.game.errors import InvalidInput
-from quizroom.rooms.game.images import IMAGE_INTRO_MS, image_intro, quiz_image_ids, with_image_ids
+from quizroom.rooms.game.images import IMAGE_INTRO_MS, image_intro, quiz_image_ids
 from quizroom.rooms.game.options import RoomOptions
 from quizroom.rooms.game.quiz import parse_quiz
 from quizroom.rooms.game.rules import Player, RoomLimits, RoomState
+from quizroom.server.archives import with_image_ids
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 
