@@ -243,7 +243,7 @@ class Welcome:
     result: Result | None = None
     leaderboard: Leaderboard | None = None
     get_ready: GetReady | None = None
-    images: list[str] = field(default_factory=list)  # extension: every image URL of the quiz, to preload
+    images: list[str] = field(default_factory=list)  # extension: the quiz's next image URLs (48 at most), to preload
     type: str = "welcome"
 
     @classmethod
@@ -292,7 +292,7 @@ class HostWelcome:
     leaderboard: Leaderboard | None = None
     podium: list[Standing] = field(default_factory=list)
     get_ready: GetReady | None = None
-    images: list[str] = field(default_factory=list)  # extension: every image URL of the quiz, to preload
+    images: list[str] = field(default_factory=list)  # extension: the quiz's next image URLs (48 at most), to preload
     type: str = "welcome"
 
     @classmethod

@@ -53,7 +53,6 @@ EXTENSIONS = {
 }
 DECLARED_TYPES = {**{media: name for name, media in MEDIA_TYPES.items()}, "image/jpg": "JPEG", "image/pjpeg": "JPEG"}
 UNDECLARED = frozenset({"", "application/octet-stream"})  # what a client sends when it does not know the type
-_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 class ImageRefused(QuizroomError):
@@ -180,7 +179,10 @@ def _in_srgb(image: Image.Image, icc: object) -> Image.Image:
     if isinstance(icc, bytes) and icc:
         try:
             converted = ImageCms.profileToProfile(
-                image, ImageCms.ImageCmsProfile(io.BytesIO(icc)), _SRGB, outputMode="RGBA" if alpha else "RGB"
+                image,
+                ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                ImageCms.createProfile("sRGB"),  # made per call: nothing of littlecms is shared between threads
+                outputMode="RGBA" if alpha else "RGB",
             )
             if converted is not None:
                 image = converted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import struct
 import zlib
 
@@ -96,3 +97,25 @@ def webp_chunks(data: bytes) -> list[str]:
         names.append(name)
         offset += 8 + size + (size & 1)
     return names
+
+
+def drawing(kind: str, size: tuple[int, int] = (480, 320)) -> Image.Image:
+    """A picture a quiz could carry (for the browser tests' screenshots): the Sun, or a planet by name."""
+    from PIL import ImageDraw
+
+    colours = {"sun": (255, 196, 40), "venus": (230, 190, 120), "mercury": (160, 150, 140)}
+    image = Image.new("RGB", size, (14, 18, 48))
+    draw = ImageDraw.Draw(image)
+    width, height = size
+    for i in range(0, width, 37):  # a few stars
+        draw.point(((i * 7) % width, (i * 13) % height), fill=(255, 255, 255))
+    radius = min(width, height) // (3 if kind == "sun" else 4)
+    box = (width // 2 - radius, height // 2 - radius, width // 2 + radius, height // 2 + radius)
+    draw.ellipse(box, fill=colours.get(kind, (120, 160, 220)))
+    if kind == "sun":
+        for angle in range(0, 360, 30):
+            x, y = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+            start = (width // 2 + x * radius * 1.15, height // 2 + y * radius * 1.15)
+            end = (width // 2 + x * radius * 1.45, height // 2 + y * radius * 1.45)
+            draw.line([start, end], fill=colours["sun"], width=6)
+    return image

@@ -148,7 +148,10 @@ export function problems(quiz) {
     const time = q.time_limit_ms ?? 20000; // SPEC §1's defaults
     const points = q.points ?? 1000;
     if (!q.text) say("write the question.");
-    if (choices.some((c) => !c)) say("describe each picture answer in words too (players who can't see it hear them).");
+    const pictures = Array.isArray(q.choice_images) ? q.choice_images : [];
+    if (choices.some((c, j) => !c && pictures[j])) {
+      say("describe each picture answer in words too (players who can't see it hear them).");
+    }
     if (choices.length < 2) say("give at least two answers.");
     if (choices.length >= 2 && !(Array.isArray(q.correct) && q.correct.length)) say("tick at least one correct answer.");
     if (!(time >= 5000 && time <= 300000)) say("the time must be 5 to 300 seconds.");

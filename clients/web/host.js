@@ -12,7 +12,7 @@ import {
   shapeIcon, shapeName, showScreen, stored,
 } from "./common.js";
 import { currentQuiz, currentTab, problems, serverProblem, setUpEditor, showProblems } from "./editor.js";
-import { picture, preload } from "./images.js";
+import { loadAhead, picture, preload, questionImages, seen } from "./images.js";
 
 const SESSION_KEY = "quizroom.host"; // this tab's room (sessionStorage): a reload resumes it at once
 const ROOMS_KEY = "quizroom.host.rooms"; // every room this browser hosts (localStorage), newest first
@@ -255,7 +255,7 @@ function handle(msg) {
 
 /** A (re)connect: the welcome carries whatever the screen shows in this phase (docs/protocol.md, "Host socket"). */
 function welcome(msg) {
-  preload(msg.images);
+  loadAhead(msg.images);
   applyState(msg);
   if (msg.phase === "reveal") {
     if (msg.leaderboard) gotLeaderboard(msg.leaderboard);
@@ -405,6 +405,7 @@ function showQuestion(q) {
   $("hq-count").textContent = questionLabel(q.index);
   $("hq-text").textContent = q.text;
   showPicture($("hq-image"), q.image);
+  seen(questionImages(q));
   const pictures = q.choice_images || [];
   $("hq-answers-n").textContent = "0";
   $("hq-answered").textContent = `0 of ${state.count} answered`;

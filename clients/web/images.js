@@ -27,6 +27,21 @@ export function preload(urls) {
   }
 }
 
+const WINDOW = 12; // pictures loaded ahead of the question on screen: a few questions' worth, not a whole quiz
+let ahead = []; // the welcome's `images`: the quiz's pictures in play order, from where the game is
+
+/** Take the welcome's list and load the first pictures of it. */
+export function loadAhead(urls) {
+  ahead = Array.isArray(urls) ? urls : [];
+  preload(ahead.slice(0, WINDOW));
+}
+
+/** A question with these pictures is on screen: load the next ones of the list. */
+export function seen(urls) {
+  const last = Math.max(-1, ...urls.map((url) => ahead.indexOf(url)));
+  preload(ahead.slice(last + 1, last + 1 + WINDOW));
+}
+
 /** The image URLs a question shows: its own, then its choices'. */
 export function questionImages(q) {
   return [q && q.image, ...((q && q.choice_images) || [])].filter(Boolean);

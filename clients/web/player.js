@@ -10,7 +10,7 @@ import {
   api, countdown, deviceId, el, errorMessage, formatScore, ordinal, renderPodium, renderStandings, resumePlayer,
   RoomConnection, ServerClock, session, shapeIcon, shapeName, showScreen, stored,
 } from "./common.js";
-import { picture, pictureReady, preload, questionImages } from "./images.js";
+import { loadAhead, picture, pictureReady, preload, questionImages, seen } from "./images.js";
 
 const SESSION_KEY = "quizroom.player";
 const KICKED_KEY = "quizroom.kicked"; // {pin: {nickname, at}}: rooms this browser was removed from
@@ -259,7 +259,7 @@ function handle(msg) {
 }
 
 function welcome(msg) {
-  preload(msg.images); // every picture of the quiz, from the lobby on
+  loadAhead(msg.images); // the quiz's next pictures, from the lobby on
   state.title = msg.title;
   state.questionCount = msg.question_count;
   setScore(msg.score, msg.rank);
@@ -382,6 +382,7 @@ function openQuestion(q, answered, keepSelection = false) {
       index: q.index, decoded, at: clock.now(), pictures: images.map((img) => img.complete && img.naturalWidth > 0),
     });
     setScreen("question");
+    seen(questionImages(q));
   };
   if (questionImages(q).length) pictureReady($("screen-question")).then(show);
   else show(true);

@@ -90,6 +90,24 @@ def quiz_image_ids(quiz: Quiz) -> list[str]:
     return list(dict.fromkeys(image for _, image in question_image_refs(quiz)))
 
 
+WELCOME_IMAGES = 48
+"""At most this many image URLs in a welcome (about 4 KB): a 200-question quiz of picture answers names 1,400,
+which no phone should fetch at once and no welcome to ten thousand players should carry. The pause before each
+question lists that question's pictures anyway."""
+
+
+def upcoming_image_urls(quiz: Quiz, first: int) -> list[str]:
+    """The URLs of the pictures of questions `first` onwards, in play order, without repeats, at most
+    `WELCOME_IMAGES`: what a (re)connecting page loads ahead."""
+    urls: dict[str, None] = {}
+    for question in quiz.questions[first:]:
+        for url in question_image_urls(question):
+            urls.setdefault(url)
+            if len(urls) == WELCOME_IMAGES:
+                return list(urls)
+    return list(urls)
+
+
 def question_image_urls(question: Question) -> list[str]:
     """The URLs a question shows (its image, then its choices'), without repeats: what a page preloads."""
     ids = [question.image, *question.choice_images]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quizroom.rooms.game.images import image_url, message_images, quiz_image_ids, ready_images
+from quizroom.rooms.game.images import message_images, ready_images, upcoming_image_urls
 from quizroom.rooms.game.quiz import Question
 from quizroom.rooms.game.rules import Answer, Phase, Player, RoomState
 
@@ -56,10 +56,10 @@ def get_ready(state: RoomState, index: int, intro_ms: int, now_ms: int) -> dict[
 
 
 def preload(state: RoomState) -> dict[str, Any]:
-    """A welcome's `images`: every image URL of the quiz in the order it shows them, so a page can load them all
-    from the lobby on; absent for a quiz without images."""
-    ids = quiz_image_ids(state.quiz)
-    return {"images": [image_url(i) for i in ids]} if ids else {}
+    """A welcome's `images`: the image URLs of the quiz from the current question on, in the order it shows them
+    (at most `WELCOME_IMAGES`), so a page loads them ahead from the lobby on; absent when there are none."""
+    urls = upcoming_image_urls(state.quiz, state.question_index or 0)
+    return {"images": urls} if urls else {}
 
 
 def your_choice(question: Question, answer: Answer | None) -> int | list[int] | None:

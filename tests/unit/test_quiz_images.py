@@ -9,7 +9,7 @@ import pytest
 
 from quizroom.rooms.game import messages
 from quizroom.rooms.game.errors import InvalidInput
-from quizroom.rooms.game.images import IMAGE_INTRO_MS, image_intro, quiz_image_ids
+from quizroom.rooms.game.images import IMAGE_INTRO_MS, WELCOME_IMAGES, image_intro, quiz_image_ids
 from quizroom.rooms.game.options import RoomOptions
 from quizroom.rooms.game.quiz import parse_quiz
 from quizroom.rooms.game.rules import Player, RoomLimits, RoomState
@@ -103,3 +103,14 @@ def test_a_room_of_a_quiz_with_images_gets_a_get_ready_pause_unless_its_creator_
     assert image_intro(RoomOptions(), pictured, explicit=True).intro_ms == 0
     assert image_intro(RoomOptions(intro_ms=5_000), pictured, explicit=False).intro_ms == 5_000
     assert image_intro(RoomOptions(), plain, explicit=False).intro_ms == 0
+
+
+def test_a_welcome_lists_the_pictures_ahead_and_no_more_than_its_cap() -> None:
+    ids = [f"{i:064x}" for i in range(200)]
+    many = document(*(question(image=ids[i]) for i in range(60)))
+    state, player = room(many)
+    listed = messages.welcome_message(state, player, 1_000)["images"]
+    assert listed == [f"/api/images/{i}" for i in ids[:WELCOME_IMAGES]]
+    state.start(0.0, 1_000)
+    state.question_index = 30  # a player who reconnects at question 30 loads from there on
+    assert messages.welcome_message(state, player, 1_000)["images"][0] == f"/api/images/{ids[30]}"
