@@ -39,6 +39,16 @@ def jpeg(width: int = 64, height: int = 48, **options: object) -> bytes:
     return encoded(halves(width, height), "JPEG", quality=90, **options)
 
 
+def noise_jpeg(width: int, height: int) -> bytes:
+    """A photo-sized JPEG that does not compress (noise): 2400×1800 is about 3.5 MB, a phone photo's weight."""
+    noise = Image.effect_noise((width, height), 60)
+    rgb = Image.merge(
+        "RGB",
+        (noise, noise.transpose(Image.Transpose.FLIP_LEFT_RIGHT), noise.transpose(Image.Transpose.FLIP_TOP_BOTTOM)),
+    )
+    return encoded(rgb, "JPEG", quality=90)
+
+
 def webp(width: int = 64, height: int = 48) -> bytes:
     return encoded(halves(width, height), "WEBP", quality=90)
 

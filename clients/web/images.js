@@ -73,11 +73,43 @@ const UPLOAD_TEXT = {
   rate_limited: "Too many uploads at once. Wait a moment and try again.",
 };
 
+const SHRINK_OVER = 2 * 1024 * 1024;
+const SIDE = 1600; // what the server keeps anyway (server/imaging.py, MAX_SIDE)
+
+/**
+ * A large photo made small before it leaves the browser: a phone's 4–8 MB JPEG takes seconds on a school network,
+ * and the server would shrink it to 1600 px all the same (the upload must arrive within its request deadline). The
+ * browser applies the EXIF orientation when it decodes, and the canvas keeps no metadata. Anything else, or
+ * anything that fails here, goes as it is: the server checks and cleans every upload regardless.
+ */
+async function shrunk(file) {
+  if (file.size <= SHRINK_OVER || file.type !== "image/jpeg" || typeof createImageBitmap !== "function") return file;
+  try {
+    const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+    const scale = SIDE / Math.max(bitmap.width, bitmap.height);
+    if (scale >= 1) {
+      bitmap.close();
+      return file;
+    }
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.round(bitmap.width * scale);
+    canvas.height = Math.round(bitmap.height * scale);
+    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    bitmap.close();
+    const blob = await new Promise((resolve) => { canvas.toBlob(resolve, "image/jpeg", 0.92); });
+    if (!blob || blob.size >= file.size) return file;
+    return new File([blob], `${file.name.replace(/\.[^.]*$/, "") || "photo"}.jpg`, { type: "image/jpeg" });
+  } catch {
+    return file;
+  }
+}
+
 /**
  * Upload a file chosen in the editor: POST /api/images as a form (field `image`). Resolves to {ok, image} or
  * {ok: false, status, message}; a 401 means the server wants its admin token.
  */
-export async function uploadImage(file, token) {
+export async function uploadImage(chosen, token) {
+  const file = await shrunk(chosen);
   const form = new FormData();
   form.append("image", file, file.name);
   const headers = token ? { Authorization: `Bearer ${token}` } : {};

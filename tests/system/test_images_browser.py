@@ -5,12 +5,14 @@ outside CI, like tests/system/test_browser.py, whose helpers this module shares.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, FilePayload, Page, Route, expect
 
 from quizroom.clients.local_server import LocalServer
@@ -94,6 +96,12 @@ def test_pictures_made_in_the_editor_are_shown_only_once_decoded(
     mercury = imagefiles.encoded(imagefiles.drawing("mercury", (240, 240)), "WEBP")
     attach(host, "#q0-c1-image", "mercury.webp", mercury, "image/webp")
     attach(host, "#q1-image", "gas.gif", imagefiles.gif_animated(), "image/gif")
+    # A large phone photo is made small in the browser before it is sent, and the server keeps 1600 px of it.
+    with host.expect_request("**/api/images") as sent:
+        attach(host, "#q2-image", "IMG_2024.JPG", imagefiles.noise_jpeg(2400, 1800), "image/jpeg")
+    assert len(sent.value.post_data_buffer or b"") < 1_500_000
+    third = host.locator("#f-questions .qedit").nth(2)
+    expect(third.locator(".thumb:visible")).to_have_count(1)
     first = host.locator("#f-questions .qedit").first
     expect(first.locator(".thumb:visible")).to_have_count(3)
     host.wait_for_function(DECODED, arg="#f-questions .qedit:first-child .thumb:not([hidden])")
@@ -106,6 +114,8 @@ def test_pictures_made_in_the_editor_are_shown_only_once_decoded(
     assert len(q0["image"]) == 64 and q0["choices"] == ["Venus", "Mercury", "Mars", "Earth"]
     assert q0["choice_images"][2:] == [None, None] and all(q0["choice_images"][:2])
     assert "image" not in quiz["questions"][1], "the removed picture is gone"
+    photo = host.request.get(f"{base}/api/images/{quiz['questions'][2]['image']}")
+    assert photo.ok and max(Image.open(io.BytesIO(photo.body())).size) == 1600
     expect(host.locator("#f-questions .qedit").first.locator(".thumb:visible")).to_have_count(3)  # the form again
     assert host.is_checked("#o-intro"), "a quiz with pictures keeps its get-ready pause"
     host.fill("#o-intro-s", "1")
