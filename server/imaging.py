@@ -156,7 +156,10 @@ def _decoded(image: Image.Image) -> Image.Image:
     if image.format == "JPEG":  # decode a large JPEG at 1/2, 1/4 or 1/8 scale straight away (DCT scaling)
         image.draft(None, _fitted(image.size))
     image.load()
-    upright = ImageOps.exif_transpose(image)  # before anything else: what the camera meant by "up"
+    try:
+        upright = ImageOps.exif_transpose(image)  # before anything else: what the camera meant by "up"
+    except Exception:  # an EXIF block that does not parse: the orientation is a nicety, never a reason to refuse
+        upright = image
     srgb = _in_srgb(upright, image.info.get("icc_profile"))
     srgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     return srgb
