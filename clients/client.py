@@ -62,6 +62,7 @@ __all__ = [
     "QuizroomAPI",
     "SessionEnded",
     "SocketRefusal",
+    "StoredImage",
 ]
 
 M = TypeVar("M")
@@ -124,6 +125,36 @@ class PlayerTicket:
     api_url: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    """What `POST /api/images` returns: the image's id (for a quiz's `image`/`choice_images`) and where it is."""
+
+    image_id: str
+    url: str
+    width: int
+    height: int
+    content_type: str
+    bytes: int
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> StoredImage:
+        return cls(
+            image_id=str(data["image_id"]),
+            url=str(data["url"]),
+            width=int(data["width"]),
+            height=int(data["height"]),
+            content_type=str(data["content_type"]),
+            bytes=int(data["bytes"]),
+        )
+
+
+FILE_TYPES = {
+    "json": "application/json",
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
 class QuizroomAPI:
     """The HTTP control API (SPEC §2). `admin_token`, when the server requires one, authorises creating."""
 
@@ -149,15 +180,18 @@ class QuizroomAPI:
         token: str | None = None,
         body: object = None,
         accept: str | None = None,
-        raw: bytes | None = None,
+        raw: tuple[bytes, str] | None = None,
     ) -> httpx.Response:
-        """One request; `body` goes as JSON, `raw` as it is (a file to import). A refusal raises `ApiError`."""
+        """`body` goes as JSON; `raw` is (bytes, Content-Type) for the calls that take a file. A refusal raises
+        `ApiError`."""
         headers = {"Accept": accept or "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        content = raw if raw is not None else None if body is None else orjson.dumps(body)
+        content = None if body is None else orjson.dumps(body)
         if body is not None:
             headers["Content-Type"] = "application/json"
+        if raw is not None:
+            content, headers["Content-Type"] = raw
         response = await self._http.request(method, path, content=content, headers=headers)
         if response.is_success:
             return response
@@ -213,7 +247,8 @@ class QuizroomAPI:
         summary with `imported` and the `refused` rows (`[{row, reason}]`)."""
         params = {"format": format}
         params.update({k: v for k, v in (("title", title), ("filename", filename)) if v})
-        return await self._json("POST", f"/api/quizzes/import?{urlencode(params)}", raw=data, token=self._admin_token)
+        raw = (data, FILE_TYPES.get(format, "application/octet-stream"))
+        return await self._json("POST", f"/api/quizzes/import?{urlencode(params)}", raw=raw, token=self._admin_token)
 
     async def create_room(
         self,
@@ -278,6 +313,35 @@ class QuizroomAPI:
         if url.startswith(("http://", "https://")):
             return "ws" + url[4:]
         return "ws" + self.base_url[4:] + "/" + url.lstrip("/")
+
+    # --- images (docs/protocol.md, "Images") ---------------------------------------------------------------
+
+    async def upload_image(self, data: bytes, content_type: str) -> StoredImage:
+        """Upload a PNG, JPEG, GIF or WebP (`content_type` its type, e.g. `image/jpeg`); the server checks, cleans
+        and re-encodes it. Refusals are `ApiError`s: 413 `too_big`, 415 `not_an_image`, 422 `too_many_pixels`,
+        `type_mismatch`, `empty_file`."""
+        response = await self._call("POST", "/api/images", token=self._admin_token, raw=(data, content_type))
+        return StoredImage.from_wire(response.json())
+
+    def image_url(self, image: str) -> str:
+        """The absolute URL of an image, from its id or from the URL path a message carries."""
+        path = image if image.startswith("/") else f"/api/images/{image}"
+        return image if image.startswith(("http://", "https://")) else self.base_url + path
+
+    async def image(self, image: str) -> bytes:
+        """An image's bytes (WebP), from its id or a message's URL."""
+        return (await self._http.get(self.image_url(image))).raise_for_status().content
+
+    async def export_archive(self, quiz_id: str) -> bytes:
+        """A stored quiz with its images, as a zip (`quiz.json`, `images/<image_id>.webp`)."""
+        return (await self._call("GET", f"/api/quizzes/{quiz_id}/archive", token=self._admin_token)).content
+
+    async def import_archive(self, archive: bytes) -> str:
+        """Store a quiz from an archive (its images go through the upload pipeline); returns the new `quiz_id`."""
+        response = await self._call(
+            "POST", "/api/quizzes/archive", token=self._admin_token, raw=(archive, "application/zip")
+        )
+        return str(response.json()["quiz_id"])
 
     # --- host commands --------------------------------------------------------------------------------------
 

@@ -111,6 +111,20 @@ def _ints(data: Wire, key: str, default: list[int] | None = None) -> list[int]:
     return list(value)
 
 
+def _opt_str(data: Wire, key: str) -> str | None:
+    return None if data.get(key) is None else _str(data, key)
+
+
+def _urls(data: Wire, key: str, *, nulls: bool = False) -> list[str | None]:
+    """Extension (docs/protocol.md, "Images"): a list of image URLs (paths on the server), with nulls if allowed."""
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) or (nulls and v is None) for v in value):
+        raise ProtocolError(f"{data.get('type', '?')}.{key}: expected a list of image URLs, got {value!r}")
+    return list(value)
+
+
 def _objects(data: Wire, key: str) -> list[Wire]:
     value = data.get(key) or []
     if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
@@ -174,6 +188,10 @@ class QuestionOpened:
     accepted: list[str] | None = None
     value: int | float | None = None
     tolerance: int | float | None = None
+    # Extension (images): the question's image and its choices' images (parallel to `choices`, None for a text
+    # choice), as URL paths on the server; the choices' texts are their alternative text.
+    image: str | None = None
+    choice_images: list[str | None] = field(default_factory=list)
     type: str = "question"
 
     @classmethod
@@ -199,6 +217,8 @@ class QuestionOpened:
             accepted=_opt_strs(data, "accepted"),
             value=_opt_number(data, "value"),
             tolerance=_opt_number(data, "tolerance"),
+            image=_opt_str(data, "image"),
+            choice_images=_urls(data, "choice_images", nulls=True),
         )
 
 
@@ -215,6 +235,9 @@ class GetReady:
     now_ms: int
     multi: bool = False
     time_limit_ms: int | None = None
+    # Extension (images): the question's image, and every image URL it will show, to load before it opens.
+    image: str | None = None
+    images: list[str] = field(default_factory=list)
     type: str = "get_ready"
 
     @classmethod
@@ -228,6 +251,8 @@ class GetReady:
             now_ms=_int(data, "now_ms"),
             multi=_bool(data, "multi", default=False),
             time_limit_ms=_opt_int(data, "time_limit_ms"),
+            image=_opt_str(data, "image"),
+            images=[url for url in _urls(data, "images") if url is not None],
         )
 
 
@@ -266,6 +291,7 @@ class Welcome:
     result: Result | None = None
     leaderboard: Leaderboard | None = None
     get_ready: GetReady | None = None
+    images: list[str] = field(default_factory=list)  # extension: the quiz's next image URLs (48 at most), to preload
     type: str = "welcome"
 
     @classmethod
@@ -289,6 +315,7 @@ class Welcome:
             result=Result.from_wire(result) if result is not None else None,
             leaderboard=Leaderboard.from_wire(board) if board is not None else None,
             get_ready=GetReady.from_wire(ready) if ready is not None else None,
+            images=[url for url in _urls(data, "images") if url is not None],
         )
 
 
@@ -313,6 +340,7 @@ class HostWelcome:
     leaderboard: Leaderboard | None = None
     podium: list[Standing] = field(default_factory=list)
     get_ready: GetReady | None = None
+    images: list[str] = field(default_factory=list)  # extension: the quiz's next image URLs (48 at most), to preload
     type: str = "welcome"
 
     @classmethod
@@ -335,6 +363,7 @@ class HostWelcome:
             leaderboard=Leaderboard.from_wire(board) if board is not None else None,
             podium=[Standing.from_wire(e) for e in _objects(data, "podium")] if "podium" in data else [],
             get_ready=GetReady.from_wire(ready) if ready is not None else None,
+            images=[url for url in _urls(data, "images") if url is not None],
         )
 
 

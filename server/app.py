@@ -24,6 +24,8 @@ from quizroom.server.compliance import EchoEndpoint
 from quizroom.server.connections import ConnectionGate
 from quizroom.server.errors import EXCEPTION_HANDLERS
 from quizroom.server.http_api import api_routes
+from quizroom.server.image_api import image_routes
+from quizroom.server.imagestore import ImageDesk
 from quizroom.server.library import library_routes
 from quizroom.server.runtime import Runtime
 from quizroom.server.settings import Settings
@@ -108,6 +110,7 @@ def create_app(
     routes = [
         *api_routes(),
         *library_routes(),
+        *image_routes(),
         page("index.html"),
         page("host.html"),
         # follow_symlink: the development install is a tree of links (setuptools' strict editable mode), and
@@ -125,5 +128,6 @@ def create_app(
     http.state.admission = Admission.from_settings(settings)  # every game socket's handshake passes it (429/503)
     http.state.limits = ApiLimits.from_settings(settings)  # joins, creations and PIN misses per address (429)
     http.state.gate = gate
+    http.state.images = ImageDesk.from_settings(settings)  # the upload pipeline's threads and the served images' cache
     http.state.hosts = HostPolicy(settings.allowed_hosts)  # which Host headers join_url/ws_url may be built from
     return QuizroomApp(http)

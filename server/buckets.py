@@ -76,6 +76,7 @@ class ApiLimits:
     joins: AddressBuckets
     creations: AddressBuckets  # quizzes and rooms
     pin_misses: AddressBuckets  # lookups of a PIN that names no room: enumeration
+    uploads: AddressBuckets  # images uploaded (an editor uploads one per picture, so beside creations)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], float] = time.monotonic) -> ApiLimits:
@@ -83,4 +84,5 @@ class ApiLimits:
             AddressBuckets(settings.join_rate_per_ip, settings.join_burst, clock=clock),
             AddressBuckets(settings.create_rate_per_ip, settings.create_burst, clock=clock),
             AddressBuckets(settings.pin_miss_rate_per_ip, settings.pin_miss_burst, clock=clock),
+            AddressBuckets(settings.upload_rate_per_ip, settings.upload_burst, clock=clock),
         )

@@ -21,10 +21,12 @@ from starlette.routing import Route
 from quizroom.rooms.cluster.registry import Room
 from quizroom.rooms.game import results as room_results
 from quizroom.rooms.game.errors import InvalidInput, NotFound, RateLimited, Unauthorized, Unavailable
+from quizroom.rooms.game.images import image_intro
 from quizroom.rooms.game.options import parse_options
 from quizroom.rooms.game.quiz import parse_quiz
 from quizroom.rooms.game.report import player_report, question_summary
 from quizroom.server.buckets import AddressBuckets, ApiLimits
+from quizroom.server.imagestore import check_quiz_images
 from quizroom.server.metrics import CONTENT_TYPE, package_version
 from quizroom.server.openapi import openapi_document
 from quizroom.server.paging import results_page
@@ -140,6 +142,7 @@ async def create_room(request: Request) -> Response:
     if "quiz" in body:
         try:
             quiz = parse_quiz(body["quiz"])
+            await check_quiz_images(runtime.storage, quiz)
         except InvalidInput as exc:
             raise InvalidInput(f"quiz.{exc.field}" if exc.field else "quiz", str(exc).split(": ", 1)[-1]) from exc
         quiz_id = uuid.uuid4().hex
@@ -152,6 +155,7 @@ async def create_room(request: Request) -> Response:
         quiz = parse_quiz(orjson.loads(saved[1].body))
     else:
         raise InvalidInput("quiz_id", "give `quiz_id` (a string) or `quiz` (an object)")
+    options = image_intro(options, quiz, explicit="intro_ms" in body)
     actor, host_token = await runtime.registry.create(quiz_id, quiz, owner=owner, options=options)
     base, _ = public_bases(request)
     ws = await ws_base(request, actor.worker_id)

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from quizroom.rooms.game.errors import BadFile, InvalidInput, NotFound
 from quizroom.rooms.game.quiz import TITLE_MAX, Quiz, parse_quiz
 from quizroom.server.http_api import Handler, limits_of, metered, now_ms, require_admin, runtime_of
+from quizroom.server.imagestore import check_quiz_images
 from quizroom.server.paging import LIBRARY_PAGE, LIBRARY_PAGE_MAX, page_window, paging
 from quizroom.server.quiz_import import FILENAME_MAX, export_document, import_rows, import_title, quiz_from_json
 from quizroom.server.quiz_sheets import csv_rows, detect_format, xlsx_rows
@@ -63,6 +64,8 @@ async def saved(request: Request) -> tuple[LibraryRow, dict[str, Any]]:
 
 
 async def save_new(request: Request, quiz: Quiz) -> LibraryRow:
+    """Save a quiz in the library; one that names an image this server does not have is refused (422)."""
+    await check_quiz_images(runtime_of(request).storage, quiz)
     return await runtime_of(request).storage.add_to_library(version_of(quiz), len(quiz.questions))
 
 
@@ -102,6 +105,7 @@ async def get_quiz(request: Request) -> Response:
 async def replace_quiz(request: Request) -> Response:
     spend_creation(request)
     quiz = parse_quiz(await read_json(request, runtime_of(request).settings.max_body_bytes))
+    await check_quiz_images(runtime_of(request).storage, quiz)
     row = await runtime_of(request).storage.replace_in_library(
         request.path_params["quiz_id"], version_of(quiz), len(quiz.questions)
     )

@@ -11,6 +11,7 @@ from functools import cache
 
 from quizroom.rooms.game import quiz as limits
 from quizroom.server.metrics import error_codes
+from quizroom.server.openapi_images import IMAGE, QUESTION_IMAGE_FIELDS, image_paths
 from quizroom.server.openapi_library import LIBRARY_SCHEMAS, library_paths
 from quizroom.server.openapi_parts import ADMIN, COUNT, INT, JSON, Schema, error, json_body, obj, ref, text
 
@@ -63,6 +64,7 @@ CHOICE_QUESTION = obj(
         },
         "time_limit_ms": TIME_LIMIT,
         "points": POINTS,
+        **QUESTION_IMAGE_FIELDS,
     },
     ["text", "choices", "correct"],
 )
@@ -74,6 +76,7 @@ TRUE_FALSE_QUESTION = obj(
         "correct": {"type": "boolean"},
         "time_limit_ms": TIME_LIMIT,
         "points": POINTS,
+        **QUESTION_IMAGE_FIELDS,
     },
     ["type", "text", "correct"],
 )
@@ -83,6 +86,7 @@ POLL_QUESTION = obj(
         "text": text(limits.TEXT_MAX),
         "choices": CHOICE_TEXTS,
         "time_limit_ms": TIME_LIMIT,
+        **QUESTION_IMAGE_FIELDS,
     },
     ["type", "text", "choices"],
 )
@@ -99,6 +103,7 @@ TYPE_ANSWER_QUESTION = obj(
         "typo_tolerance": {"type": "boolean", "default": False, "description": "forgive one typo (4+ characters)"},
         "time_limit_ms": TIME_LIMIT,
         "points": POINTS,
+        "image": QUESTION_IMAGE_FIELDS["image"],
     },
     ["type", "text", "accepted"],
 )
@@ -114,6 +119,7 @@ SLIDER_QUESTION = obj(
         "scoring": {"type": "string", "enum": ["closeness", "all_or_nothing"], "default": "closeness"},
         "time_limit_ms": TIME_LIMIT,
         "points": POINTS,
+        "image": QUESTION_IMAGE_FIELDS["image"],
     },
     ["type", "text", "min", "max", "value"],
 )
@@ -124,6 +130,7 @@ PUZZLE_QUESTION = obj(
         "items": {**CHOICE_TEXTS, "uniqueItems": True, "description": "in their right order; shown shuffled"},
         "time_limit_ms": TIME_LIMIT,
         "points": POINTS,
+        "image": QUESTION_IMAGE_FIELDS["image"],
     },
     ["type", "text", "items"],
 )
@@ -325,6 +332,7 @@ def components() -> Schema:
             "RemoteRoomStats": REMOTE_ROOM_STATS,
             "LeaderboardEntry": ENTRY,
             "Results": RESULTS,
+            "Image": IMAGE,
         },
     }
 
@@ -678,6 +686,7 @@ def paths() -> Schema:
     ]:
         result[f"/api/rooms/{{pin}}/{name}"] = host_command(name, summary)
     result.update(library_paths())
+    result.update(image_paths(ADMIN))
     for operations in result.values():
         for operation in operations.values():
             add_limit_responses(operation)

@@ -166,6 +166,25 @@ class Settings:
     finished_linger_s: float = field(
         default=120.0, metadata={"help": "a finished room nobody watches leaves memory after this (results stay)"}
     )
+    # Images of quizzes (docs/protocol.md, "Images"): uploads are bounded while they stream, decoded in threads.
+    max_image_bytes: int = field(
+        default=10_485_760,
+        metadata={"help": "largest image upload (a phone photo fits), then 413", "check": between(1024)},
+    )
+    max_archive_bytes: int = field(
+        default=67_108_864,
+        metadata={"help": "largest quiz archive (zip) to import, then 413", "check": between(1024)},
+    )
+    image_workers: int = field(
+        default=2, metadata={"help": "images decoded and re-encoded at once per process", "check": between(1, 64)}
+    )
+    image_cache_bytes: int = field(
+        default=33_554_432, metadata={"help": "memory per process for the images served most recently (0: none)"}
+    )
+    upload_rate_per_ip: float = field(
+        default=1.0, metadata={"help": "image uploads per second per client address, then 429 (0: off)"}
+    )
+    upload_burst: float = field(default=60.0, metadata={"help": "burst allowance of the upload rate"})
     allowed_hosts: tuple[str, ...] = field(
         default=(),
         metadata={"help": "comma-separated host names join_url/ws_url may take from the Host header (no PUBLIC_URL)"},

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
 from quizroom.storage.records import (
     AnswerRow,
     Batch,
+    ImageRow,
     LibraryPage,
     LibraryRow,
     Outcome,
@@ -79,6 +81,14 @@ class Storage(Protocol):
     async def list_library(self, search: str, offset: int, limit: int) -> LibraryPage:
         """Entries newest-edited first, `limit` of them from `offset` on; with a `search`, only those whose title
         contains it, ignoring case (`title_key`)."""
+
+    async def put_image(self, image: ImageRow) -> None:
+        """Store an image; one already stored under its id is left as it is (the id is the bytes' hash)."""
+
+    async def get_image(self, image_id: str) -> ImageRow | None: ...
+
+    async def known_images(self, image_ids: Collection[str]) -> frozenset[str]:
+        """Which of these image ids are stored (a quiz may only refer to stored images)."""
 
     async def create_room(self, room: RoomRow) -> bool:
         """Insert a room; False when its PIN is held by a live room (the caller draws another)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -32,6 +32,7 @@ from quizroom.storage.records import (
     STORED,
     AnswerRow,
     Batch,
+    ImageRow,
     LibraryPage,
     LibraryRow,
     Outcome,
@@ -321,6 +322,38 @@ class PostgresStorage:
     async def list_library(self, search: str, offset: int, limit: int) -> LibraryPage:
         async with self._connection() as conn:
             return await library.page(conn, search, offset, limit)
+
+    # --- images (migration 0007) ---------------------------------------------------------------------------------
+
+    async def put_image(self, image: ImageRow) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO images (image_id, content_type, width, height, data, created_at_ms)"
+                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (image_id) DO NOTHING",
+                image.image_id,
+                image.content_type,
+                image.width,
+                image.height,
+                image.data,
+                image.created_at_ms,
+            )
+
+    async def get_image(self, image_id: str) -> ImageRow | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT image_id, content_type, width, height, data, created_at_ms FROM images WHERE image_id = $1",
+                image_id,
+            )
+        return ImageRow(row[0], row[1], row[2], row[3], bytes(row[4]), row[5]) if row is not None else None
+
+    async def known_images(self, image_ids: Collection[str]) -> frozenset[str]:
+        if not image_ids:
+            return frozenset()
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT image_id FROM images WHERE image_id = ANY($1::text[])", sorted(set(image_ids))
+            )
+        return frozenset(row[0] for row in rows)
 
     async def create_room(self, room: RoomRow) -> bool:
         try:

@@ -44,6 +44,18 @@ def title_key(title: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageRow:
+    """An image of a quiz as served: the upload pipeline's re-encoded bytes, keyed by their SHA-256 (hex)."""
+
+    image_id: str
+    content_type: str
+    width: int
+    height: int
+    data: bytes
+    created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class RoomRow:
     room_id: str
     pin: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,6 +26,7 @@ from quizroom.storage.records import (
     AnswerKey,
     AnswerRow,
     Batch,
+    ImageRow,
     LibraryPage,
     LibraryRow,
     Outcome,
@@ -258,6 +259,32 @@ class SQLiteStorage:
 
     async def list_library(self, search: str, offset: int, limit: int) -> LibraryPage:
         return await library.page(self._fetch, search, offset, limit)
+
+    # --- images (migration 0007) ---------------------------------------------------------------------------------
+
+    async def put_image(self, image: ImageRow) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "INSERT OR IGNORE INTO images (image_id, content_type, width, height, data, created_at_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (image.image_id, image.content_type, image.width, image.height, image.data, image.created_at_ms),
+            )
+
+    async def get_image(self, image_id: str) -> ImageRow | None:
+        rows = await self._fetch(
+            "SELECT image_id, content_type, width, height, data, created_at_ms FROM images WHERE image_id = ?",
+            [image_id],
+        )
+        return ImageRow(rows[0][0], rows[0][1], rows[0][2], rows[0][3], bytes(rows[0][4]), rows[0][5]) if rows else None
+
+    async def known_images(self, image_ids: Collection[str]) -> frozenset[str]:
+        if not image_ids:
+            return frozenset()
+        rows = await self._fetch(
+            "SELECT image_id FROM images WHERE image_id IN (SELECT value FROM json_each(?))",
+            [orjson.dumps(sorted(set(image_ids))).decode()],
+        )
+        return frozenset(row[0] for row in rows)
 
     async def create_room(self, room: RoomRow) -> bool:
         try:

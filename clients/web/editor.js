@@ -3,6 +3,7 @@
 // checks again (SPEC §1); its 422 names the field (`questions[2].choices`), which lands next to the same field.
 
 import { el, shapeName } from "./common.js";
+import { configurePictures, pictureControl, pictureOf } from "./images.js";
 
 const $ = (id) => document.getElementById(id);
 const CHOICE_ROWS = 6; // SPEC §1: up to six choices
@@ -57,22 +58,26 @@ function numberInput(id, cls, value, attrs = {}) {
   return el("input", { id, class: cls, type: "number", step: "any", value: value === undefined ? "" : String(value), ...attrs });
 }
 
-/** Text rows (choices, puzzle items, accepted answers): at least `least`, at most `most`, filled from `values`. */
-function textRows(index, cls, values, least, most, label, correct) {
+/** Text rows (choices, puzzle items, accepted answers): at least `least`, at most `most`, filled from `values`.
+ * Choice rows (`cls` "c") also take a picture (`pictures`: the question's `choice_images`). */
+function textRows(index, cls, values, least, most, label, correct, pictures = null) {
   const rows = [...values];
   while (rows.length < Math.min(most, Math.max(least, values.length))) rows.push("");
   return rows.map((value, i) => {
     const id = `q${index}-${cls}${i}`;
-    return el(
-      "div",
-      { class: "choice-row" },
-      cls === "c" ? el("span", { class: `swatch c${i}`, "aria-hidden": "true" }) : null,
+    const row = el("div", { class: "choice-row" });
+    row.append(
+      cls === "c" ? el("span", { class: `swatch c${i}`, "aria-hidden": "true" }) : "",
       el("label", { for: id, class: "visually-hidden", text: label(i) }),
       el("input", { id, class: `q-${cls === "c" ? "choice" : cls}`, maxlength: cls === "a" ? "80" : "120", value, placeholder: label(i) }),
       correct
         ? el("label", {}, el("input", { type: "checkbox", class: "q-correct", checked: correct.includes(i) }), "correct")
-        : null,
+        : "",
+      pictures
+        ? pictureControl(row, { id: `${id}-image`, label: `Picture for choice ${i + 1}`, image: pictures[i], compact: true })
+        : "",
     );
+    return row;
   });
 }
 
@@ -84,13 +89,15 @@ function typeFields(q, index) {
     const isTrue = q.correct === true || (Array.isArray(q.correct) && q.correct[0] === 0);
     const isFalse = q.correct === false || (Array.isArray(q.correct) && q.correct[0] === 1);
     return [
-      ...textRows(index, "c", labels, 2, 2, (i) => (i ? "Label for false" : "Label for true")),
+      ...textRows(index, "c", labels, 2, 2, (i) => (i ? "Label for false" : "Label for true"), null, q.choice_images || []),
       el("div", { class: "choice-row", role: "radiogroup", "aria-label": "The right answer" },
         el("label", {}, el("input", { type: "radio", name: `q${index}-tf`, class: "q-true", checked: isTrue }), "true is right"),
         el("label", {}, el("input", { type: "radio", name: `q${index}-tf`, class: "q-false", checked: isFalse }), "false is right")),
     ];
   }
-  if (kind === "poll") return textRows(index, "c", q.choices || [], 4, CHOICE_ROWS, (i) => `Choice ${i + 1} (${shapeName(i)})`);
+  if (kind === "poll") {
+    return textRows(index, "c", q.choices || [], 4, CHOICE_ROWS, (i) => `Choice ${i + 1} (${shapeName(i)})`, null, q.choice_images || []);
+  }
   if (kind === "type_answer") {
     return [
       ...textRows(index, "a", q.accepted || [], 3, 10, (i) => `Accepted answer ${i + 1}`),
@@ -113,7 +120,7 @@ function typeFields(q, index) {
   }
   if (kind === "puzzle") return textRows(index, "i", q.items || [], 4, CHOICE_ROWS, (i) => `Item ${i + 1} (in the right order)`);
   const correct = Array.isArray(q.correct) ? q.correct : [];
-  return textRows(index, "c", q.choices || [], 4, CHOICE_ROWS, (i) => `Choice ${i + 1} (${shapeName(i)})`, correct);
+  return textRows(index, "c", q.choices || [], 4, CHOICE_ROWS, (i) => `Choice ${i + 1} (${shapeName(i)})`, correct, q.choice_images || []);
 }
 
 function questionEditor(q, index) {
@@ -137,6 +144,7 @@ function questionEditor(q, index) {
     el("textarea", {
       id: textId, class: "q-text", maxlength: "500", rows: "2", "aria-describedby": errorId, text: q.text || "",
     }),
+    pictureControl(fieldset, { id: `q${index}-image`, label: "Picture (optional)", image: q.image }),
   );
   fieldset.append(...typeFields(q, index));
   const meta = el("div", { class: "meta" });
@@ -200,20 +208,23 @@ const num = (fs, cls) => {
 function readQuestion(fs) {
   const kind = fs.dataset.type || "choice";
   const q = { text: fs.querySelector(".q-text").value.trim() };
+  const pictures = []; // the choices' pictures, parallel to `choices`
   if (kind !== "choice") q.type = kind;
   if (kind === "choice" || kind === "poll") {
     q.choices = [];
     const correct = [];
     for (const row of fs.querySelectorAll(".choice-row")) {
       const text = row.querySelector(".q-choice").value.trim();
-      if (!text) continue;
+      if (!text && !pictureOf(row)) continue; // a picture without its words stays, so the editor can ask for them
       const tick = row.querySelector(".q-correct");
       if (tick && tick.checked) correct.push(q.choices.length);
       q.choices.push(text);
+      pictures.push(pictureOf(row));
     }
     if (kind === "choice") q.correct = correct;
   } else if (kind === "true_false") {
     q.choices = texts(fs, "q-choice");
+    pictures.push(...[...fs.querySelectorAll(".choice-row")].map(pictureOf).slice(0, 2));
     if (fs.querySelector(".q-true").checked) q.correct = true;
     else if (fs.querySelector(".q-false").checked) q.correct = false;
   } else if (kind === "type_answer") {
@@ -230,6 +241,8 @@ function readQuestion(fs) {
   }
   q.time_limit_ms = Math.round(Number(fs.querySelector(".q-time").value || 20) * 1000);
   if (kind !== "poll") q.points = Math.round(Number(fs.querySelector(".q-points").value || 0));
+  if (pictureOf(fs)) q.image = pictureOf(fs);
+  if (pictures.some(Boolean)) q.choice_images = pictures;
   return q;
 }
 
@@ -251,6 +264,10 @@ export function problems(quiz) {
     const points = q.points ?? 1000;
     const kind = kindOf(q);
     if (!q.text) say("write the question.");
+    const pictures = Array.isArray(q.choice_images) ? q.choice_images : [];
+    if (choices.some((c, j) => !c && pictures[j])) {
+      say("describe each picture answer in words too (players who can't see it hear them).");
+    }
     if (kind === "choice" || kind === "poll") {
       if (choices.length < 2) say("give at least two answers.");
       if (kind === "choice" && choices.length >= 2 && !(Array.isArray(q.correct) && q.correct.length)) {
@@ -345,6 +362,15 @@ function switchTab(next) {
 }
 
 export function setUpEditor() {
+  // A quiz with pictures wants the "get ready" pause (the phones load the pictures during it): the first picture
+  // switches it on, unless the host has chosen about it already.
+  let introChosen = false;
+  $("o-intro").addEventListener("change", () => { introChosen = true; });
+  configurePictures({
+    token: () => $("admin-token").value.trim(),
+    unauthorized: () => { $("admin-wrap").hidden = false; },
+    attached: () => { if (!introChosen) $("o-intro").checked = true; },
+  });
   renderForm(SAMPLE_QUIZ);
   $("quiz-json").value = JSON.stringify(SAMPLE_QUIZ, null, 2);
   $("tab-form").addEventListener("click", () => switchTab("form"));

@@ -13,6 +13,7 @@ import {
 } from "./common.js";
 import { currentQuiz, currentTab, problems, serverProblem, setUpEditor, showProblems } from "./editor.js";
 import { setUpLibrary } from "./library.js";
+import { loadAhead, picture, preload, questionImages, seen } from "./images.js";
 
 const SESSION_KEY = "quizroom.host"; // this tab's room (sessionStorage): a reload resumes it at once
 const ROOMS_KEY = "quizroom.host.rooms"; // every room this browser hosts (localStorage), newest first
@@ -255,6 +256,7 @@ function handle(msg) {
 
 /** A (re)connect: the welcome carries whatever the screen shows in this phase (docs/protocol.md, "Host socket"). */
 function welcome(msg) {
+  loadAhead(msg.images);
   applyState(msg);
   if (msg.phase === "reveal") {
     if (msg.leaderboard) gotLeaderboard(msg.leaderboard);
@@ -384,9 +386,17 @@ function showReady(msg) {
   stopTimer();
   $("hg-count").textContent = questionLabel(msg.index);
   $("hg-text").textContent = msg.text || "";
+  preload(msg.images);
+  showPicture($("hg-image"), msg.image);
   const limit = msg.intro_ms || 0;
   state.stopTimer = countdown({ clock, deadlineMs: msg.opens_at_ms, limitMs: limit, textEl: $("hg-timer") });
   setScreen("ready");
+}
+
+/** The question's picture, large on the projector (or nothing). */
+function showPicture(box, url) {
+  box.replaceChildren(...(url ? [picture(url, "The question's picture", "")] : []));
+  box.hidden = !url;
 }
 
 function showQuestion(q) {
@@ -395,6 +405,9 @@ function showQuestion(q) {
   state.questionIndex = q.index;
   $("hq-count").textContent = questionLabel(q.index);
   $("hq-text").textContent = q.text;
+  showPicture($("hq-image"), q.image);
+  seen(questionImages(q));
+  const pictures = q.choice_images || [];
   $("hq-answers-n").textContent = "0";
   $("hq-answered").textContent = `0 of ${state.count} answered`;
   $("hq-error").textContent = "";
@@ -415,11 +428,13 @@ function showQuestion(q) {
           "aria-label": `${shapeName(i)}: ${text}${correct.has(i) ? " (correct)" : ""}`,
         },
         shapeIcon(i),
-        el("span", { class: "label", text }),
+        pictures[i] ? picture(pictures[i], text, "choice-picture") : null,
+        el("span", { class: pictures[i] ? "label caption" : "label", text }),
         correct.has(i) ? el("span", { class: "mark", "aria-hidden": "true", text: "✓" }) : null,
       ),
     ),
   );
+  $("hq-choices").classList.toggle("pictures", pictures.some(Boolean));
   stopTimer();
   state.stopTimer = countdown({
     clock, deadlineMs: q.deadline_ms, limitMs: q.time_limit_ms, textEl: $("hq-timer"), barEl: $("hq-bar"),
@@ -523,7 +538,14 @@ function showReveal(msg) {
         el("div", { class: "rbar-col" }, el("div", {
           class: `rbar-fill c${i % 6}`, style: `height:${Math.round((n / max) * 100)}%`,
         })),
-        el("div", { class: "rbar-t" }, shapeIcon(i), el("span", { text: label }), right ? el("span", { class: "mark", text: "✓" }) : null),
+        el(
+          "div",
+          { class: "rbar-t" },
+          shapeIcon(i),
+          q && q.choice_images && q.choice_images[i] ? picture(q.choice_images[i], label, "choice-picture") : null,
+          el("span", { text: label }),
+          right ? el("span", { class: "mark", text: "✓" }) : null,
+        ),
       );
     }),
   );

@@ -10,6 +10,7 @@ import {
   api, countdown, deviceId, el, errorMessage, formatScore, ordinal, renderPodium, renderStandings, resumePlayer,
   RoomConnection, ServerClock, session, shapeIcon, shapeName, showScreen, stored,
 } from "./common.js";
+import { loadAhead, picture, pictureReady, preload, questionImages, seen } from "./images.js";
 
 const SESSION_KEY = "quizroom.player";
 const KICKED_KEY = "quizroom.kicked"; // {pin: {nickname, at}}: rooms this browser was removed from
@@ -60,6 +61,7 @@ const JOIN_ERRORS = {
 
 function showJoin(message = "") {
   stopConnection();
+  showing += 1;
   showScreen(screens, "join");
   state.screen = "join";
   $("me-name").hidden = true;
@@ -259,6 +261,7 @@ function handle(msg) {
 }
 
 function welcome(msg) {
+  loadAhead(msg.images); // the quiz's next pictures, from the lobby on
   state.title = msg.title;
   state.questionCount = msg.question_count;
   setScore(msg.score, msg.rank);
@@ -299,6 +302,7 @@ function welcome(msg) {
 }
 
 function showReady(msg) {
+  preload(msg.images); // the pause is when the question's pictures load: nobody is timed while they do
   stopTimer();
   $("g-count").textContent = `Question ${msg.index + 1} of ${msg.question_count || state.questionCount || "?"}`;
   $("g-text").textContent = msg.text || "";
@@ -314,7 +318,11 @@ function setScore(score, rank) {
   badge.textContent = `${formatScore(state.score)} pts`;
 }
 
+let showing = 0; // bumped by every screen change: a question still waiting for its pictures shows only if nothing else came first
+const shownLog = []; // for the browser tests: each question as it was shown, with whether its pictures were decoded
+
 function setScreen(name) {
+  showing += 1;
   if (state.screen === name) return;
   state.screen = name;
   showScreen(screens, name);
@@ -331,6 +339,8 @@ function openQuestion(q, answered, keepSelection = false) {
   }
   $("q-count").textContent = `Question ${q.index + 1} of ${state.questionCount || "?"}`;
   $("q-text").textContent = q.text;
+  $("q-image").replaceChildren(...(q.image ? [picture(q.image, "The question's picture", "q-picture")] : []));
+  $("q-image").hidden = !q.image;
   $("q-hint").textContent = hintFor(q);
   $("q-hint").hidden = !hintFor(q);
   $("q-submit").hidden = !needsSubmit(q);
@@ -342,19 +352,32 @@ function openQuestion(q, answered, keepSelection = false) {
   }
   updateSubmit();
   showLocked(state.answered);
-  stopTimer();
-  state.stopTimer = countdown({
-    clock,
-    deadlineMs: q.deadline_ms,
-    limitMs: q.time_limit_ms,
-    textEl: $("q-timer"),
-    barEl: $("q-bar"),
-    onDone: () => {
-      setInputsDisabled(true);
-      $("q-submit").disabled = true;
-    },
-  });
-  setScreen("question");
+  // The question (and its countdown) shows once its pictures are decoded: preloaded during "get ready", that is
+  // at once; on a phone that could not preload, as soon as they arrive (docs/protocol.md, "Images").
+  const ticket = ++showing;
+  const show = (decoded) => {
+    if (ticket !== showing) return; // another screen came first
+    stopTimer();
+    state.stopTimer = countdown({
+      clock,
+      deadlineMs: q.deadline_ms,
+      limitMs: q.time_limit_ms,
+      textEl: $("q-timer"),
+      barEl: $("q-bar"),
+      onDone: () => {
+        setInputsDisabled(true);
+        $("q-submit").disabled = true;
+      },
+    });
+    const images = [...$("screen-question").querySelectorAll("img[data-picture]")];
+    shownLog.push({
+      index: q.index, decoded, at: clock.now(), pictures: images.map((img) => img.complete && img.naturalWidth > 0),
+    });
+    setScreen("question");
+    seen(questionImages(q));
+  };
+  if (questionImages(q).length) pictureReady($("screen-question")).then(show);
+  else show(true);
 }
 
 // --- question types (docs/protocol.md, *Question types*) ------------------------------------------------------
@@ -477,6 +500,7 @@ function describeAnswer(q, answer) {
 }
 
 function renderChoices(q) {
+  const pictures = q.choice_images || [];
   $("q-choices").className = "choices";
   const buttons = q.choices.map((text, i) => {
     const button = el(
@@ -490,11 +514,13 @@ function renderChoices(q) {
         onclick: () => choose(i),
       },
       shapeIcon(i),
-      el("span", { class: "label", text }),
+      pictures[i] ? picture(pictures[i], text, "choice-picture") : null,
+      el("span", { class: pictures[i] ? "label caption" : "label", text }),
     );
     return button;
   });
   $("q-choices").replaceChildren(...buttons);
+  $("q-choices").classList.toggle("pictures", pictures.some(Boolean));
 }
 
 function stopTimer() {
@@ -719,6 +745,8 @@ window.quizroomTest = {
   welcomes: () => (state.conn ? state.conn.welcomes : 0),
   clockOffset: () => clock.offset,
   state: () => ({ screen: state.screen, score: state.score, rank: state.rank, answered: state.answered }),
+  shown: () => shownLog.slice(),
+  question: () => (state.question ? state.question.index : null), // the latest question received, shown or not
 };
 
 boot();

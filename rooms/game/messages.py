@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from quizroom.rooms.game.effects import View
+from quizroom.rooms.game.images import message_images, ready_images, upcoming_image_urls
 from quizroom.rooms.game.quiz import TYPED_MAX, Kind, Question, number
 from quizroom.rooms.game.rules import Answer, Phase, Player, RoomState
 from quizroom.rooms.game.tally import tally
@@ -31,6 +32,7 @@ def question_message(
         "deadline_ms": state.deadline_ms,
         "now_ms": now_ms,
         **how_answered(question),
+        **message_images(question),
     }
     if with_correct:
         message["correct"] = question.solution()
@@ -88,7 +90,15 @@ def get_ready(state: RoomState, index: int, intro_ms: int, now_ms: int) -> dict[
         "opens_at_ms": now_ms + intro_ms,
         "now_ms": now_ms,
         "question_type": str(question.kind),
+        **ready_images(question),
     }
+
+
+def preload(state: RoomState) -> dict[str, Any]:
+    """A welcome's `images`: the image URLs of the quiz from the current question on, in the order it shows them
+    (at most `WELCOME_IMAGES`), so a page loads them ahead from the lobby on; absent when there are none."""
+    urls = upcoming_image_urls(state.quiz, state.question_index or 0)
+    return {"images": urls} if urls else {}
 
 
 def your_choice(question: Question, answer: Answer | None) -> int | float | str | list[int] | None:
@@ -168,6 +178,7 @@ def welcome_message(
         "streak": player.streak,
         "seq": state.seq,
         "now_ms": now_ms,
+        **preload(state),
     }
     question = state.current_question
     if state.phase is Phase.QUESTION and question is not None and state.question_index is not None:
@@ -190,6 +201,7 @@ def host_welcome_message(state: RoomState, now_ms: int, snapshot: dict[str, Any]
         "now_ms": now_ms,
         "player_list": [{"player_id": p.player_id, "nickname": p.nickname} for p in state.players.values()],
         **snapshot,
+        **preload(state),
     }
     question = state.current_question
     if state.phase is Phase.QUESTION and question is not None:

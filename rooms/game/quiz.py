@@ -10,6 +10,7 @@ rules, the storage and the merged view see one shape; `kind` says how an answer 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import random
@@ -18,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from quizroom.rooms.game.errors import InvalidInput
+from quizroom.rooms.game.images import images_json, parse_images
 
 TITLE_MAX = 200
 QUESTIONS_MAX = 200
@@ -81,6 +83,8 @@ class Question:
     typo: bool = False  # type_answer: one typo is forgiven (docs/protocol.md)
     slider: Slider | None = None
     order: tuple[int, ...] = ()  # puzzle: `choices` are shown shuffled; this is the right order, as their indexes
+    image: str | None = None  # an image id (rooms/game/images.py)
+    choice_images: tuple[str | None, ...] = ()  # parallel to `choices` when any choice is an image, else empty
 
     @property
     def multi(self) -> bool:
@@ -122,6 +126,7 @@ class Question:
                 document["correct"] = sorted(self.correct)
         document["time_limit_ms"] = self.time_limit_ms
         document["points"] = self.points
+        document.update(images_json(self))
         return document
 
 
@@ -300,9 +305,18 @@ def parse_question(obj: object, field: str) -> Question:
     if not isinstance(raw_kind, str) or raw_kind not in KINDS:
         names = ", ".join(k.value for k in Kind)
         raise InvalidInput(f"{field}.type", f"must be one of {names}")
-    parser = _PARSERS.get(Kind(raw_kind))
-    if parser is not None:
-        return parser(obj, field, text)
+    question = _PARSERS.get(Kind(raw_kind), _parse_choice)(obj, field, text)
+    if "image" not in obj and "choice_images" not in obj:
+        return question
+    if not question.by_choice and obj.get("choice_images") not in (None, []):
+        raise InvalidInput(f"{field}.choice_images", "only a question answered by picking a choice has choice images")
+    choices = len(question.choices) if question.by_choice else 0
+    image, choice_images = parse_images({**obj, "choice_images": None} if not choices else obj, field, choices)
+    return dataclasses.replace(question, image=image, choice_images=choice_images)
+
+
+def _parse_choice(obj: dict[str, Any], field: str, text: str) -> Question:
+    """SPEC §1's multiple choice: 2–6 choices and a non-empty set of correct ones."""
     raw_choices = obj.get("choices")
     if not isinstance(raw_choices, list):
         raise InvalidInput(f"{field}.choices", "must be a list")

@@ -112,6 +112,7 @@ async def test_migrations_apply_once_however_often_storage_opens(database_url: s
             (4, "classroom"),
             (5, "question_types"),
             (6, "library"),
+            (7, "images"),
         ]
     finally:
         await again.close()

@@ -61,7 +61,9 @@ QUIZ: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    with LocalServer.start(tmp_path_factory.mktemp("client-server")) as running:
+    # Every test opens rooms and saves quizzes from one address: more than the default creation burst (20) in all.
+    flags = ("--create-burst", "200")
+    with LocalServer.start(tmp_path_factory.mktemp("client-server"), extra_args=flags) as running:
         yield running
 
 

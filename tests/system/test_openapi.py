@@ -19,6 +19,9 @@ from schemathesis.generation import GenerationMode
 from tests.gameclient import quiz
 from tests.serverproc import ServerProcess
 
+# A quiz archive is bytes to the generator, like any file body (schemathesis knows images and octet streams).
+schemathesis.serializer.alias("application/zip", "application/octet-stream")
+
 MAX_EXAMPLES = int(os.environ.get("QUIZROOM_OPENAPI_EXAMPLES", "25"))  # per operation and mode: about 20 s in all
 
 
@@ -121,7 +124,13 @@ def test_openapi_document_names_every_route(api: ServerProcess) -> None:
         "GET /healthz",
         "GET /readyz",
         "GET /metrics",
+        "POST /api/images",
+        "GET /api/images/{image_id}",
+        "GET /api/quizzes/{quiz_id}/archive",
+        "POST /api/quizzes/archive",
     ]:
         assert expected in operations
     codes = set(document["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"])
     assert {"bad_phase", "nickname_taken", "room_locked", "unauthorized", "invalid", "unavailable"} <= codes
+    images = {"not_an_image", "too_many_pixels", "type_mismatch", "empty_file", "bad_upload", "bad_archive"}
+    assert images | {"unsupported_media_type"} <= codes
