@@ -371,3 +371,16 @@ def test_every_scored_answer_earns_what_spec_s_formula_gives(plays: list[tuple[i
         assert ann.score == sum(a.points for a in ann.answers.values())
         if index + 1 < len(plays):
             state.advance(clock.monotonic(), clock.wall_ms())
+
+
+def test_every_type_takes_a_question_image_and_only_choice_types_take_choice_images() -> None:
+    image = "a" * 64
+    for document in (TYPED, SLIDER, PUZZLE, POLL, TRUE_FALSE, CHOICE):
+        question = q({**document, "image": image})
+        assert question.image == image and q(question.to_json()) == question
+    with_pictures = q({**POLL, "choice_images": [image, None, image]})
+    assert with_pictures.choice_images == (image, None, image)
+    assert with_pictures.to_json()["choice_images"] == [image, None, image]
+    for document in (TYPED, SLIDER, PUZZLE):
+        assert refused({**document, "choice_images": [image, image]}) == "questions[0].choice_images"
+    assert refused({**TRUE_FALSE, "choice_images": [image]}) == "questions[0].choice_images", "one per label"
