@@ -48,8 +48,10 @@ browser:
 		else echo "chromium is missing: install it (apt-get install chromium) or the browser tests are skipped" >&2; fi; \
 	fi
 
+# Two passes (tests/conftest.py, SERIAL): most of the suite three at a time, then the fault and timing tests alone.
 test: install postgres browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 -m "not serial"
+	$(BIN)/pytest -m serial
 
 # The pure core's tests alone (no network, no database): seconds.
 test-unit: install

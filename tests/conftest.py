@@ -105,6 +105,39 @@ CONTAINER_REPORT = pytest.StashKey[list[str]]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[CONTAINER_REPORT] = []
+    config.addinivalue_line("markers", "serial: runs alone, after the rest of the suite (Makefile `test`)")
+
+
+# --- the suite's two passes ---------------------------------------------------------------------------------------
+
+#: Modules whose claims are about time under load or faults (leases, pauses, partitions, kill -9, heartbeats, the
+#: collector's pauses, the bench's pinned ratios) or that start clusters, several workers, containers or network
+#: namespaces. `make test` runs them one at a time after the rest, which runs three at a time (pytest-xdist): on two
+#: cores a fault test beside another test measures the machine's load instead of its fault.
+SERIAL = frozenset(
+    {
+        "test_partitions",
+        "test_fencing_faults",
+        "test_postgres_faults",
+        "test_kill_harness",
+        "test_sharding",
+        "test_workers",
+        "test_compose",
+        "test_container",
+        "test_heartbeat",
+        "test_collector",
+        "test_fencing",
+        "test_catch_up",
+        "test_cluster_storage",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and module.__name__.rsplit(".", 1)[-1] in SERIAL:
+            item.add_marker(pytest.mark.serial)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
