@@ -204,7 +204,9 @@ async def test_get_ready_comes_before_each_question_and_the_timer_starts_after_i
         question = await ann.expect("question")
         assert [m["type"] for m in ann.inbox] == [], "get_ready, then the question, nothing between"
         assert question["deadline_ms"] - ready["opens_at_ms"] == pytest.approx(60_000, abs=300)
-        assert host_ready["opens_at_ms"] == ready["opens_at_ms"]
+        # Each copy is dated where it is built (the coordinator's for hosts, the shard's for its players): the same
+        # moment, a millisecond or two apart on a busy machine.
+        assert host_ready["opens_at_ms"] == pytest.approx(ready["opens_at_ms"], abs=50)
         await ann.answer(0, 0)
         ack = await ann.expect("answer_ack")
         assert ack["response_ms"] < ready["intro_ms"], "timed from the question, not from the pause"
