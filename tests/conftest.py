@@ -105,14 +105,14 @@ CONTAINER_REPORT = pytest.StashKey[list[str]]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[CONTAINER_REPORT] = []
-    config.addinivalue_line("markers", "serial: runs alone, after the rest of the suite (Makefile `test`)")
+    config.addinivalue_line("markers", "serial: runs alone, after the rest of the suite (Makefile `test-parallel`)")
 
 
 # --- the suite's two passes ---------------------------------------------------------------------------------------
 
 #: Modules whose claims are about time under load or faults (leases, pauses, partitions, kill -9, heartbeats, the
 #: collector's pauses, the bench's pinned ratios) or that start clusters, several workers, containers or network
-#: namespaces. `make test` runs them one at a time after the rest, which runs three at a time (pytest-xdist): on two
+#: namespaces. `make test-parallel` runs them one at a time after the rest, which runs two at a time (xdist): on two
 #: cores a fault test beside another test measures the machine's load instead of its fault.
 SERIAL = frozenset(
     {
