@@ -112,7 +112,16 @@ async def measure(pg_admin: str, players: int, shards: int, questions: int, idle
         async def seat(i: int, player: Player) -> None:
             async with gate:
                 seat_of = await control.join(room.pin, f"c{i:05d}")
-                player.conn = await open_ws(seat_of.ws_url, player.on_message)
+                # The supervisor's port answers once one worker is up; the other worker's own port may still be
+                # opening when a shard is placed on it: a refused connect is tried again, bounded by the deadline.
+                while True:
+                    try:
+                        player.conn = await open_ws(seat_of.ws_url, player.on_message)
+                        break
+                    except ConnectionRefusedError:
+                        if time.monotonic() > deadline:
+                            raise
+                        await asyncio.sleep(0.1)
                 player.conn.send({"type": "hello", "token": seat_of.token})
                 await _welcomed(player)
 
