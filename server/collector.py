@@ -8,14 +8,18 @@ half a second.
 
 What this does instead: four times a second, whatever is on the heap is moved out of the collector's sight
 (`gc.freeze()`), so CPython's own collections (with larger thresholds, `THRESHOLDS`) only ever walk what was
-allocated since. Frozen objects are still freed by reference counting; what reference counting cannot free is a
-closed connection's cycles (websockets' and uvicorn's protocol objects refer to themselves: ~50 objects a socket),
-and those wait for a *reclaim* — `gc.unfreeze()`, one full collection, freeze again — which runs when enough
-connections have closed since the last one and no room of this process has a question open, or regardless once
-overdue. A reclaim is itself a full collection (~0.8 s right after a 10,000-player room has finished), but it comes
-when nobody is waiting on an answer. Garbage left by anything else is caught by a reclaim when the frozen heap has
-grown by a quarter since the last one (CPython's own rule): at a quiet moment, at most once a minute, or after five
-minutes regardless, on a server where some question is always open.
+allocated since. Frozen objects are still freed by reference counting, and what a closed connection leaves is freed
+that way too: the server breaks the reference cycles of uvicorn's and websockets' protocol objects and of its own
+socket objects when a connection ends (`quizroom.server.protocols`, `quizroom.server.sockets`; pinned by
+tests/system/test_collector.py), and a refusal drops its traceback. Before that, each closed socket left ~100
+objects in cycles and a *reclaim* (`gc.unfreeze()`, one full collection, freeze again: 0.7–1.5 s with 9,000 players
+in 300 rooms) ran every 2,000 closed connections, landing in other rooms' questions and reveals.
+
+What is left for a reclaim is garbage nobody foresaw (a cycle in a library, a room's objects at eviction). It is
+caught by CPython's own rule, applied to the frozen heap: a reclaim once it has grown by a quarter since the last
+one, at a moment when no room of this process is busy (`busy`: a question open, a close, reveal or finish under
+way), at most once a minute; on a server where some room is always busy, only once it has doubled, at most every
+five minutes. A server whose population is steady never pauses; one that grows pays one pause per doubling.
 """
 
 from __future__ import annotations
@@ -32,21 +36,20 @@ from quizroom.server.background import BackgroundTask
 
 log = structlog.get_logger("quizroom.collector")
 
-#: Past this many closed connections per `reclaim_after`, a reclaim runs even while a question is open: the memory
-#: held by their cycles is bounded.
-OVERDUE_FACTOR = 10
-#: A reclaim for garbage that no closed connection accounts for (a game's own cycles: ~1,000 objects a second in a
-#: 500-player soak), once the frozen heap has grown by a quarter: at most this often while no question is open ...
+#: A reclaim once the frozen heap has grown by this share since the last one, while no room is busy (CPython's rule),
+#: asked at most this often (counting the frozen objects walks them: ~5 ms a million) ...
+IDLE_GROWTH = 0.25
 IDLE_RECLAIM_S = 60.0
-#: ... and, on a server where some question is always open, at most this often anyway: the garbage stays bounded.
+#: ... and, on a server where some room is always busy, once it has grown by this share, at most this often: the
+#: garbage stays bounded (at most the live heap again) and a growing server pauses once per doubling.
+BUSY_GROWTH = 1.0
 BUSY_RECLAIM_S = 300.0
 
 
 class CollectorPolicy(BackgroundTask):
     """Freezes the heap every `interval_s` and reclaims frozen garbage at quiet moments (see the module docstring).
 
-    `busy()` says whether a pause now would delay players (a question is open here); `closed()` is a running count
-    of connections closed in this process. `reclaim_after` closed connections make a reclaim due.
+    `busy()` says whether a pause now would delay players (some room here is in a question or a transition).
     """
 
     name = "collector-policy"
@@ -54,9 +57,7 @@ class CollectorPolicy(BackgroundTask):
     def __init__(
         self,
         busy: Callable[[], bool],
-        closed: Callable[[], int],
         *,
-        reclaim_after: int,
         interval_s: float = 0.25,
         idle_reclaim_s: float = IDLE_RECLAIM_S,
         busy_reclaim_s: float = BUSY_RECLAIM_S,
@@ -64,14 +65,11 @@ class CollectorPolicy(BackgroundTask):
     ) -> None:
         super().__init__()
         self.busy = busy
-        self.closed = closed
-        self.reclaim_after = reclaim_after
         self.interval_s = interval_s
         self.idle_reclaim_s = idle_reclaim_s
         self.busy_reclaim_s = busy_reclaim_s
         self.on_reclaim = on_reclaim
         self.reclaims = 0
-        self._closed_at_reclaim = closed()
         self._frozen_at_reclaim = 0
         self._reclaimed_at = time.monotonic()
         self._growth_check_at = self._reclaimed_at + idle_reclaim_s
@@ -105,18 +103,16 @@ class CollectorPolicy(BackgroundTask):
             gc.freeze()
 
     def _reclaim_due(self) -> bool:
-        closed = self.closed() - self._closed_at_reclaim
-        if closed >= self.reclaim_after * OVERDUE_FACTOR:
-            return True
-        busy = self.busy()
-        if not busy and closed >= self.reclaim_after:
-            return True
         now = time.monotonic()
-        if now < self._growth_check_at or (busy and now - self._reclaimed_at < self.busy_reclaim_s):
+        if now < self._growth_check_at:
+            return False
+        busy = self.busy()
+        if busy and now - self._reclaimed_at < self.busy_reclaim_s:
             return False
         # Counting the frozen objects walks them all (~5 ms a million): asked at most once per `idle_reclaim_s`.
         self._growth_check_at = now + self.idle_reclaim_s
-        return (gc.get_freeze_count() - self._frozen_at_reclaim) * 4 > self._frozen_at_reclaim
+        grown = gc.get_freeze_count() - self._frozen_at_reclaim
+        return grown > (BUSY_GROWTH if busy else IDLE_GROWTH) * self._frozen_at_reclaim
 
     def reclaim(self) -> int:
         """One full collection of everything, frozen or not; returns the number of objects collected."""
@@ -134,6 +130,5 @@ class CollectorPolicy(BackgroundTask):
     def _settle(self) -> None:
         gc.freeze()
         self._frozen_at_reclaim = gc.get_freeze_count()
-        self._closed_at_reclaim = self.closed()
         self._reclaimed_at = time.monotonic()
         self._growth_check_at = self._reclaimed_at + self.idle_reclaim_s

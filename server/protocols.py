@@ -18,6 +18,7 @@ Bodies are bounded by the HTTP API itself, while it reads them (`quizroom.server
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 import httptools
@@ -56,9 +57,6 @@ class _GuardedHttpToolsProtocol(HttpToolsProtocol):
     request_timeout_s: float = 15.0
     max_header_bytes: int = 32_768
     gate: ConnectionGate | None = None
-    #: HTTP connections of this process that have ended (not those upgraded to a WebSocket, which end as sockets):
-    #: what each leaves in reference cycles is collected at the next reclaim (`quizroom.server.collector`).
-    closed: int = 0
     lingering: int = 0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -138,7 +136,6 @@ class _GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_deadline()
         if self._slot is not None and self.gate is not None:
             self.gate.release(self._slot)
-        _GuardedHttpToolsProtocol.closed += 1
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -189,21 +186,33 @@ class _GuardedHttpToolsProtocol(HttpToolsProtocol):
         if isinstance(protocol, GuardedWebSocketsProtocol):  # the socket's slot goes with it
             protocol.slot, self._slot = self._slot, None
             protocol.gate = self.gate
+        # This object is done (the transport feeds the WebSocket protocol now): httptools' parser refers back to it,
+        # a cycle only a full collection would free (`quizroom.server.collector`); uvicorn drops it only on close.
+        self.parser = None  # type: ignore[assignment]
 
 
 class _CloseAfterResponse:
-    """The transport as one request's response cycle sees it: all of it, except that `close` asks the protocol."""
+    """The transport as one request's response cycle sees it: all of it, except that `close` asks the protocol.
 
-    __slots__ = ("_protocol",)
+    The protocol is held weakly: it holds the cycle, and a strong reference back would make every request a
+    reference cycle, freed only by a full collection (`quizroom.server.collector`).
+    """
+
+    __slots__ = ("_protocol", "_transport")
 
     def __init__(self, protocol: _GuardedHttpToolsProtocol) -> None:
-        self._protocol = protocol
+        self._protocol = weakref.ref(protocol)
+        self._transport = protocol.transport
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._protocol.transport, name)
+        return getattr(self._transport, name)
 
     def close(self) -> None:
-        self._protocol.close_after_response()
+        protocol = self._protocol()
+        if protocol is not None:
+            protocol.close_after_response()
+        else:  # (the connection is gone: nothing to linger for)
+            self._transport.close()
 
 
 class GuardedWebSocketsProtocol(WebSocketsSansIOProtocol):
@@ -216,10 +225,11 @@ class GuardedWebSocketsProtocol(WebSocketsSansIOProtocol):
         if self.slot is not None and self.gate is not None:
             self.gate.release(self.slot)
         super().connection_lost(exc)
-
-
-def http_connections_closed() -> int:
-    return _GuardedHttpToolsProtocol.closed
+        # websockets' parser is a generator whose frame holds the protocol that holds it: a cycle that only a full
+        # collection frees. Nothing is parsed after the connection is gone, so the generator is finished here.
+        parser = getattr(self.conn, "parser", None)
+        if parser is not None and hasattr(parser, "close"):
+            parser.close()
 
 
 def guarded_http_protocol(

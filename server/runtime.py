@@ -22,7 +22,6 @@ from quizroom.server.connections import ConnectionGate
 from quizroom.server.counters import Counters
 from quizroom.server.looplag import LoopLagMonitor
 from quizroom.server.metrics import Metrics
-from quizroom.server.protocols import http_connections_closed
 from quizroom.server.settings import Settings
 from quizroom.server.urls import worker_url as listening_url
 from quizroom.storage import Storage, open_storage
@@ -89,14 +88,8 @@ class Runtime:
         metrics.watch(runtime)
         runtime.lag_monitor = LoopLagMonitor(metrics.loop_lag)
         runtime.lag_monitor.start()
-        if settings.gc_reclaim_after > 0:
-            counters = runtime.counters
-            runtime.collector = CollectorPolicy(
-                registry.question_open,
-                lambda: counters.sockets_closed + http_connections_closed(),
-                reclaim_after=settings.gc_reclaim_after,
-                on_reclaim=metrics.gc_reclaim.observe,
-            )
+        if settings.gc_freeze:
+            runtime.collector = CollectorPolicy(registry.busy, on_reclaim=metrics.gc_reclaim.observe)
             runtime.collector.start()
         return runtime
 

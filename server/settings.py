@@ -80,11 +80,11 @@ class Settings:
         metadata={"help": "a reveal of an auto-advance room with no host connected moves on after this long"},
     )
     send_queue: int = field(default=1024, metadata={"help": "frames queued per socket before it is dropped"})
-    gc_reclaim_after: int = field(
-        default=2_000,
+    gc_freeze: int = field(
+        default=1,
         metadata={
-            "help": "closed connections between full garbage collections, run while no question is open "
-            "(0: CPython's own collector, no freezing)"
+            "help": "1: keep long-lived objects out of the garbage collector's walks, full collections only when "
+            "the heap has grown and no room is busy; 0: CPython's own collector"
         },
     )
     storage_retry_s: float = field(

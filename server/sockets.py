@@ -204,11 +204,24 @@ class SocketConn:
             self._backlog = None
 
     async def finish(self, timeout_s: float) -> None:
-        """Close (if not yet) and give queued frames a bounded time to leave."""
+        """Close (if not yet) and give queued frames a bounded time to leave; then let go of the protocol.
+
+        Letting go matters for memory, not for correctness: the session that holds this object is reachable from the
+        protocol (through its receive queue), so keeping the protocol here would make every closed socket a
+        reference cycle, freed only by a full collection (`quizroom.server.collector`). A closed `SocketConn` sends
+        nothing anyway (`closing`).
+        """
         self.close(1000)
         if self._drainer is not None and not self._drainer.done():
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._drainer, timeout=timeout_s)
+        self._direct = None
+        self._send = _sent_nothing
+        self._on_slow = None
+
+
+async def _sent_nothing(message: Message) -> None:
+    """A finished `SocketConn`'s ASGI send: nothing goes out after the socket's end."""
 
 
 class DirectIntake:
@@ -245,12 +258,21 @@ class DirectIntake:
     async def get(self) -> Message:
         return await self._ended
 
+    def release(self) -> None:
+        """The socket's endpoint is done: drop the room's closure (it holds the session, and so this socket's
+        protocol: a reference cycle otherwise). Anything still arriving is dropped."""
+        self._deliver = _dropped
 
-def take_intake(protocol: WebSocketsSansIOProtocol, deliver: Callable[[Message], None]) -> bool:
-    """Switch a socket to `DirectIntake`, first handing over what uvicorn queued meanwhile. False: not possible."""
+
+def _dropped(message: Message) -> None:
+    """What a released `DirectIntake` does with a message that arrives after its socket's endpoint has ended."""
+
+
+def take_intake(protocol: WebSocketsSansIOProtocol, deliver: Callable[[Message], None]) -> DirectIntake | None:
+    """Switch a socket to `DirectIntake`, first handing over what uvicorn queued meanwhile. None: not possible."""
     queue = getattr(protocol, "queue", None)
     if not isinstance(queue, asyncio.Queue) or not hasattr(protocol, "read_paused"):
-        return False  # another uvicorn layout than the one this was written against: stay on ASGI `receive`
+        return None  # another uvicorn layout than the one this was written against: stay on ASGI `receive`
     intake = DirectIntake(deliver)
     while not queue.empty():
         intake.put_nowait(queue.get_nowait())
@@ -258,7 +280,7 @@ def take_intake(protocol: WebSocketsSansIOProtocol, deliver: Callable[[Message],
     if protocol.read_paused:
         protocol.transport.resume_reading()
     protocol.read_paused = True  # uvicorn pauses reading after a message unless this says it already has
-    return True
+    return intake
 
 
 def decode(message: Message, max_bytes: int) -> dict[str, Any] | QuizroomError:
@@ -322,6 +344,7 @@ class _Endpoint(abc.ABC):
         conn = SocketConn(send, settings.send_queue, on_slow=runtime.metrics.slow_consumer)
         actor: Attachable | None = None
         session: Session | None = None
+        intake: DirectIntake | None = None
         try:
             pin = scope["path_params"]["pin"]
             token = await self._hello(receive, settings.hello_timeout_s, settings.max_message_bytes)
@@ -351,10 +374,10 @@ class _Endpoint(abc.ABC):
             deliver = actor.deliver
             attached = session
             protocol = getattr(send, "__self__", None)  # uvicorn's, whatever extensions the socket negotiated
-            if isinstance(protocol, WebSocketsSansIOProtocol) and take_intake(
-                protocol, lambda m: deliver(attached, decode(m, max_bytes))
-            ):
-                runtime.counters.direct_intake += 1
+            if isinstance(protocol, WebSocketsSansIOProtocol):
+                intake = take_intake(protocol, lambda m: deliver(attached, decode(m, max_bytes)))
+                if intake is not None:
+                    runtime.counters.direct_intake += 1
             while True:
                 message = await receive()
                 if message["type"] != "websocket.receive":
@@ -366,6 +389,8 @@ class _Endpoint(abc.ABC):
             if actor is not None and session is not None:
                 actor.detach(session)
             await conn.finish(timeout_s=1.0)
+            if intake is not None:
+                intake.release()
 
     @staticmethod
     async def _hello(receive: Receive, hello_timeout_s: float, max_bytes: int) -> str | None:

@@ -115,9 +115,10 @@ class RoomRegistry:
     def shard_actors(self) -> list[Shard]:
         return [actor for shards in self._shards.values() for actor in shards.values()]
 
-    def question_open(self) -> bool:
-        """Whether any room or shard here has a question open: players are answering and waiting for acks."""
-        return any(c.state.phase is Phase.QUESTION for c in self._rooms.values()) or any(
+    def busy(self) -> bool:
+        """Whether a pause now would keep players waiting: some room or shard here has a question open (answers
+        waiting for acks), or a room is in a transition (a close, a reveal, a finish under way)."""
+        return any(c.state.phase is Phase.QUESTION or c.machine.busy for c in self._rooms.values()) or any(
             actor.state.phase is Phase.QUESTION for shards in self._shards.values() for actor in shards.values()
         )
 

@@ -281,7 +281,7 @@ class RoomProtocol:
         try:
             nickname, key = state.check_join(raw_nickname, device_hash, self.rng)
         except QuizroomError as exc:
-            return [Refuse(request, exc)]
+            return [Refuse(request, exc.with_traceback(None))]  # a kept traceback would be a reference cycle
         shard, place = self.seating.assign()
         state.reserve_nickname(nickname)
         player = Player(player_id, nickname, key, token_hash, now.wall_ms, device_hash=device_hash)
@@ -421,7 +421,7 @@ class RoomProtocol:
         try:
             return handler(request, now)
         except QuizroomError as exc:
-            return [Refuse(request, exc)]
+            return [Refuse(request, exc.with_traceback(None))]  # a kept traceback would be a reference cycle
 
     def _end_transition(self, now: Now) -> list[Effect]:
         self.busy = False
