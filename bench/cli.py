@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from . import report, scenarios, soak
+from . import report, rooms, scenarios, soak
 from .control import ControlError
 from .pool import WorkerFailed
 from .scenarios import Options, Session
@@ -77,6 +77,22 @@ def _common(p: argparse.ArgumentParser) -> None:
     o.add_argument("--quiet", action="store_true", help="no live progress line")
 
 
+def _rooms_options(p: argparse.ArgumentParser, counts: list[int], prefix: str = "") -> None:
+    """The rooms scenario's options (`--rooms-…` in `standard`, where `--rooms 0` leaves it out)."""
+    g = p.add_argument_group("rooms scenario")
+    g.add_argument("--rooms", type=int, nargs="+", default=counts, help="how many rooms at once (one run each)")
+    g.add_argument(f"--{prefix}players", dest="room_players", type=int, default=30, help="players per room")
+    g.add_argument(f"--{prefix}questions", dest="room_questions", type=int, default=5)
+    g.add_argument(
+        f"--{prefix}spread-ms",
+        dest="room_spread_ms",
+        type=int,
+        default=4000,
+        help="each room's answers arrive uniformly over this window",
+    )
+    g.add_argument(f"--{prefix}gap-ms", dest="room_gap_ms", type=int, default=1000, help="pause at each room's results")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="quizroom-bench", description=__doc__.split("\n")[0])
     sub = top.add_subparsers(dest="scenario", required=True)
@@ -104,12 +120,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--active", type=int, default=50)
     p.add_argument("--minutes", type=float, default=1.0)
     p.add_argument("--spread-ms", type=int, default=1000)
+    p = sub.add_parser("rooms", help="R rooms × P players at once, each playing its own game (quizroom only)")
+    _rooms_options(p, [300])
     p = sub.add_parser("standard", help="burst at 1000/1500/5000/10000 and a 1500-player game; writes RESULTS.md")
     p.add_argument("--sizes", type=int, nargs="+", default=list(STANDARD_SIZES))
     p.add_argument("--game-players", type=int, default=1500)
     p.add_argument("--questions", type=int, default=10)
     p.add_argument("--spread-ms", type=int, default=2000)
     p.add_argument("--reconnects", type=int, default=4)
+    _rooms_options(p, [300], prefix="rooms-")
     p.add_argument("--results-md", type=Path, default=report.HERE / "RESULTS.md")
     p.add_argument("--no-results-md", action="store_true")
     for action in sub.choices.values():
@@ -138,6 +157,25 @@ async def _runs(s: Session, args: argparse.Namespace) -> list[dict[str, Any]]:
             (r, partial(scenarios.run_game, s, t, n, args.questions, args.spread_ms, args.reconnects))
             for r in reps
             for t in names
+        ]
+    if args.scenario in ("rooms", "standard") and "quizroom" in names:
+        plan += [
+            (
+                r,
+                partial(
+                    rooms.run_rooms,
+                    s,
+                    "quizroom",
+                    count,
+                    args.room_players,
+                    args.room_questions,
+                    args.room_spread_ms,
+                    args.room_gap_ms,
+                ),
+            )
+            for count in args.rooms
+            if count > 0
+            for r in (reps if args.scenario == "rooms" else range(1))
         ]
     if args.scenario == "join":
         plan += [(r, partial(scenarios.run_join, s, t, args.players)) for r in reps for t in names]
@@ -235,6 +273,8 @@ async def run(args: argparse.Namespace) -> int:
     result["chart"] = str(png) if png else None
     json_path = report.write_json(result, args.out, stem)
     print(report.table(runs))
+    if rooms_rows := report.rooms_table(runs):
+        print("\nrooms, per room:\n" + rooms_rows)
     if result["ratios"]:
         print("\nquizroom / baseline (above 1×: quizroom slower)\n" + report.ratio_table(result["ratios"]))
     print("\n" + "\n".join(verdicts) if verdicts else "")

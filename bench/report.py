@@ -100,6 +100,32 @@ def _server_lag(run: dict[str, Any]) -> float | None:
     return None
 
 
+def rooms_table(runs: Sequence[dict[str, Any]]) -> str:
+    """The rooms scenario's own figures, per room: fan-out, ack and reveal as p50/p99/max; "" without such runs."""
+    rows = [run for run in runs if run["scenario"] == "rooms"]
+    if not rows:
+        return ""
+    head = (
+        "| rooms × players | target | fan-out ms p50/p99/max | ack ms p50/p99/max | reveal → last result ms "
+        "p50/p99/max | rooms finished | players without `finished` | errors | exactly-once | RSS MiB "
+        "| CPU s server | loop lag ms max≤ |"
+    )
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    keys = ("p50", "p99", "max")
+    for run in rows:
+        server = run.get("server") or {}
+        rss = server.get("rss_peak_kib")
+        errors = ", ".join(f"{k}×{v}" for k, v in (run.get("errors") or {}).items()) or "0"
+        lines.append(
+            f"| {run['rooms']} × {run['players_per_room']} | {run['target']} "
+            f"| {_ms(run.get('fanout'), keys).split(' (')[0]} | {_ms(run.get('ack'), keys).split(' (')[0]} "
+            f"| {_ms(run.get('reveal'), keys).split(' (')[0]} | {run.get('rooms_finished')}/{run['rooms']} "
+            f"| {run.get('players_unfinished')} | {errors} | {(run.get('exactly_once') or {}).get('verdict', 'n/a')} "
+            f"| {_num(rss / 1024 if rss else None)} | {_num(server.get('cpu_s'))} | {_num(_server_lag(run))} |"
+        )
+    return "\n".join(lines)
+
+
 def ratios(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """quizroom ÷ baseline for every (scenario, N) measured against both (above 1: quizroom is slower).
 
@@ -277,6 +303,16 @@ def results_markdown(report: dict[str, Any], json_path: Path, png_path: Path | N
         "",
         table(runs),
         "",
+        *(
+            [
+                "Rooms (`quizroom-bench rooms`: R rooms × P players at once, each its own game):",
+                "",
+                rooms_table(runs),
+                "",
+            ]
+            if rooms_table(runs)
+            else []
+        ),
         "## quizroom / baseline",
         "",
         "Above 1× quizroom is slower than the baseline. Median over the repetitions (min–max of the pairs).",

@@ -244,6 +244,11 @@ async def join_crowd(s: Session, room: RoomInfo, n: int, prefix: str) -> dict[st
             for part in parts
         ],
     )
+    return join_figures(replies)
+
+
+def join_figures(replies: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The load processes' `join` replies as one figure: players seated, the rate, HTTP and welcome latencies."""
     ok = sum(r["ok"] for r in replies)
     first = min((r["first_ns"] for r in replies if r["ok"]), default=0)
     last = max((r["last_ns"] for r in replies if r["ok"]), default=0)

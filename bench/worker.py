@@ -86,10 +86,12 @@ class Player:
         "conn",
         "creds",
         "direct",
+        "ended",
         "finished",
         "nickname",
         "questions",
         "recovery",
+        "results",
         "wait_s",
         "welcome",
         "worker",
@@ -105,13 +107,21 @@ class Player:
         self.choices: dict[int, int] = {}  # index -> the choice sent, to send again after a reconnect
         self.answered: set[int] = set()
         self.closed_q: set[int] = set()
+        self.results: dict[int, asyncio.Future[int]] = {}  # index -> receive ns of its `result` (-1: socket closed)
         self.finished = False
+        self.ended = asyncio.get_running_loop().create_future()  # done on `finished`, or once the socket is gone
         self.recovery: asyncio.Task[None] | None = None  # resume + reconnect after the server dropped us
 
     def question_future(self, index: int) -> asyncio.Future[int]:
         fut = self.questions.get(index)
         if fut is None:
             fut = self.questions[index] = asyncio.get_running_loop().create_future()
+        return fut
+
+    def result_future(self, index: int) -> asyncio.Future[int]:
+        fut = self.results.get(index)
+        if fut is None:
+            fut = self.results[index] = asyncio.get_running_loop().create_future()
         return fut
 
     def on_message(self, conn: WSConn, msg: dict[str, Any], now: int) -> None:
@@ -144,9 +154,14 @@ class Player:
             if self.welcome is not None and not self.welcome.done():
                 self.welcome.set_result(now)
         elif kind in ("result", "leaderboard"):
-            self.closed_q.add(int(msg.get("question", -1)))
+            index = int(msg.get("question", -1))
+            self.closed_q.add(index)
+            if kind == "result":
+                _resolve(self.result_future(index), now)
         elif kind == "finished":
             self.finished = True
+            if not self.ended.done():
+                self.ended.set_result(None)
 
     def on_close(self, conn: WSConn, code: int | None) -> None:
         if conn is not self.conn or (self.finished and code == 4410):
@@ -163,8 +178,10 @@ class Player:
 
     def _abandon(self, code: int | None) -> None:
         """The socket is gone for good: nothing more will arrive on it."""
-        for fut in self.questions.values():
+        for fut in (*self.questions.values(), *self.results.values()):
             _resolve(fut, -1)
+        if not self.ended.done():
+            self.ended.set_result(None)
         for ack in self.acks.values():
             if not ack.done():
                 ack.set_result((time.monotonic_ns(), {"type": "closed", "code": code}))
@@ -336,7 +353,7 @@ def _record(
 
 
 class Play(NamedTuple):
-    """One question being played in game mode (`Worker.arm` → `Worker.harvest`)."""
+    """One question of one crowd being played in game mode (`Worker.arm` → `Worker.harvest`)."""
 
     players: list[Player]
     answers: asyncio.Future[list[AnswerRecord]]
@@ -352,7 +369,7 @@ class Worker:
         self.crowds: dict[str, list[Player]] = {}
         self.errors: Counter[str] = Counter()
         self.reconnects: Counter[str] = Counter()  # players back after the server dropped them, by close code
-        self.plays: dict[int, Play] = {}
+        self.plays: dict[tuple[str, int], Play] = {}  # (crowd, question index) -> the question being played
         self.answer_kind = "choice"  # the open question's type: how an answer is sent (`answer_message`)
 
     def bump(self, slot: int, by: int = 1) -> None:
@@ -491,16 +508,37 @@ class Worker:
         answers = asyncio.gather(
             *(one(p, m, rng.uniform(0, spread_ms) / 1000, _choice(rng)) for p, m in zip(players, modes, strict=True))
         )
-        self.plays[index] = Play(players, answers, reconnect_ns)
+        self.plays[crowd, index] = Play(players, answers, reconnect_ns)
         await asyncio.sleep(0)  # every player's task runs up to its wait for the question before this returns
         return len(players)
 
-    async def harvest(self, index: int) -> dict[str, Any]:
-        """Game mode, second half: the answers of question `index` as the players saw them, and receive times."""
-        play = self.plays.pop(index)
+    async def harvest(self, index: int, crowd: str = "main", results_wait_s: float | None = None) -> dict[str, Any]:
+        """Game mode, second half: the answers of question `index` as the players saw them, and receive times.
+
+        With `results_wait_s`, also waits (that long at most) for every connected player's `result` of the question
+        (the room closes by itself once everyone answered) and returns their receive times as `result_ns`."""
+        play = self.plays.pop((crowd, index))
         answers = await play.answers
         received = [p.direct[index] for p in play.players if index in p.direct]
-        return {"answers": answers, "recv_ns": received, "reconnect_ns": play.reconnect_ns}
+        reply: dict[str, Any] = {"answers": answers, "recv_ns": received, "reconnect_ns": play.reconnect_ns}
+        if results_wait_s is not None:
+            futures = [p.result_future(index) for p in play.players if p.present]
+            if futures:
+                await asyncio.wait(futures, timeout=results_wait_s)
+            got = [f.result() for f in futures if f.done() and f.result() >= 0]
+            reply["result_ns"] = got
+            reply["no_result"] = len(play.players) - len(got)
+        return reply
+
+    async def finished(self, crowd: str, wait_s: float) -> dict[str, int]:
+        """How many of the crowd's players got `finished` (the game's end), and how many did not, waiting up to
+        `wait_s` for those still connected (the host's reply to its last `next` may overtake the players' copies)."""
+        players = self.crowds.get(crowd, [])
+        waiting = [p.ended for p in players if p.connected and not p.finished]
+        if waiting:
+            await asyncio.wait(waiting, timeout=wait_s)
+        done = sum(p.finished for p in players)
+        return {"finished": done, "unfinished": len(players) - done}
 
     async def _reconnect(self, p: Player, wait_s: float) -> int:
         """A planned drop and return, as a phone in a tunnel: resume, then reconnect. Returns the time it took."""
