@@ -1,7 +1,10 @@
 """The host's coalesced progress updates (SPEC §4): `players` and `answers`, at most once per interval.
 
 A join storm or an answer burst would otherwise cost every host socket one frame per event. The feed remembers
-what changed and says when it is due (`mark` returns the delay, once); `flush` builds the frames.
+what changed and says when it is due (`mark` returns the delay, once); `flush` builds the frames, and only those
+that say something new: a shard's progress report marks both kinds, but a `players` frame with nobody come or gone
+and the same counts as the last one (or an `answers` frame with the same count) is not sent — with hundreds of
+rooms those were half of all host frames.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ class HostFeed:
         self._answers = False
         self._due = False
         self._last = float("-inf")
+        self._sent_players: tuple[int, int] | None = None  # (players, connected) of the last `players` frame
+        self._sent_answers: tuple[int, int, int] | None = None  # (question, answered, players) of the last `answers`
 
     def mark(self, now: float, *, players: bool = False, answers: bool = False) -> float | None:
         """Note a change; the delay until `flush` is due, when a flush is not already due (else None)."""
@@ -37,10 +42,12 @@ class HostFeed:
         self._due = False
         self._last = now
         frames: list[dict[str, Any]] = []
-        if self._players:
+        if self._players and (self.joined or self.left or self._sent_players != (players, connected)):
             frames.append(messages.players(players, connected, self.joined, self.left))
             self.joined, self.left = [], []
-        if self._answers and question is not None:
+            self._sent_players = (players, connected)
+        if self._answers and question is not None and self._sent_answers != (question, answered, players):
             frames.append(messages.answers(question, answered, players))
+            self._sent_answers = (question, answered, players)
         self._players = self._answers = False
         return frames
