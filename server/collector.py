@@ -19,7 +19,10 @@ What is left for a reclaim is garbage nobody foresaw (a cycle in a library, a ro
 caught by CPython's own rule, applied to the frozen heap: a reclaim once it has grown by a quarter since the last
 one, at a moment when no room of this process is busy (`busy`: a question open, a close, reveal or finish under
 way), at most once a minute; on a server where some room is always busy, only once it has doubled, at most every
-five minutes. A server whose population is steady never pauses; one that grows pays one pause per doubling.
+five minutes. Growth is counted only past a floor (`MIN_GROWTH`: a server filling up from its start-up heap grows by
+far more than a quarter with no garbage at all), and a reclaim that finds next to nothing (under 5 % of what it
+walked) doubles the growth the next one waits for, up to 16×: on this server a reclaim is a second of pause, and
+one that frees nothing is pure loss. A server whose population is steady never pauses.
 """
 
 from __future__ import annotations
@@ -44,6 +47,12 @@ IDLE_RECLAIM_S = 60.0
 #: garbage stays bounded (at most the live heap again) and a growing server pauses once per doubling.
 BUSY_GROWTH = 1.0
 BUSY_RECLAIM_S = 300.0
+#: Growth below this many objects never makes a reclaim due (~100 MB if all of it were garbage).
+MIN_GROWTH = 1_000_000
+#: A reclaim that collects less than this share of the objects it walked was not worth its pause: the next waits for
+#: twice the growth, up to `MAX_PATIENCE` times; one that collects more resets the wait.
+FRUITLESS = 0.05
+MAX_PATIENCE = 16.0
 
 
 class CollectorPolicy(BackgroundTask):
@@ -61,10 +70,13 @@ class CollectorPolicy(BackgroundTask):
         interval_s: float = 0.25,
         idle_reclaim_s: float = IDLE_RECLAIM_S,
         busy_reclaim_s: float = BUSY_RECLAIM_S,
+        min_growth: int = MIN_GROWTH,
         on_reclaim: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__()
         self.busy = busy
+        self.min_growth = min_growth
+        self.patience = 1.0  # multiplies the growth a reclaim waits for (see FRUITLESS)
         self.interval_s = interval_s
         self.idle_reclaim_s = idle_reclaim_s
         self.busy_reclaim_s = busy_reclaim_s
@@ -112,7 +124,8 @@ class CollectorPolicy(BackgroundTask):
         # Counting the frozen objects walks them all (~5 ms a million): asked at most once per `idle_reclaim_s`.
         self._growth_check_at = now + self.idle_reclaim_s
         grown = gc.get_freeze_count() - self._frozen_at_reclaim
-        return grown > (BUSY_GROWTH if busy else IDLE_GROWTH) * self._frozen_at_reclaim
+        share = (BUSY_GROWTH if busy else IDLE_GROWTH) * self.patience
+        return grown > max(self.min_growth, share * self._frozen_at_reclaim)
 
     def reclaim(self) -> int:
         """One full collection of everything, frozen or not; returns the number of objects collected."""
@@ -120,11 +133,19 @@ class CollectorPolicy(BackgroundTask):
         gc.unfreeze()
         collected = gc.collect()
         self._settle()
+        walked = collected + self._frozen_at_reclaim  # what was freed and what survived
+        self.patience = min(MAX_PATIENCE, self.patience * 2) if collected < FRUITLESS * walked else 1.0
         took = time.perf_counter() - began
         self.reclaims += 1
         if self.on_reclaim is not None:
             self.on_reclaim(took)
-        log.info("gc_reclaim", collected=collected, frozen=self._frozen_at_reclaim, took_ms=round(took * 1000, 1))
+        log.info(
+            "gc_reclaim",
+            collected=collected,
+            frozen=self._frozen_at_reclaim,
+            took_ms=round(took * 1000, 1),
+            patience=self.patience,
+        )
         return collected
 
     def _settle(self) -> None:

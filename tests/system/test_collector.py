@@ -40,10 +40,13 @@ class World:
         self.busy = False
         self.pauses: list[float] = []
 
-    def policy(self, idle_reclaim_s: float = 3600.0, busy_reclaim_s: float = 3600.0) -> CollectorPolicy:
+    def policy(
+        self, idle_reclaim_s: float = 3600.0, busy_reclaim_s: float = 3600.0, min_growth: int = 0
+    ) -> CollectorPolicy:
         return CollectorPolicy(
             lambda: self.busy,
             idle_reclaim_s=idle_reclaim_s,
+            min_growth=min_growth,
             busy_reclaim_s=busy_reclaim_s,
             on_reclaim=self.pauses.append,
         )
@@ -115,6 +118,38 @@ def test_a_server_where_some_room_is_always_busy_reclaims_only_a_doubled_heap_an
     rare.tick()
     assert ref() is not None and rare.reclaims == 1, "doubled, but the last reclaim is too recent"
     del quarter, doubled, again
+
+
+def test_growth_under_the_floor_makes_no_reclaim_due(world: World) -> None:
+    policy = world.policy(idle_reclaim_s=0.0)
+    policy.reclaim()
+    policy.min_growth = 10 * gc.get_freeze_count()
+    ref = frozen_garbage()
+    grown = [Cycle() for _ in range(gc.get_freeze_count())]  # doubled, yet under the floor
+    policy.tick()
+    policy.tick()
+    assert ref() is not None and policy.reclaims == 1
+    del grown
+
+
+def test_a_reclaim_that_frees_next_to_nothing_makes_the_next_one_wait_for_twice_the_growth(world: World) -> None:
+    policy = world.policy(idle_reclaim_s=0.0)
+    policy.reclaim()
+    policy.reclaim()  # nothing left to free
+    assert policy.patience >= 2.0
+    patience = policy.patience
+    ref = frozen_garbage()
+    third = [Cycle() for _ in range(gc.get_freeze_count() // 3)]  # by a third: enough for patience 1, not 2+
+    policy.tick()
+    policy.tick()
+    assert ref() is not None and policy.reclaims == 2
+    garbage = [Cycle() for _ in range(3 * gc.get_freeze_count())]
+    policy.tick()  # freezes it
+    del garbage
+    policy.tick()
+    assert ref() is None and policy.reclaims == 3
+    assert policy.patience == 1.0 < patience, "a reclaim that freed plenty resets the wait"
+    del third
 
 
 async def test_start_freezes_and_stop_hands_back_to_cpython(world: World) -> None:
