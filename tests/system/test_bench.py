@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from quizroom.bench import exactly_once
+from quizroom.bench.rooms import merge_checks
 from quizroom.bench.stats import percentile, summarize
 from quizroom.bench.worker import AnswerRecord
 
@@ -120,6 +121,57 @@ async def test_game_with_reconnects_keeps_every_acked_answer_exactly_once(tmp_pa
     assert run["fanout"]["count"] == n * questions
     assert len(run["fanout_until_last_per_question_ms"]) == questions
     assert run["answers"]["sent"] == n * questions
+
+
+async def test_rooms_play_their_own_games_at_once_and_every_room_passes_exactly_once(tmp_path: Path) -> None:
+    await rooms_run(tmp_path)
+
+
+async def test_rooms_on_two_workers_over_postgres_pass_exactly_once_too(tmp_path: Path, pg_url: str) -> None:
+    await rooms_run(tmp_path, "--database-url", pg_url, "--server-arg=--workers=2")
+
+
+async def rooms_run(tmp_path: Path, *extra: str) -> None:
+    """6 rooms of 5 players, two questions each, at once: every figure reported, every room finished and checked."""
+    rooms, players, questions = 6, 5, 2
+    status, stdout, report = await bench(
+        tmp_path,
+        "rooms",
+        "--rooms",
+        str(rooms),
+        "--players",
+        str(players),
+        "--questions",
+        str(questions),
+        "--spread-ms",
+        "300",
+        "--gap-ms",
+        "100",
+        *extra,
+    )
+    assert status == 0, stdout
+    assert "rooms, per room:" in stdout and f"| {rooms} × {players} |" in stdout
+    (run,) = report["runs"]
+    assert (run["scenario"], run["target"], run["rooms"], run["n"]) == ("rooms", "quizroom", rooms, rooms * players)
+    assert run["join"]["ok"] == rooms * players
+    assert_latency(run["fanout"], rooms * players * questions)
+    assert_latency(run["ack"], rooms * players * questions)
+    assert run["reveal"]["count"] == rooms * questions and run["reveal"]["p50"] >= 0
+    assert run["errors"] == {} and run["success_rate"] == 1.0
+    assert run["rooms_finished"] == rooms and run["players_finished"] == rooms * players
+    check = run["exactly_once"]
+    assert check["ok"] and check["rooms"] == rooms and check["acked"] == check["stored"] == rooms * players * questions
+    assert run["server"]["cpu_s"] >= 0 and run["server"]["rss_peak_kib"] > 0
+
+
+def test_many_rooms_pass_exactly_once_only_if_every_room_does() -> None:
+    passed = exactly_once.check(_results(("a", 0)), [_record("a", 0)])
+    failed = exactly_once.check(_results(), [_record("b", 0)])
+    assert passed["ok"] and not failed["ok"]
+    merged = merge_checks([passed, failed, passed])
+    assert not merged["ok"] and merged["verdict"] == "FAIL" and merged["rooms_failed"] == 1
+    assert merged["acked"] == 3 and merged["missing"] == 1 and merged["problems"][0].startswith("room 1: ")
+    assert merge_checks([passed, passed])["verdict"] == "PASS"
 
 
 async def test_reconnect_storm_brings_every_player_back_and_loses_no_answer(tmp_path: Path) -> None:
