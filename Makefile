@@ -8,7 +8,7 @@ SOURCES := $(VENV)/.installed-sources
 PACKAGES := server rooms storage migrations clients bench
 PG_VERSION := $(shell ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: install run test test-parallel test-unit lint postgres browser bench conformance FORCE
+.PHONY: install run test test-parallel test-unit lint postgres browser netfilter bench conformance FORCE
 
 install: $(STAMP)
 
@@ -48,13 +48,22 @@ browser:
 		else echo "chromium is missing: install it (apt-get install chromium) or the browser tests are skipped" >&2; fi; \
 	fi
 
-test: install postgres browser
+# The partition tests cut hosts off inside network namespaces with iptables (tests/netns.py): installed from Debian's
+# packages when root and missing (a fresh machine may come without it).
+netfilter:
+	@if ! command -v iptables >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null; \
+		else echo "iptables is missing: install it (apt-get install iptables) for the partition tests" >&2; fi; \
+	fi
+
+test: install postgres browser netfilter
 	$(BIN)/pytest
 
 # The same suite in two passes (tests/conftest.py, SERIAL): most of it two at a time, then the fault and timing
 # tests alone. Faster (about 11 minutes against 15), but three CI runs of it at three at a time met three timing
 # assumptions in tests that one at a time never shows; `test` stays one pass until they are all gone.
-test-parallel: install postgres browser
+test-parallel: install postgres browser netfilter
 	$(BIN)/pytest -n 2 -m "not serial"
 	$(BIN)/pytest -m serial
 

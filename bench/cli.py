@@ -74,6 +74,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--out", type=Path, default=report.HERE / "results", help="directory for JSON and PNG")
     o.add_argument("--no-chart", action="store_true")
+    o.add_argument(
+        "--keep-server-logs", type=Path, metavar="DIR", help="copy each started server's log here (<target>-<run>.log)"
+    )
     o.add_argument("--quiet", action="store_true", help="no live progress line")
 
 
@@ -227,6 +230,7 @@ async def run(args: argparse.Namespace) -> int:
         fault=args.baseline_fault,
         progress=not args.quiet,
         admin_token=args.admin_token or os.environ.get("QUIZROOM_ADMIN_TOKEN") or None,
+        server_logs=args.keep_server_logs,
     )
     started_at = datetime.now(UTC)
     load_before = [round(x, 2) for x in os.getloadavg()]

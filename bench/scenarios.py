@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import exactly_once
@@ -43,6 +44,7 @@ class Options:
     fault: str | None = None
     progress: bool = True
     admin_token: str | None = None  # the target's QUIZROOM_ADMIN_TOKEN, to create rooms on it
+    server_logs: Path | None = None  # keep each started server's log here (`--keep-server-logs`)
 
 
 @dataclass(slots=True)
@@ -115,6 +117,7 @@ class Session:
             self.opts.database_url,
             list(self.opts.server_args),
             self.opts.fault if name == "baseline" else None,
+            self.opts.server_logs / f"{name}-{self._runs}.log" if self.opts.server_logs is not None else None,
         )
         try:
             await server.start()

@@ -9,6 +9,7 @@ the bench started itself (plus its child processes, should it run workers).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import resource
@@ -140,6 +141,7 @@ class ServerProcess:
     database_url: str | None = None
     extra_args: list[str] = field(default_factory=list)
     fault: str | None = None
+    keep_log: Path | None = None  # where the server's log is copied when it stops (`--keep-server-logs`)
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     workdir: Path | None = None
@@ -229,5 +231,9 @@ class ServerProcess:
                 proc.kill()
                 await asyncio.to_thread(proc.wait)
         if self.workdir is not None:
+            if self.keep_log is not None:
+                self.keep_log.parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(OSError):
+                    shutil.copyfile(self.workdir / "server.log", self.keep_log)
             shutil.rmtree(self.workdir, ignore_errors=True)
         self.proc = None

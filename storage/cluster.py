@@ -30,6 +30,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from quizroom.storage.base import StorageError
 from quizroom.storage.postgres import _describe, _keep_session
+from quizroom.storage.pulse import HEARTBEAT_SQL, BeatHooks, Pulse
 from quizroom.storage.records import ShardRow, WorkerRow
 from quizroom.storage.transport import FAILURES, MAX_NOTIFY_BYTES, MAX_PAYLOAD_BYTES, WORKER_ID, PgTransport
 
@@ -230,20 +231,23 @@ class PgCluster:
             raise RuntimeError("register() before heartbeat()")
         pid, hostname = self._registration
         async with self._connection() as conn:
-            rows = await conn.fetch(
-                "WITH beat AS (INSERT INTO workers (worker_id, url, pid, hostname, load, started_at, heartbeat_at)"
-                " VALUES ($1, $2, $3, $4, $5, now(), now())"
-                " ON CONFLICT (worker_id) DO UPDATE SET load = EXCLUDED.load, heartbeat_at = now() RETURNING 1)"
-                " UPDATE room_leases SET expires_at = now() + make_interval(secs => $6)"
-                " WHERE worker_id = $1 RETURNING room_id, epoch",
-                self.worker_id,
-                self.url,
-                pid,
-                hostname,
-                load,
-                self.ttl_s,
-            )
+            rows = await conn.fetch(HEARTBEAT_SQL, self.worker_id, self.url, pid, hostname, load, self.ttl_s)
         return {row[0]: row[1] for row in rows}
+
+    def pulse(self, interval_s: float, hooks: BeatHooks) -> Pulse:
+        """The heartbeat of `heartbeat`, on a thread and a connection of its own (`quizroom.storage.pulse`)."""
+        if self._registration is None:
+            raise RuntimeError("register() before pulse()")
+        pid, hostname = self._registration
+        return Pulse(
+            self.dsn,
+            (self.worker_id, self.url, pid, hostname, self.ttl_s),
+            interval_s,
+            hooks,
+            loop=asyncio.get_running_loop(),
+            connect_timeout_s=self.connect_timeout_s,
+            command_timeout_s=self.command_timeout_s,
+        )
 
     async def deregister(self) -> None:
         """Leave the cluster on a clean stop: delete the worker row and expire its leases at once, so other

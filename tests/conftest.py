@@ -125,6 +125,7 @@ SERIAL = frozenset(
         "test_compose",
         "test_container",
         "test_heartbeat",
+        "test_pulse",  # blocks its event loop on purpose, for ten TTLs
         "test_collector",
         "test_bench",  # its cluster-costs run starts two workers and seats players at once: a race under load
         "test_fencing",

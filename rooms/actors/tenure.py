@@ -41,6 +41,12 @@ class Tenure:
             for callback in waiting:
                 callback()
 
+    def extend(self, sent_at: float) -> None:
+        """As `renewed`, from another thread (the heartbeat's, `quizroom.storage.pulse`): only moves the end of
+        tenure (one attribute store; racing `renewed`, either later bound may win, and both are true). Coordinators
+        waiting for a renewal are released by `renewed` on the event loop."""
+        self.until = max(self.until, sent_at + self.ttl_s - self.margin_s)
+
     def when_renewed(self, callback: Callable[[], None]) -> None:
         """Call `callback` once tenure holds again (at once if it does)."""
         if self.holds():

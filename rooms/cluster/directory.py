@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from quizroom.storage.pulse import BeatHooks
 from quizroom.storage.records import ShardRow, WorkerRow
 
 Handler = Callable[[dict[str, Any]], None]
@@ -26,6 +27,14 @@ class Transport(Protocol):
 
     async def listen(self, callback: Handler, *, on_reconnect: Callable[[], None] | None = None) -> None:
         """Deliver every message for this worker to `callback`; `on_reconnect` after messages may have been lost."""
+
+
+class Pacer(Protocol):
+    """A heartbeat that keeps its own time (`quizroom.storage.pulse.Pulse`)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class Cluster(Protocol):
@@ -45,6 +54,10 @@ class Cluster(Protocol):
 
     async def heartbeat(self, load: int) -> dict[str, int]:
         """Prove this worker alive; returns the coordinator leases it still holds (room_id → epoch)."""
+
+    def pulse(self, interval_s: float, hooks: BeatHooks) -> Pacer | None:
+        """`heartbeat` every `interval_s` off the event loop, so a busy loop cannot delay it: `vouch` runs where it
+        beats, `beaten` on the event loop (None: this cluster has no such heartbeat; beat with `heartbeat`)."""
 
     async def live_workers(self) -> list[WorkerRow]:
         """Live workers, least loaded first."""
@@ -94,6 +107,9 @@ class SoloCluster:
 
     async def heartbeat(self, load: int) -> dict[str, int]:
         return {}
+
+    def pulse(self, interval_s: float, hooks: BeatHooks) -> Pacer | None:
+        return None  # alone, nobody takes anything over: there is nothing to beat for
 
     async def live_workers(self) -> list[WorkerRow]:
         return [WorkerRow(self.worker_id, self.url, 0)]

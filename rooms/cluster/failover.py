@@ -2,10 +2,13 @@
 
 Every `cluster_heartbeat_s` the worker proves itself alive and renews the leases of the rooms it coordinates, in
 one round trip; it stops coordinators whose lease it lost, and renews the worker's tenure (`Tenure`: how long its
-coordinators may go on speaking without another heartbeat). A worker that was presumed dead meanwhile (a pause, an
-outage) lets go of the shards that were placed elsewhere in its absence. Apart from the heartbeat, on its own loop
-so that slow queries never delay it, the worker takes over rooms with an open question whose coordinator died and
-moves its rooms' shards off dead workers. It reaches the worker's rooms through `Rooms`.
+coordinators may go on speaking without another heartbeat). On PostgreSQL the heartbeat runs on a thread and a
+connection of its own (`quizroom.storage.pulse`): a saturated event loop used to run it seconds late and lose the
+worker its rooms with no worker down. The thread extends tenure itself when every lease it expected came back
+(`_vouch`); anything else a beat shows is handled on the event loop (`_beaten`). A worker that was presumed dead
+meanwhile (a pause, an outage) lets go of the shards that were placed elsewhere in its absence. Apart from the
+heartbeat, so that slow queries never delay it, the worker takes over rooms with an open question whose
+coordinator died and moves its rooms' shards off dead workers. It reaches the worker's rooms through `Rooms`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from quizroom.rooms.game.closes import CLOSE_MOVED
 from quizroom.rooms.game.errors import NotFound
 from quizroom.rooms.game.rules import Phase
 from quizroom.storage.base import StorageError
+from quizroom.storage.pulse import BeatHooks
 
 log = structlog.get_logger("quizroom.failover")
 
@@ -57,20 +61,38 @@ class Failover:
         self.cluster = cluster
         self.rpc = rpc
         self.live: set[str] | None = None  # live workers as of the last tick (None: not known yet)
-        self._last_beat: float | None = None  # monotonic time of the last heartbeat that reached the database
+        self.load = 0  # sockets on this worker's shards, as of the last tick (what the heartbeat reports)
+        self._last_beat: float | None = None  # when the last heartbeat that reached the database was sent
+        self._beating = asyncio.Lock()  # beats are handled one after the other, in the order they were sent
+        self._handling: set[asyncio.Task[None]] = set()
 
     def is_live(self, worker_id: str) -> bool:
         """As of the last heartbeat (true until the first: a worker just started knows nothing yet)."""
         return self.live is None or worker_id in self.live
 
     async def watch(self, interval_s: float) -> None:
-        beating = asyncio.get_running_loop().create_task(self._every(interval_s, self.beat))
+        loop = asyncio.get_running_loop()
+        hooks = BeatHooks(
+            monotonic=self.clock.monotonic,
+            load=lambda: self.load,
+            snapshot=self.rooms.coordinators,  # a copy of a dict: one step under the GIL, safe from the thread
+            vouch=self._vouch,
+            beaten=self._on_beat,
+        )
+        pacer = self.cluster.pulse(interval_s, hooks)
+        beating = loop.create_task(self._every(interval_s, self.beat)) if pacer is None else None
+        if pacer is not None:
+            pacer.start()
         try:
             await self._every(interval_s, self.duties)
         finally:
-            beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beating
+            if pacer is not None:
+                await pacer.stop()
+            for task in [beating, *self._handling]:
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     @staticmethod
     async def _every(interval_s: float, work: Callable[[], Awaitable[None]]) -> None:
@@ -90,13 +112,43 @@ class Failover:
 
     async def beat(self) -> None:
         """Heartbeat (renewing every lease held); stop coordinators whose lease was lost; renew tenure."""
-        load = sum(len(actor.sessions) for _, _, actor in self.rooms.shards_held())
+        self.load = self._load()
         held = self.rooms.coordinators()  # only these can have lost their lease: one installed meanwhile holds it
         sent = self.clock.monotonic()
-        renewed = await self.cluster.heartbeat(load)
-        now = self.clock.monotonic()
-        away = self._last_beat is not None and now - self._last_beat > self.cluster.ttl_s
-        self._last_beat = now
+        renewed = await self.cluster.heartbeat(self.load)
+        await self._beaten(sent, held, renewed)
+
+    def _load(self) -> int:
+        return sum(len(actor.sessions) for _, _, actor in self.rooms.shards_held())
+
+    def _vouch(self, sent: float, held: dict[str, Coordinator], renewed: dict[str, int]) -> None:
+        """On the heartbeat's thread, right after a renewal: when no coordinator here lost its lease, the worker's
+        tenure is extended at once, so coordinators on a loop too busy to handle the beat yet go on speaking.
+        Otherwise nothing: the event loop stops the deposed ones first, then renews tenure (`_beaten`).
+
+        Coordinators installed after `held` was taken acquired their lease before this renewal was sent, or
+        after it (expiring later still): either way it holds until `sent + ttl`."""
+        for coordinator in held.values():
+            if coordinator.state.phase is not Phase.FINISHED and renewed.get(coordinator.room_id) != coordinator.epoch:
+                return
+        self.tenure.extend(sent)
+
+    def _on_beat(self, sent: float, held: dict[str, Coordinator], renewed: dict[str, int]) -> None:
+        """On the event loop: handle a beat the heartbeat's thread made."""
+        task = asyncio.get_running_loop().create_task(self._beaten(sent, held, renewed))
+        self._handling.add(task)
+        task.add_done_callback(self._handling.discard)
+
+    async def _beaten(self, sent: float, held: dict[str, Coordinator], renewed: dict[str, int]) -> None:
+        """What a heartbeat sent at `sent` shows, for the coordinators `held` when it was sent."""
+        async with self._beating:
+            await self._apply_beat(sent, held, renewed)
+
+    async def _apply_beat(self, sent: float, held: dict[str, Coordinator], renewed: dict[str, int]) -> None:
+        # Presumed dead meanwhile if the beats that reached the database were sent more than a TTL apart (by when
+        # they were sent, not handled: a busy loop handling beats late was never away).
+        away = self._last_beat is not None and sent - self._last_beat > self.cluster.ttl_s
+        self._last_beat = sent
         for pin, coordinator in held.items():
             epoch = renewed.get(coordinator.room_id)
             lost = coordinator.state.phase is not Phase.FINISHED and epoch != coordinator.epoch
@@ -111,6 +163,7 @@ class Failover:
 
     async def duties(self) -> None:
         """Who is live; take over orphaned rooms with an open question; move our rooms' shards off dead workers."""
+        self.load = self._load()
         self.live = {w.worker_id for w in await self.cluster.live_workers()}
         self.rpc.fail_dead(self.live)
         for pin in await self.cluster.orphaned_question_rooms():
