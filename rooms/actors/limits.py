@@ -14,7 +14,7 @@ class ActorLimits:
     rate_burst: float = 40.0
     abuse_strikes: int = 40  # consecutive rate-limited messages before the socket is closed with 4429
     garbage_strikes: int = 20  # consecutive malformed messages before the socket is closed with 1008
-    host_coalesce_s: float = 0.1  # host `players`/`answers` updates: at most 10 a second
+    host_coalesce_s: float = 0.25  # host `players`/`answers` updates: at most 4 a second
     players_per_shard: int = 1_500
     auto_advance_after_s: float = 60.0  # a reveal with no host moves on after this long (room option auto_advance)
-    progress_interval_s: float = 0.1  # shard → coordinator summaries: at most 10 a second (an early close: at once)
+    progress_interval_s: float = 0.25  # shard → coordinator summaries: at most 4 a second (an early close: at once)
