@@ -89,7 +89,9 @@ class Runtime:
         runtime.lag_monitor = LoopLagMonitor(metrics.loop_lag)
         runtime.lag_monitor.start()
         if settings.gc_freeze:
-            runtime.collector = CollectorPolicy(registry.busy, on_reclaim=metrics.gc_reclaim.observe)
+            runtime.collector = CollectorPolicy(
+                registry.busy, population=registry.players_held, on_reclaim=metrics.gc_reclaim.observe
+            )
             runtime.collector.start()
         return runtime
 

@@ -122,6 +122,10 @@ class RoomRegistry:
             actor.state.phase is Phase.QUESTION for shards in self._shards.values() for actor in shards.values()
         )
 
+    def players_held(self) -> int:
+        """Players whose state this worker holds in memory (its shards'), finished rooms' included until evicted."""
+        return sum(len(actor.state.players) for shards in self._shards.values() for actor in shards.values())
+
     def is_live(self, worker_id: str) -> bool:
         """As of the last heartbeat (true until the first: a worker just started knows nothing yet)."""
         return self.failover.is_live(worker_id)

@@ -20,7 +20,7 @@ import uvloop
 from websockets.asyncio.client import connect
 
 from quizroom.rooms.actors.heap import THRESHOLDS
-from quizroom.server.collector import CollectorPolicy
+from quizroom.server.collector import PER_PLAYER, CollectorPolicy
 from quizroom.server.serving import server_for
 from quizroom.server.settings import Settings
 from tests.gameclient import Host, quiz
@@ -38,6 +38,7 @@ class Cycle:
 class World:
     def __init__(self) -> None:
         self.busy = False
+        self.players = 0
         self.pauses: list[float] = []
 
     def policy(
@@ -45,6 +46,7 @@ class World:
     ) -> CollectorPolicy:
         return CollectorPolicy(
             lambda: self.busy,
+            population=lambda: self.players,
             idle_reclaim_s=idle_reclaim_s,
             min_growth=min_growth,
             busy_reclaim_s=busy_reclaim_s,
@@ -130,6 +132,21 @@ def test_growth_under_the_floor_makes_no_reclaim_due(world: World) -> None:
     policy.tick()
     assert ref() is not None and policy.reclaims == 1
     del grown
+
+
+def test_growth_that_the_players_who_arrived_account_for_makes_no_reclaim_due(world: World) -> None:
+    policy = world.policy(idle_reclaim_s=0.0)
+    policy.reclaim()
+    ref = frozen_garbage()
+    arrived = [Cycle() for _ in range(gc.get_freeze_count())]  # doubled ...
+    world.players = len(arrived) // PER_PLAYER + 1  # ... by what this many players account for
+    policy.tick()
+    policy.tick()
+    assert ref() is not None and policy.reclaims == 1
+    world.players = 0  # they left: the growth is no longer theirs
+    policy.tick()
+    assert ref() is None and policy.reclaims == 2
+    del arrived
 
 
 def test_a_reclaim_that_frees_next_to_nothing_makes_the_next_one_wait_for_twice_the_growth(world: World) -> None:
