@@ -27,6 +27,28 @@ from .scenarios import (
 from .stats import ns_to_ms, summarize
 from .worker import AnswerRecord
 
+#: How long the server is watched with only the idle sockets connected, before the active rooms start (at most; a
+#: sixth of a short soak).
+IDLE_SAMPLE_S = 10.0
+
+
+async def _idle_cost(monitor: ServerMonitor, sockets: int, seconds: float) -> dict[str, Any] | None:
+    """The server's CPU while only idle sockets are connected (their keep-alive pings, the server's timers): ms of
+    CPU per second, and per 1,000 sockets. None for a server the bench did not start."""
+    monitor.mark("idle_from")
+    await asyncio.sleep(seconds)
+    monitor.mark("idle_to")
+    start, end = monitor.marks.get("idle_from"), monitor.marks.get("idle_to")
+    if start is None or end is None:
+        return None
+    ms_per_s = (end.cpu_s - start.cpu_s) * 1000 / seconds
+    return {
+        "seconds": seconds,
+        "sockets": sockets,
+        "cpu_ms_per_s": round(ms_per_s, 1),
+        "cpu_ms_per_s_per_1000_sockets": round(ms_per_s * 1000 / sockets, 2) if sockets else None,
+    }
+
 
 async def run_soak(s: Session, name: str, idle: int, active: int, minutes: float, spread_ms: int) -> dict[str, Any]:
     """Idle sockets in one room while another plays question after question; memory and lag over time."""
@@ -50,6 +72,7 @@ async def run_soak(s: Session, name: str, idle: int, active: int, minutes: float
         await lobby_host.open(s.opts.timeout)
         lobby_host.start_probe()
         monitor.mark("joined")
+        run["idle_cost"] = await _idle_cost(monitor, idle, min(IDLE_SAMPLE_S, max(1.0, minutes * 10)))
         deadline = time.monotonic() + minutes * 60
         rooms_played: list[dict[str, Any]] = []
 

@@ -204,6 +204,8 @@ async def test_soak_samples_memory_while_idle_and_active_rooms_run(tmp_path: Pat
     (run,) = report["runs"]
     assert run["join"]["ok"] == 20 and run["series"] and run["series"][0]["rss_kib"] > 0
     assert run["exactly_once"]["ok"] and run["rooms"][0]["questions"] >= 1
+    idle = run["idle_cost"]
+    assert idle["sockets"] == 20 and idle["seconds"] > 0 and idle["cpu_ms_per_s"] >= 0
 
 
 async def test_exactly_once_fails_loudly_when_the_server_acks_an_answer_it_did_not_store(tmp_path: Path) -> None:
