@@ -17,6 +17,7 @@ the liveness this gives is honest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -86,27 +87,44 @@ class Pulse:
         self.beats = 0
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._own_loop: asyncio.AbstractEventLoop | None = None  # the thread's, once it runs
+        self._wake: asyncio.Event | None = None  # set (on the thread's loop) to cut its sleep short
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name="quizroom-pulse", daemon=True)
         self._thread.start()
 
     async def stop(self) -> None:
+        """Stop beating and wait for the thread: a beat landing after the worker deregistered would bring its row
+        and its leases back. A beat in flight is bounded by the connection's timeouts."""
         self._stopping.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, self.connect_timeout_s + self.command_timeout_s + 1.0)
-            self._thread = None
+        own, wake = self._own_loop, self._wake
+        if own is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # its loop has closed already
+                own.call_soon_threadsafe(wake.set)
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await asyncio.to_thread(thread.join, self.connect_timeout_s + self.command_timeout_s + 1.0)
+            if thread.is_alive():
+                log.error("heartbeat_thread_stuck")
 
     def _main(self) -> None:
-        asyncio.run(self._run())
+        try:
+            asyncio.run(self._run())
+        except BaseException:  # a beat never raises this far (see `_beat`); if it does, say so: liveness is lost
+            log.exception("heartbeat_thread_died")
+            raise
 
     async def _run(self) -> None:
         conn: asyncpg.Connection[asyncpg.Record] | None = None
+        self._wake = wake = asyncio.Event()
+        self._own_loop = asyncio.get_running_loop()
         try:
             while not self._stopping.is_set():
                 began = time.monotonic()
                 conn = await self._beat(conn)
-                await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - began)))
+                with contextlib.suppress(TimeoutError):  # `stop` sets `wake`: no waiting out the interval
+                    await asyncio.wait_for(wake.wait(), max(0.0, self.interval_s - (time.monotonic() - began)))
         finally:
             if conn is not None:
                 conn.terminate()
@@ -131,6 +149,9 @@ class Pulse:
             if conn is not None:
                 conn.terminate()
             return None
+        except Exception:  # a bug in a hook: the next beat tries again rather than the thread dying silently
+            log.exception("heartbeat_failed")
+            return conn
         renewed = {row[0]: row[1] for row in rows}
         self.beats += 1
         try:

@@ -169,6 +169,12 @@ class Coordinator:
             await self._inbox.ask(shutdown)
         await self._inbox.close()
 
+    def depose(self) -> None:
+        """The heartbeat found this room's lease lost: say and write nothing from this instant (`_run` returns at
+        once), before the stop that follows is queued behind whatever waits in the inbox. One flag, set from the
+        event loop between jobs; `stop` then closes the host sockets and drops the rest."""
+        self.fenced = True
+
     def _end(self, close_code: int) -> None:
         """Say nothing more: close the host sockets, drop the timers, and whatever was held back."""
         self.fenced = True

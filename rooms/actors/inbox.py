@@ -73,7 +73,7 @@ class Inbox:
         self._asked.add(future)
         future.add_done_callback(self._asked.discard)
 
-        def run() -> None:
+        def run(future: asyncio.Future[T] = future) -> None:  # (an argument, not a cell: see below)
             try:
                 job(future)
             except QuizroomError as exc:
@@ -81,4 +81,9 @@ class Inbox:
                     future.set_exception(exc)
 
         self.post(run)
-        return await future
+        try:
+            return await future
+        finally:
+            # A refusal raised from here holds this frame in its traceback, and the frame the future that holds the
+            # refusal: a reference cycle per refused call (a taken nickname, a bad token) unless it is let go.
+            del future, run

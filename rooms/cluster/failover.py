@@ -134,10 +134,18 @@ class Failover:
         self.tenure.extend(sent)
 
     def _on_beat(self, sent: float, held: dict[str, Coordinator], renewed: dict[str, int]) -> None:
-        """On the event loop: handle a beat the heartbeat's thread made."""
-        task = asyncio.get_running_loop().create_task(self._beaten(sent, held, renewed))
+        """On the event loop: handle a beat the heartbeat's thread made (failures logged as a tick's are)."""
+        task = asyncio.get_running_loop().create_task(self._handled(sent, held, renewed))
         self._handling.add(task)
         task.add_done_callback(self._handling.discard)
+
+    async def _handled(self, sent: float, held: dict[str, Coordinator], renewed: dict[str, int]) -> None:
+        try:
+            await self._beaten(sent, held, renewed)
+        except StorageError as exc:
+            log.warning("cluster_tick_failed", error=str(exc))
+        except Exception:
+            log.exception("cluster_tick_failed")
 
     async def _beaten(self, sent: float, held: dict[str, Coordinator], renewed: dict[str, int]) -> None:
         """What a heartbeat sent at `sent` shows, for the coordinators `held` when it was sent."""
@@ -148,12 +156,15 @@ class Failover:
         # Presumed dead meanwhile if the beats that reached the database were sent more than a TTL apart (by when
         # they were sent, not handled: a busy loop handling beats late was never away).
         away = self._last_beat is not None and sent - self._last_beat > self.cluster.ttl_s
-        self._last_beat = sent
+        self._last_beat = sent if self._last_beat is None else max(self._last_beat, sent)
         for pin, coordinator in held.items():
             epoch = renewed.get(coordinator.room_id)
             lost = coordinator.state.phase is not Phase.FINISHED and epoch != coordinator.epoch
             if lost and self.rooms.uninstall(pin, coordinator):
                 log.warning("lease_lost", pin=pin, epoch=coordinator.epoch, holder_epoch=epoch)
+                # Silent at once: its stop waits behind its inbox, and the next beat's thread no longer sees it
+                # (uninstalled) and may extend tenure meanwhile.
+                coordinator.depose()
                 await coordinator.stop(CLOSE_MOVED)
         # Only now: a coordinator holding back its output while tenure lapsed releases it on renewal, and one whose
         # lease was lost must have been stopped first, so that it releases nothing.

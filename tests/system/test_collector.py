@@ -227,6 +227,8 @@ async def play_and_leave(url: str) -> None:
                 await player.expect("answer_ack")
             await host.command("close", expect=409)  # everyone answered: closed already (a refusal, kept too)
             assert (await http.get("/api/rooms/000000")).status_code == 404
+            taken = await http.post(f"/api/rooms/{host.pin}/players", json={"nickname": "P0"})
+            assert taken.status_code == 409, taken.text  # a refusal from inside the room's actor
             for player in players:
                 await player.close()
 
@@ -254,7 +256,11 @@ def test_closed_sockets_and_requests_leave_no_reference_cycles(tmp_path: Path) -
         while counters.sockets_open or server.server_state.connections:
             assert time.monotonic() < deadline, "the server still holds connections"
             time.sleep(0.02)
-        left = {name: count for name, count in cyclic_garbage().items() if name in SERVER_SIDE}
+        left = {
+            name: count
+            for name, count in cyclic_garbage().items()
+            if name in SERVER_SIDE or name.startswith("quizroom.")
+        }
         assert left == {}, f"connections left reference cycles: {left}"
     finally:
         server.should_exit = True
