@@ -22,9 +22,10 @@ way), at most once a minute; on a server where some room is always busy, only on
 five minutes. Growth is counted only past a floor (`MIN_GROWTH`), and what the players who arrived since the last
 reclaim account for (`PER_PLAYER` objects each) is not counted at all: a server filling up from its start-up heap
 grows tenfold with no garbage. A reclaim that finds next to nothing (under 5 % of what it walked) doubles the growth
-the next one waits for, up to 16×: a reclaim is a second or more of pause (3.4 s at 1.15 million objects on a busy
-core, long enough for a cluster to take the worker for dead: the heartbeat's thread needs the GIL too), and one
-that frees nothing is pure loss. A server whose population is steady never pauses.
+the next one waits for, up to 4× (a real leak is still reclaimed before the heap is a few times its size): a
+reclaim is a second or more of pause (3.4 s at 1.15 million objects on a busy core, long enough for a cluster to
+take the worker for dead: the heartbeat's thread needs the GIL too), and one that frees nothing is pure loss. A
+server whose population is steady never pauses.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ PER_PLAYER = 200
 #: A reclaim that collects less than this share of the objects it walked was not worth its pause: the next waits for
 #: twice the growth, up to `MAX_PATIENCE` times; one that collects more resets the wait.
 FRUITLESS = 0.05
-MAX_PATIENCE = 16.0
+MAX_PATIENCE = 4.0
 
 
 class CollectorPolicy(BackgroundTask):
