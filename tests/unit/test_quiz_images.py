@@ -9,7 +9,13 @@ import pytest
 
 from quizroom.rooms.game import messages
 from quizroom.rooms.game.errors import InvalidInput
-from quizroom.rooms.game.images import IMAGE_INTRO_MS, WELCOME_IMAGES, image_intro, quiz_image_ids
+from quizroom.rooms.game.images import (
+    IMAGE_INTRO_MS,
+    WELCOME_IMAGES,
+    image_intro,
+    quiz_image_ids,
+    upcoming_image_urls,
+)
 from quizroom.rooms.game.options import RoomOptions
 from quizroom.rooms.game.quiz import parse_quiz
 from quizroom.rooms.game.rules import Player, RoomLimits, RoomState
@@ -114,3 +120,16 @@ def test_a_welcome_lists_the_pictures_ahead_and_no_more_than_its_cap() -> None:
     state.start(0.0, 1_000)
     state.question_index = 30  # a player who reconnects at question 30 loads from there on
     assert messages.welcome_message(state, player, 1_000)["images"][0] == f"/api/images/{ids[30]}"
+
+
+def test_the_pictures_ahead_are_computed_once_per_quiz_and_never_mixed_up_between_quizzes() -> None:
+    first = parse_quiz(document(question(image=A), question(image=B), question()))
+    second = parse_quiz(document(question(image=C), question(image=A)))
+    for _ in range(2):  # computed, then from the cache
+        assert upcoming_image_urls(first, 0) == [f"/api/images/{A}", f"/api/images/{B}"]
+        assert upcoming_image_urls(first, 1) == [f"/api/images/{B}"]
+        assert upcoming_image_urls(first, 2) == [] == upcoming_image_urls(first, 3)
+        assert upcoming_image_urls(second, 0) == [f"/api/images/{C}", f"/api/images/{A}"]
+    listed = upcoming_image_urls(first, 0)
+    listed.append("changed by a caller")
+    assert upcoming_image_urls(first, 0) == [f"/api/images/{A}", f"/api/images/{B}"], "callers get their own list"
