@@ -106,9 +106,9 @@ def rooms_table(runs: Sequence[dict[str, Any]]) -> str:
     if not rows:
         return ""
     head = (
-        "| rooms × players | target | fan-out ms p50/p99/max | ack ms p50/p99/max | reveal → last result ms "
-        "p50/p99/max | rooms finished | players without `finished` | errors | exactly-once | RSS MiB "
-        "| CPU s server | loop lag ms max≤ |"
+        "| rooms × players | target | answers/s | fan-out ms p50/p99/max | ack ms p50/p99/max "
+        "| reveal → last result ms p50/p99/max | rooms finished | players without `finished` | errors | exactly-once "
+        "| RSS MiB | CPU s server | loop lag ms max≤ |"
     )
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     keys = ("p50", "p99", "max")
@@ -117,7 +117,7 @@ def rooms_table(runs: Sequence[dict[str, Any]]) -> str:
         rss = server.get("rss_peak_kib")
         errors = ", ".join(f"{k}×{v}" for k, v in (run.get("errors") or {}).items()) or "0"
         lines.append(
-            f"| {run['rooms']} × {run['players_per_room']} | {run['target']} "
+            f"| {run['rooms']} × {run['players_per_room']} | {run['target']} | {_num(run.get('answers_per_s'))} "
             f"| {_ms(run.get('fanout'), keys).split(' (')[0]} | {_ms(run.get('ack'), keys).split(' (')[0]} "
             f"| {_ms(run.get('reveal'), keys).split(' (')[0]} | {run.get('rooms_finished')}/{run['rooms']} "
             f"| {run.get('players_unfinished')} | {errors} | {(run.get('exactly_once') or {}).get('verdict', 'n/a')} "

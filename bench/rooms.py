@@ -137,6 +137,7 @@ async def run_rooms(
                 )
             )
             run["play_s"] = round(time.monotonic() - began, 2)
+            run["answers_per_s"] = round(run["expected_answers"] / run["play_s"], 1) if run["play_s"] else None
             rtt = probe.stop_probe() if probe is not None else []
             s.phase = "checking"
             await _measure(s, run, control, plays, rtt)

@@ -157,6 +157,7 @@ async def rooms_run(tmp_path: Path, *extra: str) -> None:
     assert_latency(run["fanout"], rooms * players * questions)
     assert_latency(run["ack"], rooms * players * questions)
     assert run["reveal"]["count"] == rooms * questions and run["reveal"]["p50"] >= 0
+    assert run["answers_per_s"] > 0
     assert run["errors"] == {} and run["success_rate"] == 1.0
     assert run["rooms_finished"] == rooms and run["players_finished"] == rooms * players
     check = run["exactly_once"]
