@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 class Counters:
     sockets_open: int = 0
     sockets_total: int = 0
-    sockets_closed: int = 0
     joins: int = 0
     refused_origin: int = 0
     refused_admission: int = 0  # per-address or server-wide limits (429/503 before the upgrade)
@@ -26,6 +25,5 @@ class Counters:
 
     def socket_closed(self) -> None:
         self.sockets_open -= 1
-        self.sockets_closed += 1
         if not self.sockets_open:
             self.no_sockets.set()

@@ -128,10 +128,8 @@ class Failover:
 
         Coordinators installed after `held` was taken acquired their lease before this renewal was sent, or
         after it (expiring later still): either way it holds until `sent + ttl`."""
-        for coordinator in held.values():
-            if coordinator.state.phase is not Phase.FINISHED and renewed.get(coordinator.room_id) != coordinator.epoch:
-                return
-        self.tenure.extend(sent)
+        if not any(_lost(coordinator, renewed) for coordinator in held.values()):
+            self.tenure.extend(sent)
 
     def _on_beat(self, sent: float, held: dict[str, Coordinator], renewed: dict[str, int]) -> None:
         """On the event loop: handle a beat the heartbeat's thread made (failures logged as a tick's are)."""
@@ -158,10 +156,10 @@ class Failover:
         away = self._last_beat is not None and sent - self._last_beat > self.cluster.ttl_s
         self._last_beat = sent if self._last_beat is None else max(self._last_beat, sent)
         for pin, coordinator in held.items():
-            epoch = renewed.get(coordinator.room_id)
-            lost = coordinator.state.phase is not Phase.FINISHED and epoch != coordinator.epoch
-            if lost and self.rooms.uninstall(pin, coordinator):
-                log.warning("lease_lost", pin=pin, epoch=coordinator.epoch, holder_epoch=epoch)
+            if _lost(coordinator, renewed) and self.rooms.uninstall(pin, coordinator):
+                log.warning(
+                    "lease_lost", pin=pin, epoch=coordinator.epoch, holder_epoch=renewed.get(coordinator.room_id)
+                )
                 # Silent at once: its stop waits behind its inbox, and the next beat's thread no longer sees it
                 # (uninstalled) and may extend tenure meanwhile.
                 coordinator.depose()
@@ -210,3 +208,8 @@ class Failover:
             if holder is not None and holder != self.cluster.worker_id and actor.state.phase is not Phase.FINISHED:
                 log.warning("shard_released", pin=pin, shard=shard, holder=holder)
                 await self.rooms.release(pin, shard, actor, CLOSE_MOVED)
+
+
+def _lost(coordinator: Coordinator, renewed: dict[str, int]) -> bool:
+    """A heartbeat's renewals show this coordinator's lease gone or under another epoch (finished rooms need none)."""
+    return coordinator.state.phase is not Phase.FINISHED and renewed.get(coordinator.room_id) != coordinator.epoch
