@@ -15,6 +15,7 @@ class Counters:
     refused_origin: int = 0
     refused_admission: int = 0  # per-address or server-wide limits (429/503 before the upgrade)
     direct_intake: int = 0  # sockets whose messages go straight from uvicorn's protocol to the room
+    lean_handshakes: int = 0  # sockets opened from httptools' parse of the request (`quizroom.server.upgrade`)
     http_limited: dict[str, int] = field(default_factory=dict)  # HTTP calls refused by a per-address limit, by limit
     no_sockets: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -245,6 +245,11 @@ class RuntimeCollector(Collector):
             "sockets whose messages go from uvicorn's protocol straight to the room (no per-message task switch)",
             value=counters.direct_intake,
         )
+        yield CounterMetricFamily(
+            "quizroom_sockets_lean_handshake",
+            "sockets whose opening handshake was answered from the request as uvicorn parsed it (not parsed twice)",
+            value=counters.lean_handshakes,
+        )
         yield CounterMetricFamily("quizroom_joins", "players joined", value=counters.joins)
         limited = CounterMetricFamily(
             "quizroom_http_limited",

@@ -20,13 +20,17 @@ from __future__ import annotations
 import asyncio
 import weakref
 from typing import Any
+from urllib.parse import unquote
 
 import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State as WsState
 
 from quizroom.server.connections import PROBE_PATHS, RETRY_AFTER_S, ConnectionGate, Refused, Slot
+from quizroom.server.upgrade import LEAN, plain_handshake, switching_protocols
 
 LINGER_S = 2.0
 """How long a connection answered before its request was read whole (a refusal, a 413) stays half-closed, its input
@@ -181,7 +185,21 @@ class _GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_deadline()
         if self._refused:
             return
-        super().handle_websocket_upgrade()
+        lean: type[GuardedWebSocketsProtocol] | None = None
+        accept = None
+        if isinstance(self.ws_protocol_class, type) and issubclass(self.ws_protocol_class, GuardedWebSocketsProtocol):
+            lean = self.ws_protocol_class
+        headers = list(self.scope["headers"])
+        if lean is not None and not self.config.ws_per_message_deflate:
+            accept = plain_handshake(self.scope["method"], self.scope["http_version"], self.url, headers)
+        if lean is None or accept is None:
+            super().handle_websocket_upgrade()  # websockets parses the request again and answers what is wrong
+        else:
+            self.connections.discard(self)
+            opened = lean(config=self.config, server_state=self.server_state, app_state=self.app_state)
+            opened.connection_made(self.transport)
+            self.transport.set_protocol(opened)
+            opened.open_checked(self.url, headers, accept)
         protocol = self.transport.get_protocol()
         if isinstance(protocol, GuardedWebSocketsProtocol):  # the socket's slot goes with it
             protocol.slot, self._slot = self._slot, None
@@ -216,10 +234,68 @@ class _CloseAfterResponse:
 
 
 class GuardedWebSocketsProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol, releasing the connection's slot when the socket ends."""
+    """uvicorn's sans-I/O WebSocket protocol, releasing the connection's slot when the socket ends, and opened from
+    the request httptools parsed when it is a plain handshake (`quizroom.server.upgrade`)."""
 
     slot: Slot | None = None
     gate: ConnectionGate | None = None
+    _accept: bytes | None = None  # set by `open_checked` until the application accepts
+
+    def open_checked(self, target: bytes, headers: list[tuple[bytes, bytes]], accept: bytes) -> None:
+        """What uvicorn's `handle_connect` does once websockets has parsed and checked a request, for a request
+        `plain_handshake` has checked: websockets' protocol starts in its open state (it parses frames from the
+        first byte), and the ASGI application gets its scope and its `websocket.connect`."""
+        conn = self.conn
+        waiting = conn.parser  # suspended before the request line: replaced by the frame parser
+        conn.state = WsState.OPEN
+        conn.parser = conn.parse()
+        next(conn.parser)
+        waiting.close()
+        self._accept = accept
+        self.handshake_initiated = True
+        raw_path, _, query = target.partition(b"?")
+        path = raw_path.decode("ascii")
+        self.scope = {
+            "type": "websocket",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.4"},
+            "http_version": "1.1",
+            "scheme": self.scheme,
+            "server": self.server,
+            "client": self.client,
+            "root_path": self.root_path,
+            "path": self.root_path + (unquote(path) if "%" in path else path),
+            "raw_path": self.root_path.encode("ascii") + raw_path,
+            "query_string": query,
+            "headers": headers,
+            "subprotocols": [],
+            "state": self.app_state.copy(),
+            "extensions": {"websocket.http.response": {}, LEAN: {}},
+        }
+        self.queue.put_nowait({"type": "websocket.connect"})
+        task = self.loop.create_task(self.run_asgi())
+        task.add_done_callback(self.on_task_complete)
+        self.tasks.add(task)
+
+    async def send(self, message: Any) -> None:
+        accept = self._accept
+        if accept is None:
+            await super().send(message)
+            return
+        self._accept = None
+        if message["type"] != "websocket.accept":  # a refusal: websockets writes it, as for any handshake
+            await super().send(message)
+            return
+        if not self.writable.is_set():
+            await self.writable.wait()
+        if self.disconnected:
+            raise ClientDisconnected()
+        extra = [(name.lower(), value) for name, value in message.get("headers", [])]
+        if message.get("subprotocol"):
+            extra.append((b"sec-websocket-protocol", message["subprotocol"].encode("latin-1")))
+        if not self.transport.is_closing():
+            self.handshake_complete = True
+            self.transport.write(switching_protocols(accept, self.default_headers + extra))
+            self.start_keepalive()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.slot is not None and self.gate is not None:

@@ -39,6 +39,7 @@ from quizroom.rooms.game.errors import (
 from quizroom.server.admission import Admission, deny
 from quizroom.server.buckets import AddressBuckets
 from quizroom.server.runtime import Runtime
+from quizroom.server.upgrade import LEAN
 from quizroom.storage.base import StorageError
 
 Scope = MutableMapping[str, Any]
@@ -341,6 +342,8 @@ class _Endpoint(abc.ABC):
             admission.release(client)
             raise
         runtime.counters.socket_opened()
+        if LEAN in scope.get("extensions", ()):
+            runtime.counters.lean_handshakes += 1
         conn = SocketConn(send, settings.send_queue, on_slow=runtime.metrics.slow_consumer)
         actor: Attachable | None = None
         session: Session | None = None

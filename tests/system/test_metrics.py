@@ -70,6 +70,7 @@ async def test_a_game_moves_the_counters_and_histograms(start_server: Any, sqlit
         assert value(found, "quizroom_sockets_open") == 2
         assert value(found, "quizroom_players_connected") == 2
         assert value(found, "quizroom_sockets_direct_intake_total") == 2  # both took the fast intake
+        assert value(found, "quizroom_sockets_lean_handshake_total") >= 2  # and the lean handshake (server/upgrade.py)
         assert value(found, "quizroom_rooms") == 1
         assert value(found, "quizroom_shards") == 1
         assert value(found, "quizroom_gc_frozen_objects") > 0  # the collector policy runs (server/collector.py)
