@@ -13,7 +13,7 @@ from starlette.datastructures import State
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Match, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from quizroom.rooms.game.clock import Clock
@@ -49,17 +49,58 @@ def page(name: str) -> Route:
     return Route("/" if name == "index.html" else f"/{name.removesuffix('.html')}", serve, methods=["GET"])
 
 
+class DirectRoute:
+    """One HTTP route served past Starlette's middleware stack, with the same handler, refusals and access log.
+
+    Why: the join is the call every player makes, thousands in a second at the start of a game, and Starlette's
+    layers (the error middleware, the exception middleware, the router, the request/response wrapper) cost as much
+    as the join's own work (py-spy, 10,000 joins; bench/RESULTS.md, *Joins*). Here the route's own `matches` picks
+    the request (the same path parameters), `EXCEPTION_HANDLERS` turn refusals into the same JSON errors, and
+    anything unexpected propagates to uvicorn, which answers 500 as Starlette's error middleware would.
+    """
+
+    def __init__(self, http: Starlette, route: Route) -> None:
+        self.http, self.route = http, route
+        self.served = AccessLog(self._serve)
+
+    def matches(self, scope: Scope) -> bool:
+        match, child = self.route.matches(scope)
+        if match is not Match.FULL:
+            return False
+        scope.update(child)
+        scope["app"], scope["router"], scope["route"] = self.http, self.http.router, self.route  # as Starlette's router
+        return True
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        try:
+            response = await self.route.endpoint(request)
+        except Exception as exc:
+            handler = next((EXCEPTION_HANDLERS[kind] for kind in type(exc).__mro__ if kind in EXCEPTION_HANDLERS), None)
+            if handler is None:
+                raise
+            response = await handler(request, exc)
+        await response(scope, receive, send)
+
+
 class QuizroomApp:
-    """The ASGI entry point. Player and host sockets go straight to their endpoints, everything else to Starlette.
+    """The ASGI entry point. Player and host sockets go straight to their endpoints, and so does the join call
+    (`DirectRoute`); everything else to Starlette.
 
     Why not Starlette's `WebSocketRoute`: its exception middleware wraps `send` in one more coroutine for every
     frame, and a broadcast is thousands of frames. Here the endpoints get uvicorn's own `send`.
     """
 
     SOCKETS = (("/ws/play/", PlayerEndpoint()), ("/ws/host/", HostEndpoint()))
+    DIRECT = ("/api/rooms/{pin}/players",)  # POST: the join
 
     def __init__(self, http: Starlette) -> None:
         self.http = http
+        self.direct = [
+            DirectRoute(http, route)
+            for route in http.routes
+            if isinstance(route, Route) and route.path in self.DIRECT and route.methods == {"POST"}
+        ]
 
     @property
     def state(self) -> State:
@@ -76,6 +117,11 @@ class QuizroomApp:
                         scope["path_params"] = {"pin": pin}
                         await endpoint(scope, receive, send)
                         return
+        elif scope["type"] == "http" and scope["method"] == "POST":
+            for direct in self.direct:
+                if direct.matches(scope):
+                    await direct.served(scope, receive, send)
+                    return
         await self.http(scope, receive, send)
 
 

@@ -22,6 +22,7 @@ from quizroom.server.settings import Settings
 log = structlog.get_logger("quizroom.urls")
 
 _REFUSED_LOGGED = 256  # host names logged as refused, at most (a client can invent any number)
+_BASES_KEPT = 1024  # (scheme, Host, accepted address) → base URL, remembered
 
 
 def url_host(host: str, advertise_host: str = "") -> str:
@@ -76,17 +77,28 @@ class HostPolicy:
     def __init__(self, allowed: tuple[str, ...]) -> None:
         self.allowed = frozenset(name.strip().lower() for name in allowed if name.strip())
         self._logged: set[str] = set()
+        self._bases: dict[tuple[str, str, object], str] = {}  # every join asks; a room's players ask the same
 
     def base(self, request: Request) -> str:
         """The http(s) base URL for this request, from its Host when that names this server."""
-        scheme = request.url.scheme
+        scheme = str(request.scope.get("scheme", "http"))
         header = request.headers.get("host", "")
+        server = tuple(request.scope.get("server") or ("127.0.0.1", None))  # hashable, whatever the server gave
+        key = (scheme, header, server)
+        base = self._bases.get(key)
+        if base is None:
+            if len(self._bases) >= _BASES_KEPT:  # a client can send any Host: the cache stays bounded
+                self._bases.clear()
+            base = self._bases[key] = self._base(scheme, header, server)
+        return base
+
+    def _base(self, scheme: str, header: str, server: tuple[object, ...]) -> str:
         name, _port = split_host(header)
-        server = request.scope.get("server") or ("127.0.0.1", None)
         accepted = str(server[0]).lower()
         if name and (name == accepted or name in self.allowed or name in own_names()):
             return f"{scheme}://{header}"
         if name and name not in self._logged and len(self._logged) < _REFUSED_LOGGED:
             self._logged.add(name)
             log.warning("host_not_allowed", host=name, fix="set QUIZROOM_PUBLIC_URL or QUIZROOM_ALLOWED_HOSTS")
-        return f"{scheme}://{_authority(accepted, server[1], scheme)}"
+        port = server[1] if len(server) > 1 and isinstance(server[1], int) else None
+        return f"{scheme}://{_authority(accepted, port, scheme)}"
