@@ -93,3 +93,33 @@ def test_stdlib_records_are_rendered_as_json_with_the_worker(capsys: Any) -> Non
         logging.getLogger().handlers.clear()
     assert lines[0]["event"] == "something from uvicorn" and lines[0]["worker"] == os.getpid()
     assert lines[1]["event"] == "an_event" and lines[1]["pin"] == "123456" and lines[1]["worker"] == os.getpid()
+
+
+def test_console_lines_read_as_key_value_with_the_traceback_below(capsys: Any) -> None:
+    import logging
+
+    try:
+        configure_logging("info", "console")
+        log = structlog.get_logger("quizroom.test")
+        log.info("http_request", method="POST", path="/api/rooms/123456/players", status=201, duration_ms=1.5)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("job_failed", pin="123456")
+        logging.getLogger("uvicorn.error").warning("something from %s", "uvicorn")
+        lines = capsys.readouterr().err.splitlines()
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    first = lines[0].split()
+    assert first[1:4] == ["[info", "]", "http_request"] and first[0].endswith("Z")
+    assert first[4:] == [
+        "duration_ms=1.5",
+        "method=POST",
+        "path=/api/rooms/123456/players",
+        "status=201",
+        f"worker={os.getpid()}",
+    ]
+    assert "[error    ] job_failed" in lines[1] and "pin=123456" in lines[1]
+    assert lines[2] == "Traceback (most recent call last):" and "ValueError: boom" in lines
+    assert any("[warning  ] something from uvicorn" in line and "logger=uvicorn.error" in line for line in lines)
