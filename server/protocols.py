@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
 import httptools
@@ -170,7 +170,9 @@ class _GuardedHttpToolsProtocol(HttpToolsProtocol):
                 return
         super().on_headers_complete()
         if self.cycle is not None and self.cycle.transport is self.transport:
-            self.cycle.transport = _CloseAfterResponse(self)  # type: ignore[assignment]
+            wrapper = _CloseAfterResponse(self)
+            self.cycle.transport = wrapper  # type: ignore[assignment]
+            self.cycle.on_response = wrapper.responded
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
@@ -197,7 +199,7 @@ class _GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self.connections.discard(self)
             opened = lean(config=self.config, server_state=self.server_state, app_state=self.app_state)
-            opened.connection_made(self.transport)
+            opened.adopt(self.transport, self.server, self.client, "wss" if self.scheme == "https" else "ws")
             self.transport.set_protocol(opened)
             opened.open_checked(self.url, headers, accept)
         protocol = self.transport.get_protocol()
@@ -210,22 +212,56 @@ class _GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 
 class _CloseAfterResponse:
-    """The transport as one request's response cycle sees it: all of it, except that `close` asks the protocol.
+    """The transport as one request's response cycle sees it: all of it, except that `close` asks the protocol, and
+    that the response's head leaves with the first bytes of its body.
+
+    uvicorn writes the status line and headers when the application starts its response and the body when it sends
+    it: two writes, two packets, two system calls per response (most of ours are one small JSON body). The head is
+    held here until the next write, the close, or the end of the response (`responded`), whichever comes first;
+    an informational `100 Continue` is never held.
 
     The protocol is held weakly: it holds the cycle, and a strong reference back would make every request a
     reference cycle, freed only by a full collection (`quizroom.server.collector`).
     """
 
-    __slots__ = ("_protocol", "_transport")
+    __slots__ = ("_head", "_protocol", "_started", "_transport")
 
     def __init__(self, protocol: _GuardedHttpToolsProtocol) -> None:
         self._protocol = weakref.ref(protocol)
         self._transport = protocol.transport
+        self._head: bytes | None = None
+        self._started = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
+    def write(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head + data)
+        elif not self._started and data.startswith(b"HTTP/1.1 ") and not data.startswith(b"HTTP/1.1 1"):
+            self._started = True
+            self._head = data
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head)
+
+    def responded(self) -> None:
+        """The cycle's `on_response`: the response is complete (a HEAD's, a 204's or a 304's had no body to carry
+        its head), then the protocol's own handling."""
+        self.flush()
+        protocol = self._protocol()
+        if protocol is not None:
+            protocol.on_response_complete()
+
     def close(self) -> None:
+        self.flush()
         protocol = self._protocol()
         if protocol is not None:
             protocol.close_after_response()
@@ -240,6 +276,18 @@ class GuardedWebSocketsProtocol(WebSocketsSansIOProtocol):
     slot: Slot | None = None
     gate: ConnectionGate | None = None
     _accept: bytes | None = None  # set by `open_checked` until the application accepts
+
+    def adopt(
+        self,
+        transport: asyncio.Transport,
+        server: tuple[str, int | None] | None,
+        client: tuple[str, int] | None,
+        scheme: Literal["ws", "wss"],
+    ) -> None:
+        """`connection_made` for a connection the HTTP protocol hands over: its addresses are known already (asking
+        the transport for them again costs two socket calls and two tuples per socket)."""
+        self.connections.add(self)
+        self.transport, self.server, self.client, self.scheme = transport, server, client, scheme
 
     def open_checked(self, target: bytes, headers: list[tuple[bytes, bytes]], accept: bytes) -> None:
         """What uvicorn's `handle_connect` does once websockets has parsed and checked a request, for a request
