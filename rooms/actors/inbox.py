@@ -67,8 +67,16 @@ class Inbox:
         self._jobs.append(job)
         self._wake.set()
 
+    def _idle(self) -> bool:
+        """The actor's task is waiting for work: nothing is queued, and it has not been woken for anything."""
+        return not self._jobs and not self._wake.is_set() and self._task is not None and not self.closed
+
     async def ask(self, job: Callable[[asyncio.Future[T]], None]) -> T:
-        """Run `job` in the actor; it settles the future now or later. A `QuizroomError` it raises is the answer."""
+        """Run `job` in the actor; it settles the future now or later. A `QuizroomError` it raises is the answer.
+
+        An idle actor runs the job at once, on the caller's turn of the loop: jobs are synchronous and nothing is
+        queued before it, so it runs one at a time and in order exactly as it would on the actor's task, without
+        the two task switches of waking that task and being woken by it (a join storm asks twice per player)."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._asked.add(future)
         future.add_done_callback(self._asked.discard)
@@ -80,7 +88,13 @@ class Inbox:
                 if not future.done():
                     future.set_exception(exc)
 
-        self.post(run)
+        if self._idle():
+            try:
+                run()
+            except Exception:
+                self.log.exception("actor_job_failed", actor=self.name)
+        else:
+            self.post(run)
         try:
             return await future
         finally:
