@@ -79,7 +79,8 @@ class Failover:
             vouch=self._vouch,
             beaten=self._on_beat,
         )
-        pacer = self.cluster.pulse(interval_s, hooks)
+        # A renewal answered later than the tenure it grants (`sent + ttl - margin`) is worth nothing: give it up then.
+        pacer = self.cluster.pulse(interval_s, hooks, within_s=self.tenure.ttl_s - self.tenure.margin_s)
         beating = loop.create_task(self._every(interval_s, self.beat)) if pacer is None else None
         if pacer is not None:
             pacer.start()

@@ -8,14 +8,19 @@ a heartbeat waiting for its turn. An observer thread with its own connection wat
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from quizroom.storage.cluster import PgCluster
 from quizroom.storage.pulse import BeatHooks
-from tests.actors.pgcluster import SHORT_TTL, Database
+from tests.actors.pgcluster import SHORT_TTL, Database, eventually
+from tests.delayproxy import DelayProxy
 
 BLOCKED_S = 10 * SHORT_TTL
 
@@ -89,3 +94,49 @@ async def test_the_same_block_with_the_heartbeat_on_the_event_loop_loses_the_wor
     await worker.heartbeat(0)
     seen = block_and_watch(db.url, worker.worker_id, "r1")
     assert seen[0] == (True, True) and (False, False) in seen, seen
+
+
+async def test_a_beat_on_a_hanging_connection_is_given_up_for_a_new_one(db: Database) -> None:
+    """A partition that drops packets leaves the beat's connection hanging, not failing: the beat in flight is given
+    up once its renewal could no longer extend anything (`within_s`), and the next one, on a new connection, renews
+    as soon as the database is reachable again — not after the 5 s command timeout the other queries have."""
+    await db.room("r1")
+    parts = urlsplit(db.url)
+    proxy = await DelayProxy(parts.hostname or "127.0.0.1", parts.port or 5432, 0.0).start()
+    far = urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}"))
+    worker = PgCluster(far, "w_hanging", "http://w-hanging.test:8000", ttl_s=2.0)
+    await worker.open()
+    await worker.register(os.getpid(), socket.gethostname())
+    epoch = await worker.acquire_lease("r1")
+    assert epoch is not None
+    renewals: list[tuple[float, dict[str, int]]] = []
+    hooks = BeatHooks(
+        monotonic=time.monotonic,
+        load=lambda: 0,
+        snapshot=lambda: None,
+        vouch=lambda sent, snapshot, renewed: renewals.append((time.monotonic(), renewed)),
+        beaten=lambda *beat: None,
+    )
+    assert worker.command_timeout_s == 5.0
+    pulse = worker.pulse(0.25, hooks, within_s=1.5)  # what failover passes: ttl - margin
+    pulse.start()
+    try:
+        await eventually(lambda: _true(len(renewals) >= 2), what="beats before the stall")
+        proxy.delay_s = 30.0  # from now on nothing crosses for 30 s on the connections that exist
+        stalled = time.monotonic()
+        await asyncio.sleep(1.0)  # the stall being simulated
+        proxy.delay_s = 0.0  # healed: new connections cross at once (the old one still waits out its 30 s)
+        await eventually(
+            lambda: _true(any(at > stalled + 1.0 for at, _ in renewals)), within_s=8.0, what="a renewal after the heal"
+        )
+        first = min(at for at, _ in renewals if at > stalled + 1.0) - stalled
+        assert first < worker.command_timeout_s, f"the hanging beat held the next one for {first:.1f} s"
+        assert next(renewed for at, renewed in renewals if at > stalled + 1.0) == {"r1": epoch}  # the lease held
+    finally:
+        await pulse.stop()
+        await worker.close()
+        await proxy.stop()
+
+
+async def _true(value: bool) -> bool:
+    return value
