@@ -164,7 +164,7 @@ class Failover:
                 # Silent at once: its stop waits behind its inbox, and the next beat's thread no longer sees it
                 # (uninstalled) and may extend tenure meanwhile.
                 coordinator.depose()
-                await coordinator.stop(CLOSE_MOVED)
+                await _stop_through(coordinator.stop(CLOSE_MOVED))
         # Only now: a coordinator holding back its output while tenure lapsed releases it on renewal, and one whose
         # lease was lost must have been stopped first, so that it releases nothing.
         self.tenure.renewed(sent)
@@ -209,6 +209,23 @@ class Failover:
             if holder is not None and holder != self.cluster.worker_id and actor.state.phase is not Phase.FINISHED:
                 log.warning("shard_released", pin=pin, shard=shard, holder=holder)
                 await self.rooms.release(pin, shard, actor, CLOSE_MOVED)
+
+
+async def _stop_through(stopping: Awaitable[None]) -> None:
+    """Await a deposed coordinator's stop even if the beat's handling is cancelled meanwhile (a shutdown cancels
+    it): the coordinator is uninstalled already, so the registry's own shutdown no longer sees it, and an
+    interrupted stop would leave its inbox task running until the process exits. The cancellation still ends the
+    handling, once the stop is done."""
+    stop = asyncio.ensure_future(stopping)
+    interrupted = False
+    while not stop.done():
+        try:
+            await asyncio.shield(stop)
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        raise asyncio.CancelledError
+    stop.result()  # its own failure, if any
 
 
 def _lost(coordinator: Coordinator, renewed: dict[str, int]) -> bool:
