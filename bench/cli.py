@@ -35,7 +35,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--targets",
         default="quizroom,baseline",
-        help="comma-separated: quizroom, baseline (default both; baseline skipped with --url unless --baseline-url)",
+        help="comma-separated: quizroom, baseline, node (default quizroom,baseline; baseline skipped with --url unless"
+        " --baseline-url; node: the Node.js `ws` baseline, bench/node, started by the bench)",
     )
     g.add_argument("--database-url", help="database for the started quizroom (default: SQLite in a temp dir)")
     g.add_argument(
@@ -215,7 +216,7 @@ async def run(args: argparse.Namespace) -> int:
     if plan.load is not None:
         os.sched_setaffinity(0, plan.load)
     procs = args.procs or max(2, len(plan.load or ()))
-    wanted = [t for t in ("quizroom", "baseline") if t in args.targets.split(",")]
+    wanted = [t for t in ("quizroom", "baseline", "node") if t in args.targets.split(",")]
     opts = Options(
         procs=procs,
         url=args.url,
@@ -266,6 +267,7 @@ async def run(args: argparse.Namespace) -> int:
         },
         "runs": runs,
         "ratios": report.ratios(runs),
+        "ratios_node": report.ratios(runs, against="node"),
     }
     ok, verdicts = report.verdict_lines(runs)
     result["exactly_once_ok"] = ok
@@ -281,6 +283,10 @@ async def run(args: argparse.Namespace) -> int:
         print("\nrooms, per room:\n" + rooms_rows)
     if result["ratios"]:
         print("\nquizroom / baseline (above 1×: quizroom slower)\n" + report.ratio_table(result["ratios"]))
+    if result.get("ratios_node"):
+        print("\nquizroom / node (above 1×: quizroom slower)\n" + report.ratio_table(result["ratios_node"]))
+    if spreads := report.spread_table(runs):
+        print("\nfan-out, first copy to last (median over the repetitions)\n" + spreads)
     print("\n" + "\n".join(verdicts) if verdicts else "")
     print(f"\nJSON: {json_path}" + (f"\nchart: {png}" if png else ""))
     if args.scenario == "standard" and not args.no_results_md:

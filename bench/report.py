@@ -126,8 +126,9 @@ def rooms_table(runs: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def ratios(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """quizroom ÷ baseline for every (scenario, N) measured against both (above 1: quizroom is slower).
+def ratios(runs: Sequence[dict[str, Any]], against: str = "baseline") -> list[dict[str, Any]]:
+    """quizroom ÷ `against` (the baseline, or the Node baseline) for every (scenario, N) measured against both
+    (above 1: quizroom is slower).
 
     Each repetition pairs one quizroom run with the baseline run next to it; the row holds the median of the
     pairs' ratios, and their min and max, because a single pair on a shared VM can swing by 2× either way.
@@ -135,7 +136,7 @@ def ratios(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     index = {(r["scenario"], r["n"], r.get("rep", 0), r["target"]): r for r in runs}
     groups: dict[tuple[str, int], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for (scenario, n, rep, target), run in index.items():
-        base = index.get((scenario, n, rep, "baseline"))
+        base = index.get((scenario, n, rep, against))
         if target == "quizroom" and base is not None:
             groups.setdefault((scenario, n), []).append((run, base))
     out = []
@@ -153,6 +154,27 @@ def ratios(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         if any(row[f"{m}_{k}"] is not None for m in ("fanout", "ack") for k in ("p50", "p99", "until_last")):
             out.append(row)
     return out
+
+
+def spread_table(runs: Sequence[dict[str, Any]]) -> str:
+    """Per scenario, N and target: the median first-to-last spread of a question's copies and what it comes to per
+    recipient (`fanout.spread`, `per_recipient_us`); empty when no run has one."""
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        fan = run.get("fanout") or {}
+        if fan.get("spread") is not None:
+            groups.setdefault((run["scenario"], run["n"], run["target"]), []).append(fan)
+    if not groups:
+        return ""
+    lines = ["| scenario | N | target | runs | spread ms (min–max) | µs per recipient |", "|---|---|---|---|---|---|"]
+    for (scenario, n, target), fans in groups.items():
+        spreads = [f["spread"] for f in fans]
+        each = statistics.median(f["per_recipient_us"] for f in fans)
+        lines.append(
+            f"| {scenario} | {n} | {target} | {len(fans)} | {statistics.median(spreads):.1f} "
+            f"({min(spreads):.1f}–{max(spreads):.1f}) | {each:.1f} |"
+        )
+    return "\n".join(lines)
 
 
 def ratio_table(rows: Sequence[dict[str, Any]]) -> str:

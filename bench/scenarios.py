@@ -23,7 +23,7 @@ from . import exactly_once
 from .control import Control, RoomInfo, make_quiz
 from .pool import HostSocket, LoadPool
 from .stats import ns_to_ms, summarize
-from .target import CpuPlan, ProcSample, ServerProcess, sample_process
+from .target import FLAVOURS, CpuPlan, ProcSample, ServerProcess, sample_process
 from .worker import AnswerRecord
 
 CROWD = "main"
@@ -83,6 +83,8 @@ class Session:
         names = [t for t in self.opts.targets if t == "quizroom"]
         if "baseline" in self.opts.targets and (self.opts.url is None or self.opts.baseline_url is not None):
             names.append("baseline")
+        if "node" in self.opts.targets and self.opts.url is None:  # started by the bench only
+            names.append("node")
         return names
 
     def begin(self, label: str) -> str:
@@ -109,7 +111,7 @@ class Session:
         """A target to load: a freshly started server, or the one at `--url` / `--baseline-url`."""
         url = self.opts.url if name == "quizroom" else self.opts.baseline_url
         if url is not None:
-            yield Target(name, url.rstrip("/"), name, None)
+            yield Target(name, url.rstrip("/"), FLAVOURS[name], None)
             return
         server = ServerProcess(
             name,
@@ -121,7 +123,7 @@ class Session:
         )
         try:
             await server.start()
-            yield Target(name, server.url, name, server)
+            yield Target(name, server.url, FLAVOURS[name], server)
         finally:
             await server.stop()
 
@@ -266,8 +268,15 @@ def join_figures(replies: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def fanout(sent_ns: int, received_ns: Sequence[int]) -> dict[str, Any]:
+    """Latencies from the host command to each copy, and the spread from the first copy to the last (what a
+    broadcast costs per recipient, whatever the command's own path cost before the first went out)."""
     delays = [(t - sent_ns) / 1e6 for t in received_ns]
-    return summarize(delays, max(delays, default=0.0))
+    out = summarize(delays, max(delays, default=0.0))
+    if len(delays) > 1:
+        spread = max(delays) - min(delays)
+        out["spread"] = round(spread, 3)
+        out["per_recipient_us"] = round(spread * 1000 / (len(delays) - 1), 2)
+    return out
 
 
 def ack_summary(records: Sequence[AnswerRecord]) -> dict[str, Any]:

@@ -28,6 +28,22 @@ from .control import Control
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
+NODE_BASELINE = Path(__file__).resolve().parent / "node" / "baseline.mjs"
+"""The Node.js baseline (`--targets …,node`): Node's http server and the `ws` library, from `make node-baseline`."""
+
+FLAVOURS = {"quizroom": "quizroom", "baseline": "baseline", "node": "baseline"}
+"""What each target speaks to the load client: the Node baseline speaks the Python baseline's subset."""
+
+
+def node_baseline_missing() -> str | None:
+    """Why the Node baseline cannot start here, or None."""
+    if shutil.which("node") is None:
+        return "the Node baseline needs Node.js (`node` on PATH)"
+    if not (NODE_BASELINE.parent / "node_modules" / "ws").is_dir():
+        return f"the Node baseline needs its `ws` package: run `make node-baseline` (npm ci in {NODE_BASELINE.parent})"
+    return None
+
+
 # The load comes from one address, as fast as it can: the server's per-address limits (docs/operations.md, "Limits
 # and abuse") are lifted for it, as for a trusted deployment behind a proxy that does them. Later flags override.
 LOAD_GENERATOR_FLAGS = (
@@ -156,7 +172,9 @@ class ServerProcess:
 
     def command(self) -> list[str]:
         assert self.workdir is not None
-        if self.kind == "baseline":
+        if self.kind == "node":
+            cmd = ["node", str(NODE_BASELINE), "--port", str(self.port), "--db", str(self.workdir / "answers.log")]
+        elif self.kind == "baseline":
             cmd = [
                 sys.executable,
                 "-m",
@@ -189,7 +207,9 @@ class ServerProcess:
 
     async def start(self, wait_s: float = 30.0) -> None:
         self.proc = self._spawn()
-        control = Control(self.url, self.kind, connections=1)
+        if self.kind == "node" and (missing := node_baseline_missing()) is not None:
+            raise RuntimeError(missing)
+        control = Control(self.url, FLAVOURS[self.kind], connections=1)
         deadline = time.monotonic() + wait_s
         try:
             while not await control.ready():

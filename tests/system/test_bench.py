@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from quizroom.bench import exactly_once
 from quizroom.bench.rooms import merge_checks
 from quizroom.bench.stats import percentile, summarize
+from quizroom.bench.target import node_baseline_missing
 from quizroom.bench.worker import AnswerRecord
 
 RUN_LIMIT_S = 120
@@ -79,6 +81,32 @@ async def test_burst_reports_every_figure_and_exactly_once_passes_against_quizro
         assert run["loop_lag"]["ping_rtt_ms"]["count"] >= 1
     (ratios,) = report["ratios"]
     assert ratios["n"] == n and ratios["fanout_p50"] is not None and ratios["ack_p99"] is not None
+
+
+async def test_the_node_baseline_is_loaded_by_the_same_client_and_passes_exactly_once(tmp_path: Path) -> None:
+    """The Node.js `ws` baseline (bench/node) beside quizroom and the Python baseline, in one run: the same load
+    client, the same checks, and the first-to-last spread of a question's copies for all three."""
+    missing = node_baseline_missing()
+    if missing is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the Node baseline cannot run in CI: {missing}")
+        pytest.skip(missing)
+    n = 30
+    status, stdout, report = await bench(tmp_path, "burst", "-n", str(n), "--targets", "quizroom,baseline,node")
+    assert status == 0, stdout
+    assert stdout.count("EXACTLY-ONCE: PASS") == 3
+    assert [r["target"] for r in report["runs"]] == ["quizroom", "baseline", "node"]
+    node = report["runs"][2]
+    assert node["join"]["ok"] == n and node["errors"] == {} and node["success_rate"] == 1.0
+    assert_latency(node["fanout"], n)
+    assert_latency(node["ack"], n)
+    for run in report["runs"]:
+        fan = run["fanout"]
+        assert 0 <= fan["spread"] <= fan["max"]
+        assert fan["per_recipient_us"] == pytest.approx(fan["spread"] * 1000 / (n - 1), abs=0.05)
+    (versus_node,) = report["ratios_node"]
+    assert versus_node["n"] == n and versus_node["fanout_until_last"] is not None
+    assert "quizroom / node" in stdout and "µs per recipient" in stdout
 
 
 async def test_a_burst_of_typed_and_slider_answers_is_stored_exactly_once(tmp_path: Path) -> None:
