@@ -155,6 +155,7 @@ class RoomProtocol:
         self._after_write: dict[int, AfterWrite] = {}
         self._after_view: dict[int, AfterView] = {}
         self._placing_joins: dict[int, list[PendingJoin]] = {}
+        self._joining = 0  # joins accepted, not yet answered: they count against `players_per_room`
         self.hosts = 0  # host sockets connected (the coordinator says, `hosts_changed`)
         self._alone_armed = False  # the auto-advance timer is armed
         self._intro: tuple[int, Job] | None = None  # a "get ready" pause in flight: its question and what follows
@@ -279,9 +280,10 @@ class RoomProtocol:
         """A player joins: their row must be durable and their shard placed before the join is answered."""
         state = self.state
         try:
-            nickname, key = state.check_join(raw_nickname, device_hash, self.rng)
+            nickname, key = state.check_join(raw_nickname, device_hash, self.rng, self._joining)
         except QuizroomError as exc:
             return [Refuse(request, exc.with_traceback(None))]  # a kept traceback would be a reference cycle
+        self._joining += 1
         shard, place = self.seating.assign()
         state.reserve_nickname(nickname)
         player = Player(player_id, nickname, key, token_hash, now.wall_ms, device_hash=device_hash)
@@ -735,6 +737,7 @@ class RoomProtocol:
         waiting = self._placing_joins.get(shard)
         if waiting is not None and pending in waiting:
             waiting.remove(pending)
+        self._joining -= 1  # answered now, one way or the other
         if not pending.stored or home is None:
             self.seating.unassign(shard)
             effects: list[Effect] = []

@@ -146,11 +146,11 @@ class RoomState:
     # --- membership ----------------------------------------------------------------------------------------------
 
     def check_join(
-        self, raw_nickname: object, device_hash: str = "", rng: random.Random | None = None
+        self, raw_nickname: object, device_hash: str = "", rng: random.Random | None = None, joining: int = 0
     ) -> tuple[str, str]:
         """Validate a join; returns `(nickname, key)` or raises the documented refusal. In a room with friendly
         names the typed name is ignored and one is drawn (`rng`) that neither looks like a player's nor a kicked
-        one."""
+        one. `joining`: joins accepted but not yet stored, which take their seats in the room's cap too."""
         if device_hash and device_hash in self.kicked_devices:
             raise Removed("you were removed from this game")
         if self.options.friendly_names:
@@ -162,7 +162,7 @@ class RoomState:
             raise RoomFinished("the game has finished")
         if self.locked:
             raise RoomLocked("the room is locked")
-        if len(self.players) >= self.limits.players_per_room:
+        if len(self.players) + joining >= self.limits.players_per_room:
             raise RoomFull("the room is full")
         if self._taken_names().clashes(nickname):
             raise NicknameTaken(f"the nickname {nickname!r} is taken, or looks like one that is")

@@ -31,7 +31,16 @@ from quizroom.rooms.game.effects import (
     View,
     Whereabouts,
 )
-from quizroom.rooms.game.errors import BadPhase, Kicked, NicknameTaken, NotFound, Unauthorized, Unavailable, UnknownType
+from quizroom.rooms.game.errors import (
+    BadPhase,
+    Kicked,
+    NicknameTaken,
+    NotFound,
+    RoomFull,
+    Unauthorized,
+    Unavailable,
+    UnknownType,
+)
 from quizroom.rooms.game.events import (
     AddPlayer,
     Announce,
@@ -383,6 +392,22 @@ def test_a_join_is_answered_once_its_row_is_durable() -> None:
     added = one(joined, ToShard)
     assert added.shard == 0 and isinstance(added.event, AddPlayer) and added.event.player.player_id == "p-Ann"
     assert "p-Ann" in m.state.players
+
+
+def test_joins_in_flight_count_against_the_rooms_cap() -> None:
+    """A burst of joins faster than their rows commit cannot overshoot `players_per_room` (a 10,000 cap once let
+    10,005 in), and a join that fails gives its seat back."""
+    limits = RoomLimits(players_per_room=2)
+    state = RoomState(room_id="r", pin="123456", quiz=quiz(), host_token_hash="h", limits=limits)
+    m = RoomProtocol(state, Settings(per_shard=10, host_coalesce_s=0.1), homes={0: Home("w0", heard=True)})
+    first, second = one(join(m, 1, "A"), StorePlayer), one(join(m, 2, "B"), StorePlayer)
+    assert isinstance(one(join(m, 3, "C"), Refuse).error, RoomFull)  # two seats, both taken while committing
+    m.done(second.step, False, T0)  # B's row failed: its seat is free again
+    third = one(join(m, 4, "C"), StorePlayer)
+    m.done(first.step, True, T0)
+    m.done(third.step, True, T0)
+    assert set(m.state.players) == {"p-A", "p-C"}
+    assert isinstance(one(join(m, 5, "D"), Refuse).error, RoomFull)
 
 
 def test_a_failed_row_frees_the_nickname_and_the_seat() -> None:
