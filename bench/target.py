@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import random
 import resource
 import shutil
 import signal
@@ -88,11 +89,35 @@ def raise_nofile() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
+SERVER_PORTS = range(20_000, 32_000)
+"""Where a started server's ports go: below Linux's ephemeral range (32768–60999), which the load generator's own
+connections fill at 50,000 players — a port picked there (and a worker's `PORT + 1 + i` beside it) could be taken by
+one of them between the pick and the server's bind."""
+
+SPAN = 17
+"""Ports checked free from the base up: the server's and, with `--workers`, each worker's own (`PORT + 1 + i`)."""
+
+
 def free_port() -> int:
+    """A base port with the `SPAN` ports from it free, in `SERVER_PORTS` (falling back to one the kernel picks)."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        base = rng.randrange(SERVER_PORTS.start, SERVER_PORTS.stop - SPAN)
+        if all(_bindable(base + i) for i in range(SPAN)):
+            return base
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 @dataclass(slots=True, frozen=True)
