@@ -76,7 +76,10 @@ class Inbox:
 
         An idle actor runs the job at once, on the caller's turn of the loop: jobs are synchronous and nothing is
         queued before it, so it runs one at a time and in order exactly as it would on the actor's task, without
-        the two task switches of waking that task and being woken by it (a join storm asks twice per player)."""
+        the two task switches of waking that task and being woken by it (a join storm asks twice per player). A
+        closed actor refuses at once, as `close` refuses those already waiting (its job would never run)."""
+        if self.closed:
+            raise Unavailable("this room moved or the server is stopping; try again")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._asked.add(future)
         future.add_done_callback(self._asked.discard)

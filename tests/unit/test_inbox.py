@@ -72,3 +72,12 @@ async def test_a_job_settling_later_is_awaited_and_a_close_refuses_the_waiting(i
     await inbox.close()
     with pytest.raises(Unavailable):
         await waiting
+
+
+async def test_an_ask_of_a_closed_actor_is_refused_not_left_waiting(inbox: Inbox) -> None:
+    def job(future: asyncio.Future[None]) -> None:
+        future.set_result(None)
+
+    await inbox.close()
+    with pytest.raises(Unavailable):
+        await asyncio.wait_for(inbox.ask(job), 5)  # before: posted, dropped, never answered
