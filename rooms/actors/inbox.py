@@ -33,7 +33,8 @@ class Inbox:
 
     @property
     def running(self) -> bool:
-        return self._task is not None
+        """Started and not closing: an `ask` will be answered."""
+        return self._task is not None and not self.closed
 
     async def close(self) -> None:
         """End the task. Jobs posted from now on are dropped, and every caller still waiting on an answer gets
