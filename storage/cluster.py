@@ -234,17 +234,16 @@ class PgCluster:
             rows = await conn.fetch(HEARTBEAT_SQL, self.worker_id, self.url, pid, hostname, load, self.ttl_s)
         return {row[0]: row[1] for row in rows}
 
-    def pulse(self, interval_s: float, hooks: BeatHooks, within_s: float | None = None) -> Pulse:
+    def pulse(self, interval_s: float, hooks: BeatHooks) -> Pulse:
         """The heartbeat of `heartbeat`, on a thread and a connection of its own (`quizroom.storage.pulse`).
 
-        A beat not answered `within_s` (default: the TTL) is given up and the next one starts on a new connection:
-        a renewal that comes back later extends nothing, and a connection that hangs (a partition that drops packets
-        rather than refusing them) would otherwise hold every beat behind it for the whole command timeout (5 s,
-        over twice the default TTL). Connecting is bounded by the TTL for the same reason."""
+        A beat not answered within the TTL is given up and the next one starts on a new connection:
+        a renewal that comes back after the TTL renewed nothing still held, and a connection that hangs (a partition
+        that drops packets rather than refusing them) would otherwise hold every beat behind it for the whole command
+        timeout (5 s, over twice the default TTL). Connecting is bounded by the TTL for the same reason."""
         if self._registration is None:
             raise RuntimeError("register() before pulse()")
         pid, hostname = self._registration
-        within = min(self.command_timeout_s, within_s if within_s is not None else self.ttl_s)
         return Pulse(
             self.dsn,
             (self.worker_id, self.url, pid, hostname, self.ttl_s),
@@ -252,7 +251,7 @@ class PgCluster:
             hooks,
             loop=asyncio.get_running_loop(),
             connect_timeout_s=min(self.connect_timeout_s, self.ttl_s),
-            command_timeout_s=within,
+            command_timeout_s=min(self.command_timeout_s, self.ttl_s),
         )
 
     async def deregister(self) -> None:

@@ -55,10 +55,10 @@ class Cluster(Protocol):
     async def heartbeat(self, load: int) -> dict[str, int]:
         """Prove this worker alive; returns the coordinator leases it still holds (room_id → epoch)."""
 
-    def pulse(self, interval_s: float, hooks: BeatHooks, within_s: float | None = None) -> Pacer | None:
+    def pulse(self, interval_s: float, hooks: BeatHooks) -> Pacer | None:
         """`heartbeat` every `interval_s` off the event loop, so a busy loop cannot delay it: `vouch` runs where it
         beats, `beaten` on the event loop (None: this cluster has no such heartbeat; beat with `heartbeat`). A beat
-        not answered `within_s` is given up for the next (a later renewal would extend nothing)."""
+        not answered within the TTL is given up for the next."""
 
     async def live_workers(self) -> list[WorkerRow]:
         """Live workers, least loaded first."""
@@ -109,7 +109,7 @@ class SoloCluster:
     async def heartbeat(self, load: int) -> dict[str, int]:
         return {}
 
-    def pulse(self, interval_s: float, hooks: BeatHooks, within_s: float | None = None) -> Pacer | None:
+    def pulse(self, interval_s: float, hooks: BeatHooks) -> Pacer | None:
         return None  # alone, nobody takes anything over: there is nothing to beat for
 
     async def live_workers(self) -> list[WorkerRow]:

@@ -79,8 +79,10 @@ class Failover:
             vouch=self._vouch,
             beaten=self._on_beat,
         )
-        # A renewal answered later than the tenure it grants (`sent + ttl - margin`) is worth nothing: give it up then.
-        pacer = self.cluster.pulse(interval_s, hooks, within_s=self.tenure.ttl_s - self.tenure.margin_s)
+        # Each beat is given up after the TTL (`PgCluster.pulse`), not sooner: a slow beat still renews the leases in
+        # the database (stamped when it ran), which keeps the rooms here even when it comes back too late to extend
+        # this worker's tenure.
+        pacer = self.cluster.pulse(interval_s, hooks)
         beating = loop.create_task(self._every(interval_s, self.beat)) if pacer is None else None
         if pacer is not None:
             pacer.start()
@@ -224,6 +226,8 @@ async def _stop_through(stopping: Awaitable[None]) -> None:
         except asyncio.CancelledError:
             interrupted = True
     if interrupted:
+        if not stop.cancelled() and stop.exception() is not None:  # retrieved (else asyncio logs it as lost)
+            log.warning("deposed_stop_failed", error=repr(stop.exception()))
         raise asyncio.CancelledError
     stop.result()  # its own failure, if any
 

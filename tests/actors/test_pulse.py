@@ -98,7 +98,7 @@ async def test_the_same_block_with_the_heartbeat_on_the_event_loop_loses_the_wor
 
 async def test_a_beat_on_a_hanging_connection_is_given_up_for_a_new_one(db: Database) -> None:
     """A partition that drops packets leaves the beat's connection hanging, not failing: the beat in flight is given
-    up once its renewal could no longer extend anything (`within_s`), and the next one, on a new connection, renews
+    up once its renewal could no longer renew anything (after the TTL), and the next one, on a new connection, renews
     as soon as the database is reachable again — not after the 5 s command timeout the other queries have."""
     await db.room("r1")
     parts = urlsplit(db.url)
@@ -118,7 +118,7 @@ async def test_a_beat_on_a_hanging_connection_is_given_up_for_a_new_one(db: Data
         beaten=lambda *beat: None,
     )
     assert worker.command_timeout_s == 5.0
-    pulse = worker.pulse(0.25, hooks, within_s=1.5)  # what failover passes: ttl - margin
+    pulse = worker.pulse(0.25, hooks)  # as failover asks for it: each beat bounded by the TTL
     pulse.start()
     try:
         await eventually(lambda: _true(len(renewals) >= 2), what="beats before the stall")

@@ -76,6 +76,7 @@ async def test_plain_and_declined_handshakes_are_answered_alike(srv: ServerProce
         "bad key": (request(path, key="not*base64!!"), 400, "Sec-WebSocket-Key"),
         "two origins": (request(path, "Origin: http://a", "Origin: http://b", key=new_key()), 400, "Origin"),
         "POST": (request(path, "Content-Length: 0", key=new_key(), method="POST"), 405, "POST"),
+        "a body": (request(path, "Content-Length: 5", key=new_key()), 400, "invalid request"),
     }
     for name, (lines, expected, text) in refused.items():
         status, headers, body = await handshake(srv.port, lines)

@@ -70,6 +70,9 @@ def test_what_browsers_send_is_plain() -> None:
         pytest.param("GET", "1.1", b"/ws", headers((b"origin", b"a"), (b"origin", b"b")), id="two origins"),
         pytest.param("GET", "1.1", b"/ws", headers((b"sec-websocket-protocol", b"chat")), id="a subprotocol offered"),
         pytest.param("GET", "1.1", b"/ws", headers((b"transfer-encoding", b"chunked")), id="a body"),
+        pytest.param("GET", "1.1", b"/ws", headers((b"content-length", b"5")), id="a body of 5 bytes"),
+        pytest.param("GET", "1.1", b"/ws", headers((b"x-long", b"x" * 8192)), id="a header line over 8 KiB"),
+        pytest.param("GET", "1.1", b"/ws?" + b"x" * 8192, headers(), id="a request line over 8 KiB"),
         pytest.param("GET", "1.1", b"/ws", headers((b"upgrade", b"h2c")), id="two upgrades"),
         pytest.param(
             "GET", "1.1", b"/ws", [*headers(drop=(b"upgrade",)), (b"upgrade", b"websocket/13")], id="versioned upgrade"
