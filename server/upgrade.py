@@ -8,9 +8,10 @@ storm that was about a quarter of the server's time per joining player (py-spy, 
 (RFC 6455 §4.2.1) straight from httptools' headers, and the `101` is written from bytes.
 
 Only the plain case takes this path: `GET` over HTTP/1.1, one `Upgrade: websocket`, a `Connection` with `upgrade`,
-one valid 16-byte key, version 13, at most one `Origin`, no subprotocol offered, an ASCII request target and no
-more headers than websockets accepts. Anything else — a malformed or unusual request, every refusal — goes through
-websockets as before (`None` here), so its error responses (400, 405, 426, 505, 431) stay websockets' own.
+one valid 16-byte key, version 13, at most one `Origin`, no subprotocol offered, no body, an ASCII request target,
+and no more headers and no longer lines than websockets accepts. Anything else — a malformed or unusual request,
+every refusal — goes through websockets as before (`None` here), so its error responses (400, 405, 426, 505, 431)
+stay websockets' own.
 Extensions offered by the client (browsers offer permessage-deflate) are declined either way: the server
 negotiates none (`quizroom.server.serving`).
 """
@@ -22,14 +23,17 @@ import binascii
 import hashlib
 import re
 
+from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS
+
 LEAN = "quizroom.lean_handshake"
 """Key in a socket's ASGI `extensions` when its handshake took this path (counted by the endpoints)."""
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 """RFC 6455's fixed GUID, appended to the client's key before hashing."""
 
-MAX_HEADERS = 128
-"""websockets' own limit on request headers (`websockets.http11.MAX_NUM_HEADERS`): more goes the slow way (431)."""
+MAX_HEADERS = MAX_NUM_HEADERS
+"""websockets' own limit on request headers (128 unless its environment says otherwise): more goes the slow way,
+where websockets answers 431; a line longer than its `MAX_LINE_LENGTH` too (414 or 431)."""
 
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 
@@ -56,12 +60,16 @@ def plain_handshake(method: str, http_version: str, target: bytes, headers: list
     """
     if method != "GET" or http_version != "1.1" or len(headers) > MAX_HEADERS or not target.isascii():
         return None
+    if len(target) + len("GET  HTTP/1.1") > MAX_LINE_LENGTH:
+        return None
     connection: list[bytes] = []
     upgrade: list[bytes] = []
     key: bytes | None = None
     version: bytes | None = None
     keys = versions = origins = 0
     for name, value in headers:
+        if len(name) + len(value) + 2 > MAX_LINE_LENGTH:
+            return None
         if name == b"connection":
             items = _tokens(value)
             if items is None:
@@ -78,7 +86,9 @@ def plain_handshake(method: str, http_version: str, target: bytes, headers: list
             version, versions = value, versions + 1
         elif name == b"origin":
             origins += 1
-        elif name == b"sec-websocket-protocol" or name == b"transfer-encoding":
+        elif name in (b"sec-websocket-protocol", b"transfer-encoding") or (
+            name == b"content-length" and value.strip() != b"0"  # a body: websockets refuses it (400)
+        ):
             return None
     if b"upgrade" not in connection or upgrade != [b"websocket"]:
         return None
