@@ -109,7 +109,7 @@ class Session:
     @asynccontextmanager
     async def target(self, name: str) -> AsyncIterator[Target]:
         """A target to load: a freshly started server, or the one at `--url` / `--baseline-url`."""
-        url = self.opts.url if name == "quizroom" else self.opts.baseline_url
+        url = {"quizroom": self.opts.url, "baseline": self.opts.baseline_url}.get(name)  # node: always started here
         if url is not None:
             yield Target(name, url.rstrip("/"), FLAVOURS[name], None)
             return

@@ -95,20 +95,18 @@ connections fill at 50,000 players — a port picked there (and a worker's `PORT
 one of them between the pick and the server's bind."""
 
 SPAN = 17
-"""Ports checked free from the base up: the server's and, with `--workers`, each worker's own (`PORT + 1 + i`)."""
+"""Ports checked free from the base up: the server's and, with `--workers` up to 16, each worker's own
+(`PORT + 1 + i`); more workers than that may find theirs taken (the server then says so and exits)."""
 
 
 def free_port() -> int:
-    """A base port with the `SPAN` ports from it free, in `SERVER_PORTS` (falling back to one the kernel picks)."""
+    """A base port with the `SPAN` ports from it free, in `SERVER_PORTS`."""
     rng = random.SystemRandom()
-    for _ in range(200):
+    for _ in range(1000):
         base = rng.randrange(SERVER_PORTS.start, SERVER_PORTS.stop - SPAN)
         if all(_bindable(base + i) for i in range(SPAN)):
             return base
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    raise RuntimeError(f"no {SPAN} free ports in a row between {SERVER_PORTS.start} and {SERVER_PORTS.stop}")
 
 
 def _bindable(port: int) -> bool:
@@ -231,9 +229,9 @@ class ServerProcess:
         return cmd
 
     async def start(self, wait_s: float = 30.0) -> None:
-        self.proc = self._spawn()
         if self.kind == "node" and (missing := node_baseline_missing()) is not None:
             raise RuntimeError(missing)
+        self.proc = self._spawn()
         control = Control(self.url, FLAVOURS[self.kind], connections=1)
         deadline = time.monotonic() + wait_s
         try:

@@ -33,6 +33,7 @@ const { values: args } = parseArgs({
 const rooms = new Map(); // pin -> room
 const tokens = new Map(); // token -> room
 let pending = new Map(); // "pin|question|player" -> {pin, question, player, choice, ms, waiters}
+let syncing = new Map(); // the batch being synced: a repeat of one of its answers waits for it, stored once
 let committing = false;
 const journal = fs.openSync(args.db, "a");
 
@@ -101,7 +102,7 @@ function answer(room, playerId, msg, ws) {
     return { type: "answer_ack", question: room.index, accepted: true, duplicate: true, response_ms: done };
   }
   const key = `${room.pin}|${room.index}|${playerId}`;
-  const waiting = pending.get(key);
+  const waiting = pending.get(key) ?? syncing.get(key);
   if (waiting !== undefined) {
     waiting.waiters.push(ws);
   } else {
@@ -116,6 +117,7 @@ function commit() {
   if (committing || pending.size === 0) return;
   committing = true;
   const batch = pending;
+  syncing = batch;
   pending = new Map();
   const lines = [];
   for (const a of batch.values()) {
@@ -134,6 +136,7 @@ function commit() {
         });
       }
       committing = false;
+      syncing = new Map();
       commit();
     });
   });
@@ -224,7 +227,7 @@ function player(ws) {
     }
     if (room === null) {
       clearTimeout(hello);
-      room = (msg && tokens.get(msg.token)) ?? null;
+      room = (msg !== null && typeof msg === "object" && tokens.get(msg.token)) || null;
       if (room === null) return ws.close(4401);
       isHost = msg.token === room.hostToken;
       let nickname;
@@ -252,6 +255,10 @@ function player(ws) {
         room.sockets.set(playerId, ws);
         if (old !== undefined) old.close(4409);
       }
+      return;
+    }
+    if (msg === null || typeof msg !== "object") {
+      send(ws, { type: "error", code: "bad_message", message: "a message must be a JSON object" });
       return;
     }
     let reply = null;
