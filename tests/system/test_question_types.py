@@ -182,7 +182,10 @@ async def test_sigkill_mid_question_of_every_type_keeps_each_acked_answer_once(
             answers = [payload(q, n % 3) for n, q in enumerate(questions)]
             acked: dict[str, Any] = {}
             cut = asyncio.Event()
-            burst = asyncio.gather(*(_answer(p, index, a, acked, cut) for p, a in zip(players, answers, strict=True)))
+            # Ten players answer only after the restart: with all thirty in one group commit, the question could
+            # close (everyone answered) before the kill landed, and the test would kill a room in its reveal.
+            early = zip(players[:20], answers[:20], strict=True)
+            burst = asyncio.gather(*(_answer(p, index, a, acked, cut) for p, a in early))
             await asyncio.wait_for(cut.wait(), 20)
             server.kill(signal.SIGKILL)
             await burst
@@ -195,7 +198,8 @@ async def test_sigkill_mid_question_of_every_type_keeps_each_acked_answer_once(
             for player in players:
                 player.inbox.clear()
             welcomes = await asyncio.gather(*(reconnect(p) for p in players))
-            assert all(w["phase"] == "question" and w["question"]["question_type"] == kind for w in welcomes)
+            seen = [(w["phase"], (w.get("question") or {}).get("question_type")) for w in welcomes]
+            assert all(phase == "question" and shown == kind for phase, shown in seen), (kind, seen)
             await asyncio.gather(*(send(p, index, a) for p, a in zip(players, answers, strict=True)))
             acks = await asyncio.gather(*(p.expect("answer_ack") for p in players))
             for player, ack in zip(players, acks, strict=True):
