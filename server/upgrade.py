@@ -20,36 +20,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import re
 
+from websockets.exceptions import InvalidHeader
+from websockets.headers import parse_connection, parse_upgrade
 from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS
+from websockets.utils import accept_key
 
 LEAN = "quizroom.lean_handshake"
 """Key in a socket's ASGI `extensions` when its handshake took this path (counted by the endpoints)."""
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-"""RFC 6455's fixed GUID, appended to the client's key before hashing."""
-
 MAX_HEADERS = MAX_NUM_HEADERS
 """websockets' own limit on request headers (128 unless its environment says otherwise): more goes the slow way,
 where websockets answers 431; a line longer than its `MAX_LINE_LENGTH` too (414 or 431)."""
-
-_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
-
-
-def _tokens(value: bytes) -> list[bytes] | None:
-    """A comma-separated list of RFC 9110 tokens, lower-cased; `None` if any item is not a token."""
-    items = [item.strip(b" \t") for item in value.split(b",")]
-    items = [item for item in items if item]
-    if not all(_TOKEN.fullmatch(item) for item in items):
-        return None
-    return [item.lower() for item in items]
-
-
-def accept_value(key: bytes) -> bytes:
-    """`Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key` (RFC 6455 §4.2.2)."""
-    return base64.b64encode(hashlib.sha1(key + GUID).digest())
 
 
 def plain_handshake(method: str, http_version: str, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes | None:
@@ -62,25 +44,22 @@ def plain_handshake(method: str, http_version: str, target: bytes, headers: list
         return None
     if len(target) + len("GET  HTTP/1.1") > MAX_LINE_LENGTH:
         return None
-    connection: list[bytes] = []
-    upgrade: list[bytes] = []
+    connection: list[str] = []  # parsed by websockets' own header parsers: the same tokens it would accept
+    upgrade: list[str] = []
     key: bytes | None = None
     version: bytes | None = None
     keys = versions = origins = 0
     for name, value in headers:
         if len(name) + len(value) + 2 > MAX_LINE_LENGTH:
             return None
-        if name == b"connection":
-            items = _tokens(value)
-            if items is None:
-                return None
-            connection += items
-        elif name == b"upgrade":
-            items = _tokens(value)
-            if items is None:
-                return None
-            upgrade += items
-        elif name == b"sec-websocket-key":
+        try:
+            if name == b"connection":
+                connection += parse_connection(value.decode("latin-1"))
+            elif name == b"upgrade":
+                upgrade += parse_upgrade(value.decode("latin-1"))
+        except InvalidHeader:
+            return None
+        if name == b"sec-websocket-key":
             key, keys = value, keys + 1
         elif name == b"sec-websocket-version":
             version, versions = value, versions + 1
@@ -90,7 +69,7 @@ def plain_handshake(method: str, http_version: str, target: bytes, headers: list
             name == b"content-length" and value.strip() != b"0"  # a body: websockets refuses it (400)
         ):
             return None
-    if b"upgrade" not in connection or upgrade != [b"websocket"]:
+    if not any(item.lower() == "upgrade" for item in connection) or [item.lower() for item in upgrade] != ["websocket"]:
         return None
     if keys != 1 or versions != 1 or origins > 1 or version != b"13" or key is None:
         return None
@@ -100,7 +79,7 @@ def plain_handshake(method: str, http_version: str, target: bytes, headers: list
         return None
     if len(raw) != 16:
         return None
-    return accept_value(key)
+    return accept_key(key.decode("ascii")).encode("ascii")
 
 
 def switching_protocols(accept: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:

@@ -70,7 +70,7 @@ class Inbox:
 
     def _idle(self) -> bool:
         """The actor's task is waiting for work: nothing is queued, and it has not been woken for anything."""
-        return not self._jobs and not self._wake.is_set() and self._task is not None and not self.closed
+        return self.running and not self._jobs and not self._wake.is_set()
 
     async def ask(self, job: Callable[[asyncio.Future[T]], None]) -> T:
         """Run `job` in the actor; it settles the future now or later. A `QuizroomError` it raises is the answer.
